@@ -1,0 +1,1 @@
+"""Dataset builders and loaders, imported as ``sciflow.datasets.<name>``."""

@@ -1,0 +1,1 @@
+"""Domain adapters built on the sciflow core, imported as ``sciflow.domains.<name>``."""
