@@ -12,8 +12,9 @@ Convention: integrate from t0 = 0 (source) to t1 = 1 (data); t1 < t0 integrates 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor

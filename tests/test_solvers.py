@@ -2,8 +2,8 @@ import math
 
 import pytest
 import torch
-
 from gaussian_flow import GaussianTargetVelocity, rotated_cov
+
 from sciflow.paths import AffinePath
 from sciflow.solvers import SOLVERS, log_likelihood, odeint, sde_sample
 
