@@ -110,11 +110,18 @@ class TrainingSample:
     batch: Tensor | None
 
 
-def _check_finite(name: str, x: Tensor) -> None:
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError(f"{name} contains NaN or inf values ({int((~torch.isfinite(x)).sum())} entries)")
+def _check_float(name: str, x: Tensor) -> None:
+    if not isinstance(x, Tensor) or not x.is_floating_point():
+        kind = f"dtype {x.dtype}" if isinstance(x, Tensor) else type(x).__name__
+        raise TypeError(f"{name} must be a floating-point tensor, got {kind}")
+
+
+def _raise_if_nonfinite(**inputs: Tensor) -> None:
+    """Name the input that holds NaN/inf (called only once a loss came out non-finite)."""
+    for name, x in inputs.items():
+        bad = ~torch.isfinite(x)
+        if bool(bad.any()):
+            raise ValueError(f"{name} contains NaN or inf values ({int(bad.sum())} entries)")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -162,7 +169,7 @@ class FlowMatcher:
         generator: torch.Generator | None = None,
     ) -> TrainingSample:
         """Draw (x0, t), couple, and place x_t on the path. Shapes as the module docstring."""
-        _check_finite("x1", x1)
+        _check_float("x1", x1)
         if batch is not None and (batch.dim() != 1 or batch.shape[0] != x1.shape[0]):
             raise ValueError(
                 f"batch must be (N,) with one graph index per row of x1 (N={x1.shape[0]}), "
@@ -170,8 +177,10 @@ class FlowMatcher:
             )
         if x0 is None:
             x0 = self.source.sample(x1, batch=batch, generator=generator)
-        elif x0.shape != x1.shape:
-            raise ValueError(f"x0 {tuple(x0.shape)} and x1 {tuple(x1.shape)} must have one shape")
+        else:
+            _check_float("x0", x0)
+            if x0.shape != x1.shape:
+                raise ValueError(f"x0 {tuple(x0.shape)} and x1 {tuple(x1.shape)} must have one shape")
         if self.coupling is not None:
             paired = self.coupling(x0, x1, cond=cond, batch=batch, generator=generator)
             x0, x1, cond = paired.x0, paired.x1, paired.cond
@@ -179,7 +188,7 @@ class FlowMatcher:
         t_model = self.time(n, generator=generator, device=x1.device, dtype=x1.dtype)
         t_rows = graphs.expand_per_graph(t_model, batch)
         return TrainingSample(
-            path=self.path.sample(x0, x1, t_rows), t_model=t_model, cond=cond, batch=batch
+            path=self.path.sample(x0, x1, t_rows, validate=False), t_model=t_model, cond=cond, batch=batch
         )
 
     def loss(
@@ -197,6 +206,10 @@ class FlowMatcher:
 
         ``mask`` (same shape as x1, or (N,) per row) weights entries: 1 keeps, 0 ignores (padded
         atoms, missing pixels). With ``batch`` the per-row errors are averaged per graph first.
+
+        Non-finite data is reported as a ValueError naming x1 or x0; a non-finite loss from finite
+        data (a diverging model) is returned as is, for the trainer's NaN guard to stop on. The
+        check costs one scalar read-back per call, none when the loss is finite.
         """
         s = self.training_sample(x1, cond=cond, batch=batch, x0=x0, generator=generator)
         pred = model(s.path.x_t, s.t_model, cond=s.cond, batch=s.batch)
@@ -206,8 +219,10 @@ class FlowMatcher:
                 "a velocity model must return a tensor shaped like x"
             )
         goal = s.path.u_t if self.target == "velocity" else s.path.x1
-        err = (pred - goal) ** 2
-        return _reduce(err, mask=mask, batch=batch)
+        loss = _reduce((pred - goal) ** 2, mask=mask, batch=batch)
+        if not bool(torch.isfinite(loss)):
+            _raise_if_nonfinite(x1=s.path.x1, x0=s.path.x0)
+        return loss
 
     def velocity(self, model: VelocityModel) -> VelocityModel:
         """The velocity field of a trained model, for the solvers (converts x1 predictions)."""
@@ -224,6 +239,8 @@ class FlowMatcher:
 
 def _reduce(err: Tensor, *, mask: Tensor | None, batch: Tensor | None) -> Tensor:
     """Mean squared error per row (over masked entries), then per graph, then over the batch."""
+    if mask is None and batch is None:
+        return err.mean()
     rows = err.reshape(err.shape[0], -1)
     if mask is None:
         per_row = rows.mean(dim=1)

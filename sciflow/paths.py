@@ -40,12 +40,13 @@ __all__ = [
 
 @dataclass(frozen=True)
 class SchedulerOutput:
-    """alpha_t, sigma_t and their time derivatives, each shaped like the ``t`` given."""
+    """alpha_t, sigma_t and their time derivatives, each shaped like the ``t`` given (a constant
+    derivative may be a Python float, which broadcasts the same way)."""
 
     alpha: Tensor
     sigma: Tensor
-    d_alpha: Tensor
-    d_sigma: Tensor
+    d_alpha: Tensor | float
+    d_sigma: Tensor | float
 
 
 class Scheduler(Protocol):
@@ -59,8 +60,7 @@ class CondOTScheduler:
     """The linear (conditional optimal-transport) schedule: alpha_t = t, sigma_t = 1 - t."""
 
     def __call__(self, t: Tensor) -> SchedulerOutput:
-        one = torch.ones_like(t)
-        return SchedulerOutput(alpha=t, sigma=1 - t, d_alpha=one, d_sigma=-one)
+        return SchedulerOutput(alpha=t, sigma=1 - t, d_alpha=1.0, d_sigma=-1.0)
 
 
 @dataclass(frozen=True)
@@ -191,14 +191,16 @@ class AffinePath:
         out = self.scheduler(broadcast_time(t, like).to(like.dtype))
         return out
 
-    def sample(self, x0: Tensor, x1: Tensor, t: Tensor) -> PathSample:
+    def sample(self, x0: Tensor, x1: Tensor, t: Tensor, *, validate: bool = True) -> PathSample:
         """Draw x_t between x0 and x1 and its target velocity.
 
         x_t = alpha_t x1 + sigma_t x0,   u_t = alpha'_t x1 + sigma'_t x0
 
-        Shapes: x0, x1: (N, *); t: (N,) -> x_t, u_t: (N, *).
+        Shapes: x0, x1: (N, *); t: (N,) -> x_t, u_t: (N, *). ``validate=False`` skips the checks
+        of shapes, dtypes and the range of t (for callers that drew t themselves, in hot loops).
         """
-        _check_pair(x0, x1, t)
+        if validate:
+            _check_pair(x0, x1, t)
         c = self.coefficients(t, x1)
         return PathSample(
             x0=x0,
