@@ -107,8 +107,10 @@ class MLPVelocity(nn.Module):
         parts = [x, self.time_embed(t).to(x.dtype)]
         if self.cond_dim:
             if cond is None:
-                raise ValueError(f"this MLPVelocity was built with cond_dim={self.cond_dim}; "
-                                 "pass cond of shape (B, cond_dim)")
+                raise ValueError(
+                    f"this MLPVelocity was built with cond_dim={self.cond_dim}; "
+                    "pass cond of shape (B, cond_dim)"
+                )
             if cond.dim() != 2 or cond.shape != (groups, self.cond_dim):
                 raise ValueError(
                     f"cond must have shape ({groups}, {self.cond_dim}), got {tuple(cond.shape)}"
