@@ -1,0 +1,493 @@
+"""TS generation benchmark: the shipped generator against classic TS guesses on held-out reactions.
+
+Two stages (both on the shipped GFN2-xTB reaction data, datasets/reactions/data):
+
+    python benchmarks/ts_generation.py train --minutes 20 --split random   # the shipped checkpoint
+    python benchmarks/ts_generation.py train --minutes 12 --split family   # held-out families
+    python benchmarks/ts_generation.py baselines      # IDPP, CI-NEB, CI-NEB+Sella (model-free)
+    python benchmarks/ts_generation.py run            # -> benchmarks/results/ts_generation.md
+
+``train`` snapshots the data, writes the random and family splits of the snapshot (seed 0,
+80/10/10) to OUT/splits.json (first run only; later runs reuse them), trains on the chosen split's
+train part for a wall-time budget (steps calibrated from a timed warm-up), picks the number of
+Euler steps on the val part and exports the inference checkpoint (the random split's is the
+shipped one, domains/transition_states/checkpoints/ts_egnn_small.pt). ``baselines`` computes, per
+test reaction: the IDPP highest image, the xTB CI-NEB climbing image and the builder's CI-NEB +
+Sella path with its wall time (cached in OUT/baselines.json). ``run`` generates, scores, refines
+with Sella and writes the markdown. Every number in the results file is measured by this script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import platform
+import shutil
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+from sciflow.datasets.reactions import GFN2, make_splits
+from sciflow.domains.transition_states.data import (
+    prepare_endpoints,
+    select_reactions,
+    snapshot_reactions,
+)
+from sciflow.domains.transition_states.model import TSModelConfig
+from sciflow.domains.transition_states.pipeline import (
+    CHEMICAL_ACCURACY_KCAL,
+    DEFAULT_CHECKPOINT,
+    EV_TO_KCAL,
+    TSGenerator,
+    TSTrainSettings,
+    evaluate,
+    export_checkpoint,
+    idpp_guess,
+    pair_rmsd,
+    refine,
+    score,
+    single_point,
+    train,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "datasets" / "reactions" / "data"
+OUT = ROOT / "sciflow-out" / "bench" / "ts_generation"
+RESULTS = ROOT / "benchmarks" / "results" / "ts_generation.md"
+SAME_SADDLE_RMSD = 0.1  # A: a refined TS within this of the reference is the reference saddle
+
+
+def _load_splits(out: Path) -> tuple[list, dict]:
+    """The reaction snapshot and its splits, made on the first call and reused after."""
+    reactions = snapshot_reactions(DATA)
+    path = out / "splits.json"
+    if path.exists():
+        doc = json.loads(path.read_text())
+        known = set(doc["snapshot"])
+        reactions = [r for r in reactions if r.id in known]
+        return reactions, doc
+    doc = {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+           "snapshot": [r.id for r in reactions],
+           "random": make_splits(reactions, kind="random", seed=0),
+           "family": make_splits(reactions, kind="family", seed=0)}
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc))
+    return reactions, doc
+
+
+# ------------------------------------------------------------------------------------ train
+
+
+def _train_cmd(args: argparse.Namespace) -> int:
+    torch.set_num_threads(1)
+    out = Path(args.out)
+    reactions, doc = _load_splits(out)
+    split = doc[args.split]
+    tr = select_reactions(reactions, split["train"])
+    val = select_reactions(reactions, split["val"])
+    config = TSModelConfig(network=args.network, hidden=args.hidden, layers=args.layers,
+                           source=args.source, source_scale=args.source_scale, target=args.target)
+    base = dict(batch_size=args.batch_size, lr=args.lr, ema_decay=args.ema_decay, progress=False,
+                checkpoint_every=500, warmup_steps=100, distance_weight=args.distance_weight)
+    # calibrate: time a short warm-up run under the machine's current load
+    t0 = time.perf_counter()
+    train(tr, config=config, settings=TSTrainSettings(steps=30, **base), out_dir=None)
+    per_step = (time.perf_counter() - t0) / 30
+    steps = args.steps or max(200, int(args.minutes * 60 / per_step * 0.9))
+    print(f"{len(tr)} train reactions; {per_step * 1e3:.0f} ms/step -> {steps} steps", flush=True)
+    run_dir = out / f"run_{args.split}"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    trainer, result = train(tr, config=config, settings=TSTrainSettings(steps=steps, **base),
+                            out_dir=run_dir, meta={"split": args.split})
+    gen = TSGenerator(trainer.ema_model)
+    scan = {}
+    for k in (1, 2, 4, 8, 16):
+        ev = evaluate(gen, val, steps=k, time_single=False)
+        scan[k] = ev.summary.rmsd_median
+    best = min(scan, key=lambda k: (round(scan[k], 3), k))
+    print(f"trained {result.step} steps in {result.wall_time:.0f} s, loss {result.final_loss:.4f}; "
+          f"val median RMSD by Euler steps {scan} -> {best}", flush=True)
+    meta = {"default_steps": best, "default_method": "euler",
+            "train": {**dataclasses.asdict(TSTrainSettings(steps=steps, **base)),
+                      "reactions": len(tr), "wall_seconds": result.wall_time,
+                      "final_loss": result.final_loss},
+            "val_scan_median_rmsd": {str(k): v for k, v in scan.items()},
+            "data": {"source": "datasets/reactions/data (GFN2-xTB, verified saddles)",
+                     "snapshot_reactions": len(reactions), "snapshot_time": doc["created"]},
+            "splits": {args.split: {"train": split["train"], "val": split["val"],
+                                    "test": split["test"]}}}
+    target = DEFAULT_CHECKPOINT if args.split == "random" and not args.no_ship else \
+        out / f"ts_{args.split}.pt"
+    export_checkpoint(target, trainer.ema_model, step=result.step, meta=meta)
+    print(f"wrote {target} ({target.stat().st_size / 1e6:.2f} MB)")
+    return 0
+
+
+# -------------------------------------------------------------------------------- baselines
+
+
+def _ci_neb_sella(reaction, calc) -> dict:
+    """The builder's path from relaxed R and P: IDPP -> CI-NEB (ODE12r, k 0.5) -> Sella."""
+    from ase import Atoms
+    from ase.mep import NEB
+    from ase.mep.neb import NEBOptimizer
+    from sella import Sella
+
+    numbers = reaction.numbers
+    ep = prepare_endpoints(reaction.reactant, reaction.product, elements=sorted(set(numbers)),
+                           min_distance=0.0)
+    t0 = time.perf_counter()
+    r = Atoms(numbers=numbers, positions=ep.reactant)
+    p = Atoms(numbers=numbers, positions=ep.product)
+    images = [r] + [r.copy() for _ in range(9)] + [p]
+    for img in images:
+        img.calc = calc()
+    neb = NEB(images, k=0.5, climb=True, method="improvedtangent")
+    try:
+        neb.interpolate("idpp")
+    except Exception:
+        neb.interpolate()
+    opt = NEBOptimizer(neb, method="ODE", logfile=None)
+    neb_ok = bool(opt.run(fmax=0.1, steps=250))
+    energies = [float(img.get_potential_energy()) for img in images[1:-1]]
+    top = images[1 + int(np.argmax(energies))]
+    t_neb = time.perf_counter() - t0
+    ts = Atoms(numbers=numbers, positions=top.get_positions())
+    ts.calc = calc()
+    sella = Sella(ts, order=1, internal=True, logfile=None, trajectory=None)
+    sella_ok = bool(sella.run(fmax=0.005, steps=400))
+    total = time.perf_counter() - t0
+    ref = reaction.transition_state.get_positions()
+    return {"neb_converged": neb_ok, "neb_seconds": t_neb, "neb_rmsd": pair_rmsd(top.get_positions(), ref),
+            "neb_energy": max(energies), "sella_converged": sella_ok, "sella_steps": int(sella.nsteps),
+            "path_seconds": total, "path_rmsd": pair_rmsd(ts.get_positions(), ref),
+            "path_energy": float(ts.get_potential_energy())}
+
+
+def _baseline_row(rxn, calc) -> dict:
+    """IDPP highest image, CI-NEB climbing image and CI-NEB + Sella of one reaction, timed."""
+    row: dict = {}
+    t0 = time.perf_counter()
+    idpp = idpp_guess(rxn.reactant, rxn.product, calculator=calc)
+    row["idpp_seconds"] = time.perf_counter() - t0
+    row["idpp_rmsd"] = pair_rmsd(idpp.get_positions(), rxn.transition_state.get_positions())
+    row["idpp_energy"] = single_point(idpp, calc)
+    row["reference_energy"] = single_point(rxn.transition_state, calc)
+    try:
+        row.update(_ci_neb_sella(rxn, calc))
+    except Exception as err:  # a failed SCF inside the NEB: recorded, not hidden
+        row["error"] = f"{type(err).__name__}: {err}"
+    return row
+
+
+def _fill_baselines(reactions: list, cache_path: Path, calc) -> dict:
+    """Compute the baselines of the reactions missing from the cache file; returns the cache."""
+    cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+    todo = [r for r in reactions if r.id not in cache]
+    for k, rxn in enumerate(todo):
+        cache[rxn.id] = _baseline_row(rxn, calc)
+        cache_path.write_text(json.dumps(cache, indent=0))
+        print(f"[{k + 1}/{len(todo)}] {rxn.id}: CI-NEB+Sella "
+              f"{cache[rxn.id].get('path_seconds', math.nan):.1f} s", flush=True)
+    return cache
+
+
+def _baselines_cmd(args: argparse.Namespace) -> int:
+    torch.set_num_threads(1)
+    out = Path(args.out)
+    reactions, doc = _load_splits(out)
+    ids = list(dict.fromkeys(doc["random"]["test"] + doc["family"]["test"]))
+    if args.limit:
+        ids = ids[: args.limit]
+    _fill_baselines(select_reactions(reactions, ids), out / "baselines.json", GFN2())
+    return 0
+
+
+# ------------------------------------------------------------------------------------ run
+
+
+def _fmt(x: float, digits: int = 3) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def _pct(x: float) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.0f}%"
+
+
+def _stats(rmsd: list[float], de_kcal: list[float]) -> dict:
+    r = np.asarray(rmsd, dtype=float)
+    d = np.asarray(de_kcal, dtype=float)
+    n_e = len(d)
+    ok = d[np.isfinite(d)]
+    return {"n": len(r), "rmsd_mean": float(np.mean(r)), "rmsd_median": float(np.median(r)),
+            "rmsd_lt": float(np.mean(r < 0.1)),
+            "de_mean": float(np.mean(np.abs(ok))) if ok.size else math.nan,
+            "de_median": float(np.median(np.abs(ok))) if ok.size else math.nan,
+            "de_lt": float(np.sum(np.abs(ok) < CHEMICAL_ACCURACY_KCAL) / n_e) if n_e else math.nan,
+            "signed_mean": float(np.mean(ok)) if ok.size else math.nan,
+            "signed_lt": float(np.sum(ok < CHEMICAL_ACCURACY_KCAL) / n_e) if n_e else math.nan,
+            "failures": int(n_e - ok.size)}
+
+
+def _table_row(name: str, s: dict, extra: str = "") -> str:
+    return (f"| {name} | {s['n']} | {_fmt(s['rmsd_mean'])} | {_fmt(s['rmsd_median'])} | "
+            f"{_pct(s['rmsd_lt'])} | {_fmt(s['de_mean'], 2)} | {_fmt(s['de_median'], 2)} | "
+            f"{_pct(s['de_lt'])} | {_fmt(s['signed_mean'], 2)} | {_pct(s['signed_lt'])} | {extra} |")
+
+
+def _evaluate_split(name: str, gen: TSGenerator, test: list, cache: dict, calc, refine_limit: int
+                    ) -> tuple[list[str], dict]:
+    """Score the generator and the baselines on one split's test reactions; markdown lines."""
+    from ase import Atoms
+
+    ev1 = evaluate(gen, test, samples=1, calculator=calc)
+    ev8 = evaluate(gen, test, samples=8, calculator=calc, time_single=False)
+    rows = {"gen1": ev1.rows, "gen8": ev8.rows}
+    mid_rows = []
+    for r in test:
+        ep = prepare_endpoints(r.reactant, r.product, elements=gen.elements, min_distance=0.0)
+        mid_rows.append(score(r, Atoms(numbers=ep.numbers, positions=0.5 * (ep.reactant + ep.product)),
+                              calculator=calc))
+    stats = {
+        "gen1": _stats([x.rmsd for x in ev1.rows], [x.energy_error * EV_TO_KCAL for x in ev1.rows]),
+        "gen8": _stats([x.rmsd for x in ev8.rows], [x.energy_error * EV_TO_KCAL for x in ev8.rows]),
+        "mid": _stats([x.rmsd for x in mid_rows], [x.energy_error * EV_TO_KCAL for x in mid_rows]),
+    }
+    have = [r for r in test if r.id in cache and "error" not in cache[r.id]]
+    for key, rk, ek in (("idpp", "idpp_rmsd", "idpp_energy"), ("neb", "neb_rmsd", "neb_energy"),
+                        ("path", "path_rmsd", "path_energy")):
+        if have:
+            stats[key] = _stats([cache[r.id][rk] for r in have],
+                                [(cache[r.id][ek] - cache[r.id]["reference_energy"]) * EV_TO_KCAL
+                                 for r in have])
+    tsgen_rmsd1 = float(np.mean([x.rmsd_tsgen for x in ev1.rows]))
+    path_s = [cache[r.id]["path_seconds"] for r in have]
+    neb_s = [cache[r.id]["neb_seconds"] for r in have]
+
+    # Sella refinement of the generated TS (and from the IDPP guess, for the steps saved)
+    ref_rows = []
+    gen_by_id = {r.id: g for r, g in zip(test, gen.generate_many([(r.reactant, r.product)
+                                                                 for r in test]))}
+    for r in test[:refine_limit]:
+        res = refine(gen_by_id[r.id].best, reactant=r.reactant, product=r.product, calculator=calc,
+                     fmax=0.005, max_steps=400, compare_idpp=True)
+        ref = r.transition_state.get_positions()
+        same = res.converged and pair_rmsd(res.atoms.get_positions(), ref) < SAME_SADDLE_RMSD
+        same_idpp = bool(res.idpp_converged) and pair_rmsd(res.idpp_atoms.get_positions(), ref) < SAME_SADDLE_RMSD
+        ref_rows.append({"same": same, "steps": res.steps, "converged": res.converged,
+                         "idpp_steps": res.idpp_steps, "idpp_same": same_idpp,
+                         "seconds": res.seconds, "idpp_seconds": res.idpp_seconds})
+    lines = [
+        f"### {name}: {len(test)} test reactions\n",
+        "| TS guess | n | RMSD mean (A) | RMSD median (A) | RMSD < 0.1 A | abs dE mean (kcal/mol) | "
+        "abs dE median | abs dE < 1.58 | TS-GEN-style signed dE mean | TS-GEN-style signed dE < 1.58 | "
+        "time per reaction |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+        _table_row(f"generated, 1 sample (Euler x {ev1.steps})", stats["gen1"],
+                   f"{ev1.seconds_batched * 1e3:.2f} ms batched / {(ev1.seconds_single or 0) * 1e3:.1f} ms single"),
+        _table_row("generated, best of 8 by the medoid rule", stats["gen8"],
+                   f"{ev8.seconds_batched * 1e3:.2f} ms batched"),
+        _table_row("(R+P)/2", stats["mid"], "-"),
+    ]
+    if have:
+        lines += [
+            _table_row("IDPP highest image", stats["idpp"],
+                       f"{np.mean([cache[r.id]['idpp_seconds'] for r in have]):.2f} s"),
+            _table_row("xTB CI-NEB climbing image", stats["neb"], f"{np.mean(neb_s):.1f} s"),
+            _table_row("xTB CI-NEB + Sella (the builder's path)", stats["path"],
+                       f"{np.mean(path_s):.1f} s (median {np.median(path_s):.1f} s)"),
+        ]
+    lines.append("")
+    lines.append(f"TS-GEN-style RMSD (mirror images allowed, each capped at 1 A), generated 1 sample: "
+                 f"mean {tsgen_rmsd1:.3f} A. SCF failures on generated geometries: "
+                 f"{stats['gen1']['failures']} of {len(test)}.")
+    if have:
+        lines.append("The reference TSs were found by the builder's CI-NEB + Sella path (then checked "
+                     "by frequencies and IRC), so that row agrees with the reference by construction: "
+                     "it is listed for its cost. The CI-NEB climbing image is close for the same "
+                     "reason.")
+    if len(have) < len(test):
+        lines.append(f"Baselines cover {len(have)} of {len(test)} reactions (the others failed or "
+                     "were not computed: see OUT/baselines.json).")
+    if ref_rows:
+        same = np.mean([x["same"] for x in ref_rows])
+        same_idpp = np.mean([x["idpp_same"] for x in ref_rows])
+        steps = [x["steps"] for x in ref_rows]
+        idpp_steps = [x["idpp_steps"] for x in ref_rows]
+        lines += ["", f"Sella refinement (GFN2-xTB, order 1, fmax 0.005 eV/A, <= 400 steps) of the "
+                      f"1-sample generated TS, on {len(ref_rows)} reactions: reaches the reference "
+                      f"saddle (converged, RMSD < {SAME_SADDLE_RMSD} A) in {same:.0%}; steps mean "
+                      f"{np.mean(steps):.1f} / median {np.median(steps):.0f}. From the IDPP guess: "
+                      f"{same_idpp:.0%} reach it; steps mean {np.mean(idpp_steps):.1f} / median "
+                      f"{np.median(idpp_steps):.0f}; steps saved per reaction: mean "
+                      f"{np.mean(np.subtract(idpp_steps, steps)):.1f}, median "
+                      f"{np.median(np.subtract(idpp_steps, steps)):.0f}."]
+    summary = {"stats": stats, "gen_seconds_batched": ev1.seconds_batched,
+               "gen_seconds_single": ev1.seconds_single, "path_seconds": path_s,
+               "refine": ref_rows, "steps": ev1.steps, "rows": rows}
+    return lines, summary
+
+
+def _run_cmd(args: argparse.Namespace) -> int:
+    torch.set_num_threads(1)
+    out = Path(args.out)
+    reactions, doc = _load_splits(out)
+    current = snapshot_reactions(DATA)  # the data has grown since the snapshot
+    calc = GFN2()
+    sections, summaries, tests = [], {}, {}
+    models = {"random": Path(args.random_checkpoint), "family": out / "ts_family.pt"}
+    for split, ckpt in models.items():
+        if not ckpt.exists():
+            sections.append(f"### {split} split\n\nNot run: no checkpoint at {ckpt}.\n")
+            continue
+        gen = TSGenerator.load(ckpt)
+        if gen.meta["splits"][split]["test"] != doc[split]["test"]:
+            raise SystemExit(f"{ckpt} was trained on another split than OUT/splits.json")
+        seen = set(gen.meta["splits"][split]["train"]) | set(gen.meta["splits"][split]["val"])
+        if split == "random":
+            # the random split is a hash of each id, stable as the data grows: its test part of
+            # the current data holds the snapshot's test reactions plus the later ones that fall
+            # there; none was seen in training or model selection
+            ids = make_splits(current, kind="random", seed=0)["test"]
+        else:
+            ids = doc[split]["test"]
+        if seen & set(ids):
+            raise SystemExit(f"{split}: test reactions overlap the model's train/val part")
+        tests[split] = select_reactions(current, ids)
+    cache = _fill_baselines([r for t in tests.values() for r in t], out / "baselines.json", calc)
+    for split, test in tests.items():
+        gen = TSGenerator.load(models[split])
+        lines, summaries[split] = _evaluate_split(f"{split} split", gen, test, cache, calc,
+                                                  args.refine_limit)
+        meta = gen.meta
+        sections.append("\n".join(lines) + (
+            f"\n\nModel: {gen.config.network.upper()} hidden {gen.config.hidden} x "
+            f"{gen.config.layers} layers, {gen.config.source} source (scale "
+            f"{gen.config.source_scale} A), target {gen.config.target}, distance-loss weight "
+            f"{meta['train'].get('distance_weight', 0.0)}, "
+            f"{sum(p.numel() for p in gen.model.parameters())} "
+            f"parameters; trained on {meta['train']['reactions']} reactions (+ their reverses) for "
+            f"{meta['train']['steps']} steps in {meta['train']['wall_seconds'] / 60:.1f} min; "
+            f"Euler steps chosen on the val part (median RMSD by steps: "
+            f"{ {k: round(v, 3) for k, v in meta['val_scan_median_rmsd'].items()} }).\n"))
+    if "random" in tests:
+        # every reaction verified after the snapshot is unseen by the random-split model too:
+        # a larger held-out set (no CI-NEB baselines: they cost seconds per reaction)
+        snap = set(doc["snapshot"])
+        later = [r for r in current if r.id not in snap]
+        if later:
+            gen = TSGenerator.load(models["random"])
+            lines, summaries["later"] = _evaluate_split(
+                "random-split model on reactions verified after the snapshot (all unseen)", gen,
+                later, {}, calc, 0)
+            sections.append("\n".join(lines) + "\n")
+    rnd = summaries.get("random")
+    targets = []
+    if rnd:
+        s = rnd["stats"]
+        targets.append(("median RMSD <= 0.05 A (random split)", f"{s['gen1']['rmsd_median']:.3f} A",
+                        s["gen1"]["rmsd_median"] <= 0.05))
+        targets.append(("median abs dE <= 1.58 kcal/mol (random split)",
+                        f"{s['gen1']['de_median']:.2f} kcal/mol",
+                        s["gen1"]["de_median"] <= CHEMICAL_ACCURACY_KCAL))
+        if "idpp" in s:
+            ratio = s["idpp"]["rmsd_median"] / s["gen1"]["rmsd_median"]
+            targets.append((">= 3x lower median RMSD than IDPP", f"{ratio:.1f}x", ratio >= 3))
+        if rnd["path_seconds"]:
+            speed = float(np.mean(rnd["path_seconds"])) / rnd["gen_seconds_single"]
+            speed_b = float(np.mean(rnd["path_seconds"])) / rnd["gen_seconds_batched"]
+            targets.append((">= 1000x faster per reaction than CI-NEB+Sella",
+                            f"{speed:.0f}x single, {speed_b:.0f}x batched", speed >= 1000))
+    target_lines = ["| target | measured | met |", "|---|---|---|"] + [
+        f"| {a} | {b} | {'met' if c else 'NOT met'} |" for a, b, c in targets]
+    n_snap = len(reactions)
+    text = f"""# TS generation benchmark
+
+Generated by `python benchmarks/ts_generation.py run` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC
+(after `train --split random`, `train --split family` and `baselines`; see the script's docstring).
+Machine: {platform.processor() or platform.machine()}, 2 shared CPU cores (a GFN2-xTB dataset build
+and other jobs ran at the same time), torch {torch.__version__} with 1 thread. Timings are wall
+times on this loaded machine: compare ratios, not absolute values.
+
+Data: models were trained on a snapshot of {n_snap} verified GFN2-xTB reactions of the shipped
+data (taken {doc['created']}; C/H/N/O, up to 14 atoms; reference TS = Sella-refined saddle with
+exactly one imaginary mode, a connectivity check and partial-bond checks). Splits (seed 0,
+80/10/10, `sciflow.datasets.reactions.make_splits`): *random* (a hash of each reaction id, so it
+is stable while the data grows; its test part is taken from the {len(current)} reactions present at
+run time, the snapshot's test reactions plus later ones that hash into test) and *family* (whole
+bond-edit families held out, made on the snapshot). Test reactions are never seen in training or
+model selection (checked by the script).
+
+Metrics, as the issue asks:
+- RMSD: Kabsch superposition with proper rotations only (no mirror images), not capped, to the
+  reference TS. TS-GEN-style RMSD (mirrors allowed, capped at 1 A) is shown only as a side note.
+- abs dE = |E(guess) - E(reference TS)| with GFN2-xTB single points (tblite), in kcal/mol; SCF
+  failures count as misses in the "< 1.58" fraction. Beside it, labelled, TS-GEN's variants: the
+  signed mean error and the signed "< 1.58" test (a too-low TS counts as a success).
+- GFN2-xTB overestimates some small-molecule barriers; energy errors here are relative to GFN2-xTB
+  saddles, not to DFT.
+
+## Targets (random split)
+
+{chr(10).join(target_lines)}
+
+## Results
+
+{chr(10).join(sections)}
+
+Context from the papers (Transition1x, wB97x/6-31G(d), ~9,000 training reactions - different data,
+not comparable with these small GFN2-xTB sets): React-OT mean 0.103 / median 0.053 A, median
+abs dE 1.06 kcal/mol; xTB CI-NEB (from AEFM) mean 0.312 / median 0.179 A.
+"""
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(text)
+    (out / "run_summary.json").write_text(json.dumps(
+        {k: {kk: vv for kk, vv in v.items() if kk != "rows"} for k, v in summaries.items()},
+        indent=1, default=float))
+    print(text)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default=str(OUT), help="work folder (splits, runs, caches)")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train")
+    t.add_argument("--split", choices=("random", "family"), default="random")
+    t.add_argument("--minutes", type=float, default=20.0)
+    t.add_argument("--steps", type=int, default=0,
+                   help="optimiser steps (0: as many as --minutes allow at the measured speed)")
+    t.add_argument("--network", default="egnn")
+    t.add_argument("--hidden", type=int, default=96)
+    t.add_argument("--layers", type=int, default=4)
+    t.add_argument("--source", default="midpoint")
+    t.add_argument("--source-scale", type=float, default=0.2)
+    t.add_argument("--target", default="x1")
+    t.add_argument("--distance-weight", type=float, default=0.5)
+    t.add_argument("--batch-size", type=int, default=16)
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--ema-decay", type=float, default=0.995)
+    t.add_argument("--no-ship", action="store_true", help="do not overwrite the shipped checkpoint")
+    t.set_defaults(func=_train_cmd)
+    b = sub.add_parser("baselines")
+    b.add_argument("--limit", type=int, default=0, help="only the first N test reactions (0: all)")
+    b.set_defaults(func=_baselines_cmd)
+    r = sub.add_parser("run")
+    r.add_argument("--refine-limit", type=int, default=1000,
+                   help="Sella-refine at most this many test reactions per split")
+    r.add_argument("--random-checkpoint", default=str(DEFAULT_CHECKPOINT),
+                   help="the random split's model (default: the shipped checkpoint)")
+    r.set_defaults(func=_run_cmd)
+    args = p.parse_args(argv)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""Pictures of feature forecasts, decoded to segmentation (sprites) or RGB (real video).
+
+Rows: the true frames, the true segmentation, then each method's decoded samples; columns: the
+last context frame and the forecast frames. Matplotlib with the Agg backend; PNG files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from torch import Tensor
+
+__all__ = ["SEGMENTATION_COLORS", "plot_sprite_forecasts", "plot_video_forecast"]
+
+SEGMENTATION_COLORS = np.array([[0.15, 0.15, 0.15], [0.92, 0.22, 0.18], [0.20, 0.82, 0.30],
+                                [0.25, 0.35, 0.95], [0.9, 0.8, 0.2], [0.8, 0.3, 0.8]])
+
+
+def _colour(labels: Tensor) -> np.ndarray:
+    lab = labels.numpy().astype(np.int64)
+    return SEGMENTATION_COLORS[np.clip(lab, 0, len(SEGMENTATION_COLORS) - 1)]
+
+
+def _rgb(x: Tensor) -> np.ndarray:
+    return x.permute(1, 2, 0).clamp(0, 1).numpy()
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_sprite_forecasts(path: str | Path, frames: Tensor, segmentation: Tensor,
+                          decoded: Mapping[str, Tensor], *, clips: Sequence[int] = (0, 1),
+                          samples: int = 3, context: int = 4) -> Path:
+    """Decoded segmentation forecasts of a few clips beside the truth.
+
+    frames (B, C + H, 3, S, S) true clips; segmentation (B, H, S, S) true future labels;
+    decoded: method name -> labels (B, K, H, S, S) (the first ``samples`` of K are shown).
+    """
+    plt = _pyplot()
+    horizon = segmentation.shape[1]
+    rows: list[tuple[str, list[np.ndarray]]] = []
+    for c in clips:
+        rows.append((f"clip {c}: frames", [_rgb(frames[c, context - 1 + i])
+                                           for i in range(horizon + 1)]))
+        rows.append(("true segm.", [None] + [_colour(segmentation[c, i])
+                                             for i in range(horizon)]))
+        for name, labels in decoded.items():
+            for k in range(min(samples, labels.shape[1])):
+                label = name if labels.shape[1] == 1 else f"{name} #{k + 1}"
+                rows.append((label, [None] + [_colour(labels[c, k, i]) for i in range(horizon)]))
+    fig, axes = plt.subplots(len(rows), horizon + 1, figsize=(1.5 * (horizon + 1),
+                                                              1.35 * len(rows)), squeeze=False)
+    for r, (label, images) in enumerate(rows):
+        for j, img in enumerate(images):
+            ax = axes[r, j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if img is None:
+                ax.axis("off")
+                continue
+            ax.imshow(img, interpolation="nearest")
+            if r == 0:
+                ax.set_title("last context" if j == 0 else f"t+{j}", fontsize=8)
+        axes[r, 0].axis("on")
+        axes[r, 0].set_xticks([])
+        axes[r, 0].set_yticks([])
+        axes[r, 0].set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center")
+        if images[0] is None:
+            for side in axes[r, 0].spines.values():
+                side.set_visible(False)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_video_forecast(path: str | Path, frames: Tensor, decoded: Mapping[str, Tensor], *,
+                        context: int, samples: int = 3) -> Path:
+    """Decoded RGB forecasts of one real clip: frames (C + H, 3, H, W); decoded: name -> RGB
+    (K, H, 3, H, W)."""
+    plt = _pyplot()
+    horizon = frames.shape[0] - context
+    rows = [("frames", [_rgb(frames[context - 1 + i]) for i in range(horizon + 1)])]
+    for name, rgb in decoded.items():
+        for k in range(min(samples, rgb.shape[0])):
+            label = name if rgb.shape[0] == 1 else f"{name} #{k + 1}"
+            rows.append((label, [None] + [_rgb(rgb[k, i]) for i in range(horizon)]))
+    aspect = frames.shape[-1] / frames.shape[-2]
+    fig, axes = plt.subplots(len(rows), horizon + 1,
+                             figsize=(1.4 * aspect * (horizon + 1), 1.4 * len(rows)),
+                             squeeze=False)
+    for r, (label, images) in enumerate(rows):
+        for j, img in enumerate(images):
+            ax = axes[r, j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if img is None:
+                for side in ax.spines.values():
+                    side.set_visible(False)
+                continue
+            ax.imshow(img)
+            if r == 0:
+                ax.set_title("last context" if j == 0 else f"t+{j}", fontsize=8)
+        axes[r, 0].set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,437 @@
+"""AnnData <-> populations: what a population, its source and its targets are, read from ``obs``.
+
+A *population* is a group of cells measured together (a patient sample, a replicate well, a
+letter at one rotation). Each population has *source* cells (e.g. untreated control) and, for each
+*condition* (a treatment), *target* cells: the population after the process the flow must learn.
+One (population, condition) is a :class:`PopulationPair`. The user names the ``obs`` columns:
+
+- ``population_key``: the population of each cell;
+- ``role_key``: whether a cell is a source or a target (values ``source_role`` / ``target_role``;
+  rows with any other value are ignored, so predictions can live in the same file);
+- ``condition_key`` (optional): the treatment of each *target* cell; the source cells of a
+  population serve every condition it has;
+- ``pair_key`` (optional): an index that matches a source cell with its target cell (letters);
+  pairs are then kept when training (same rows), otherwise source and target are independent.
+
+Features come from ``X`` (``rep="X"``, sparse matrices are densified) or an ``obsm`` key such as
+``"X_pca"``. Every bad input is reported by name: a missing column, an empty population, NaNs,
+features that differ between the source and the target file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+if TYPE_CHECKING:
+    import anndata
+
+__all__ = [
+    "CellDataError",
+    "PopulationPair",
+    "CellPopulations",
+    "read_h5ad",
+    "read_populations",
+    "predictions_to_anndata",
+    "feature_matrix",
+    "read_predictions",
+    "filter_obs",
+]
+
+
+class CellDataError(ValueError):
+    """Input cells that cannot be turned into populations (the message says which and why)."""
+
+
+@dataclass(frozen=True)
+class PopulationPair:
+    """One population under one condition: its source cells and (when known) its target cells.
+
+    source: (n, D) float32; target: (m, D) float32 or None (prediction only). ``paired``: row i
+    of source and row i of target are the same cell before and after (then n == m).
+    ``condition`` is None when the data have no condition column.
+    """
+
+    population: str
+    condition: str | None
+    source: Tensor
+    target: Tensor | None
+    paired: bool = False
+
+    @property
+    def key(self) -> str:
+        """``population`` or ``population|condition``: a unique name for tables."""
+        return self.population if self.condition is None else f"{self.population}|{self.condition}"
+
+
+@dataclass(frozen=True)
+class CellPopulations:
+    """Populations read from AnnData, with what is needed to write results back.
+
+    pairs: every (population, condition) with its cells. features: names of the D features.
+    rep: where the features were read (``"X"`` or an ``obsm`` key). keys: the obs column names
+    used (population, role, condition, pair) so outputs can use the same ones.
+    """
+
+    pairs: tuple[PopulationPair, ...]
+    features: tuple[str, ...]
+    rep: str
+    keys: dict[str, str | None]
+
+    @property
+    def dim(self) -> int:
+        return len(self.features)
+
+    @property
+    def populations(self) -> tuple[str, ...]:
+        """Population names in order of first appearance."""
+        return tuple(dict.fromkeys(p.population for p in self.pairs))
+
+    @property
+    def conditions(self) -> tuple[str, ...]:
+        """Sorted condition names (empty when the data have no condition column)."""
+        return tuple(sorted({p.condition for p in self.pairs if p.condition is not None}))
+
+    def select(self, populations: Sequence[str]) -> CellPopulations:
+        """The pairs of the named populations only (KeyError-free: unknown names raise clearly)."""
+        wanted = set(populations)
+        unknown = wanted - set(self.populations)
+        if unknown:
+            raise CellDataError(f"unknown population(s) {sorted(unknown)[:10]}; known: "
+                                f"{list(self.populations)[:10]}...")
+        return CellPopulations(pairs=tuple(p for p in self.pairs if p.population in wanted),
+                               features=self.features, rep=self.rep, keys=dict(self.keys))
+
+
+def read_h5ad(path: str | Path) -> anndata.AnnData:
+    """Read an .h5ad file with a clear error when it is missing or not AnnData."""
+    import anndata
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no .h5ad file at {str(path)!r}")
+    try:
+        return anndata.read_h5ad(path)
+    except Exception as err:  # h5py/anndata raise many types for a foreign file
+        raise CellDataError(f"{str(path)!r} is not a readable AnnData .h5ad file "
+                            f"({type(err).__name__}: {err})") from err
+
+
+def feature_matrix(adata: anndata.AnnData, rep: str = "X") -> tuple[np.ndarray, tuple[str, ...]]:
+    """The (n_obs, D) float32 feature matrix at ``rep`` and its feature names.
+
+    ``rep="X"`` reads ``adata.X`` (densified if sparse) with ``var_names``; any other value is an
+    ``obsm`` key (names ``"<rep>_<i>"``, or the columns of an ``obsm`` DataFrame).
+    """
+    if rep == "X":
+        if adata.X is None:
+            raise CellDataError("adata.X is empty; pass rep=<an obsm key> holding the features, "
+                                f"available obsm keys: {list(adata.obsm.keys())}")
+        mat = adata.X
+        names = tuple(str(v) for v in adata.var_names)
+    else:
+        if rep not in adata.obsm:
+            raise CellDataError(f"rep={rep!r} is not an obsm key of this AnnData; available: "
+                                f"{['X', *adata.obsm.keys()]}")
+        mat = adata.obsm[rep]
+        cols = getattr(mat, "columns", None)
+        names = tuple(str(c) for c in cols) if cols is not None else \
+            tuple(f"{rep}_{i}" for i in range(np.shape(mat)[1]))
+    if hasattr(mat, "toarray"):
+        mat = mat.toarray()
+    arr = np.asarray(mat)
+    if arr.ndim != 2:
+        raise CellDataError(f"features at {rep!r} must be a 2-D matrix, got shape {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.number):
+        raise CellDataError(f"features at {rep!r} must be numeric, got dtype {arr.dtype}")
+    return arr.astype(np.float32, copy=False), names
+
+
+def _column(adata: anndata.AnnData, key: str, what: str) -> np.ndarray:
+    return _column_series(adata, key, what).to_numpy()
+
+
+def _labels(ad: anndata.AnnData, key: str, what: str) -> np.ndarray:
+    """An obs column as an object array of strings, missing values as None (vectorised)."""
+    col = _column_series(ad, key, what)
+    out = col.astype(str).to_numpy(dtype=object)
+    out[col.isna().to_numpy()] = None
+    return out
+
+
+def _column_series(ad: anndata.AnnData, key: str, what: str) -> Any:
+    if key not in ad.obs.columns:
+        raise CellDataError(f"{what}={key!r} is not an obs column; available columns: "
+                            f"{list(ad.obs.columns)}")
+    return ad.obs[key]
+
+
+def _groups(keys: list[np.ndarray], rows: np.ndarray) -> dict[tuple[Any, ...], np.ndarray]:
+    """Row indices (ascending) of each distinct key tuple among ``rows``, in order of first
+    appearance."""
+    import pandas as pd
+
+    if rows.size == 0:
+        return {}
+    frame = pd.DataFrame({i: k[rows] for i, k in enumerate(keys)})
+    codes = [pd.factorize(frame[c], use_na_sentinel=False)[0] for c in frame.columns]
+    combined = np.zeros(rows.size, dtype=np.int64)
+    for c in codes:
+        combined = combined * (int(c.max()) + 1) + c
+    _, first, inverse = np.unique(combined, return_index=True, return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    split = np.split(rows[order], np.cumsum(np.bincount(inverse))[:-1])
+    out = {}
+    for g in np.argsort(first, kind="stable"):
+        out[tuple(k[rows[first[g]]] for k in keys)] = split[g]
+    return out
+
+
+def _check_finite(x: np.ndarray, population: str, role: str) -> None:
+    bad = ~np.isfinite(x).all(axis=1)
+    if bad.any():
+        raise CellDataError(f"population {population!r} has {int(bad.sum())} {role} cell(s) with "
+                            "NaN or inf features; drop or impute them first")
+
+
+def read_populations(
+    adata: anndata.AnnData | str | Path,
+    *,
+    population_key: str,
+    role_key: str = "role",
+    condition_key: str | None = None,
+    pair_key: str | None = None,
+    source_role: str = "source",
+    target_role: str = "target",
+    rep: str = "X",
+    target_adata: anndata.AnnData | str | Path | None = None,
+    require_target: bool = True,
+    conditions: Sequence[str] | None = None,
+) -> CellPopulations:
+    """Read populations, their source cells and their target cells from AnnData.
+
+    Parameters
+    ----------
+    adata:
+        AnnData (or a path to an .h5ad file) holding the source cells and, unless
+        ``target_adata`` is given, the target cells too.
+    population_key, role_key, condition_key, pair_key:
+        The ``obs`` columns naming each cell's population, its role, its condition (target cells
+        only) and its pairing index; see the module docstring.
+    source_role, target_role:
+        The values of ``role_key`` that mark source and target cells.
+    rep:
+        ``"X"`` or an ``obsm`` key; the features of every cell.
+    target_adata:
+        Target cells from a second AnnData (its features must match ``adata``'s).
+    require_target:
+        False reads populations for prediction: populations need source cells only; their pairs
+        are the conditions among their target cells if any, else ``conditions``.
+    conditions:
+        For prediction: the conditions to predict for every population (overrides the targets').
+
+    Returns
+    -------
+    CellPopulations with one pair per (population, condition), in order of first appearance.
+    """
+    if isinstance(adata, (str, Path)):
+        adata = read_h5ad(adata)
+    if isinstance(target_adata, (str, Path)):
+        target_adata = read_h5ad(target_adata)
+    x_src, names = feature_matrix(adata, rep)
+    tables = [(adata, x_src)]
+    if target_adata is not None:
+        x_tgt, tnames = feature_matrix(target_adata, rep)
+        if tnames != names:
+            raise CellDataError(
+                f"source and target have different features at {rep!r}: source has {len(names)} "
+                f"({', '.join(names[:4])}...), target has {len(tnames)} "
+                f"({', '.join(tnames[:4])}...); they must share one feature space and order")
+        tables.append((target_adata, x_tgt))
+    src_table, tgt_table = tables[0], tables[-1]
+
+    def rows_of(table: tuple[Any, np.ndarray], role: str) -> dict[str, Any]:
+        ad, x = table
+        pops = _labels(ad, population_key, "population_key")
+        roles = _labels(ad, role_key, "role_key")
+        conds = _labels(ad, condition_key, "condition_key") if condition_key else None
+        pair = _column(ad, pair_key, "pair_key") if pair_key else None
+        rows = np.nonzero(roles == role)[0]
+        if rows.size == 0:
+            found = sorted({r for r in set(roles.tolist()) if r is not None})[:10]
+            raise CellDataError(f"no cell has {role_key}={role!r}; the values found are {found}; "
+                                f"set source_role/target_role to match your data")
+        n_missing = sum(p is None for p in pops[rows])
+        if n_missing:
+            raise CellDataError(f"{n_missing} {role} cell(s) have no value in "
+                                f"obs[{population_key!r}]")
+        keys = [pops] if conds is None else [pops, conds]
+        return {"x": x, "pair": pair, "groups": _groups(keys, rows)}
+
+    src = rows_of(src_table, source_role)
+    tgt = None
+    has_targets = target_adata is not None or bool(
+        (_labels(adata, role_key, "role_key") == target_role).any())
+    if require_target or has_targets:
+        tgt = rows_of(tgt_table, target_role)
+
+    src_rows = {k[0]: v for k, v in src["groups"].items()}
+    if condition_key is not None:  # source cells serve every condition: regroup by population
+        merged: dict[str, list[np.ndarray]] = {}
+        for k, v in src["groups"].items():
+            merged.setdefault(k[0], []).append(v)
+        src_rows = {k: np.sort(np.concatenate(v)) for k, v in merged.items()}
+    src_pops = list(src_rows)
+    tgt_rows: dict[str, dict[str | None, np.ndarray]] = {}
+    if tgt is not None:
+        for k, v in tgt["groups"].items():
+            cond = k[1] if condition_key is not None else None
+            if condition_key is not None and cond is None:
+                raise CellDataError(f"population {k[0]!r} has {target_role} cells with no value "
+                                    f"in obs[{condition_key!r}]")
+            tgt_rows.setdefault(k[0], {})[cond] = v
+        missing_src = sorted(set(tgt_rows) - set(src_pops))
+        if missing_src:
+            raise CellDataError(f"population(s) {missing_src[:10]} have {target_role} cells but no "
+                                f"{source_role} cells: every population needs its source cells")
+        if require_target:
+            missing_tgt = [p for p in src_pops if p not in tgt_rows]
+            if missing_tgt:
+                raise CellDataError(f"population(s) {missing_tgt[:10]} have {source_role} cells "
+                                    f"but no {target_role} cells; training needs both")
+    pairs: list[PopulationPair] = []
+    for pop in src_pops:
+        s_rows = src_rows[pop]
+        x0 = src["x"][s_rows]
+        _check_finite(x0, pop, source_role)
+        by_cond = tgt_rows.get(pop, {})
+        if conditions is not None:
+            cond_list: list[str | None] = list(conditions)
+        elif by_cond:
+            cond_list = list(by_cond)
+        else:
+            cond_list = [None]
+        for cond in cond_list:
+            t_rows = by_cond.get(cond)
+            x1, paired, x0_pair = None, False, x0
+            if t_rows is not None:
+                x1 = tgt["x"][t_rows]
+                _check_finite(x1, pop, target_role)
+                if pair_key is not None:
+                    x0_pair, x1 = _match_pairs(pop, x0, src["pair"][s_rows], x1,
+                                               tgt["pair"][t_rows], pair_key)
+                    paired = True
+            pairs.append(PopulationPair(
+                population=pop, condition=cond, source=torch.from_numpy(np.array(x0_pair)),
+                target=None if x1 is None else torch.from_numpy(np.array(x1)), paired=paired))
+    if not pairs:
+        raise CellDataError("no populations found")
+    keys = {"population": population_key, "role": role_key, "condition": condition_key,
+            "pair": pair_key}
+    return CellPopulations(pairs=tuple(pairs), features=names, rep=rep, keys=keys)
+
+
+def _match_pairs(pop: str, x0: np.ndarray, k0: np.ndarray, x1: np.ndarray, k1: np.ndarray,
+                 pair_key: str) -> tuple[np.ndarray, np.ndarray]:
+    """Order source and target rows by their shared pairing index."""
+    if len(set(k0.tolist())) != len(k0) or set(k0.tolist()) != set(k1.tolist()) or \
+            len(k0) != len(k1):
+        raise CellDataError(f"population {pop!r}: obs[{pair_key!r}] must match every source cell "
+                            f"with exactly one target cell ({len(k0)} source, {len(k1)} target "
+                            "cells); drop pair_key to treat them as unpaired")
+    return x0[np.argsort(k0, kind="stable")], x1[np.argsort(k1, kind="stable")]
+
+
+def predictions_to_anndata(
+    cells: CellPopulations,
+    predictions: Sequence[Tensor | np.ndarray],
+    *,
+    role: str = "predicted",
+    method: str = "",
+) -> anndata.AnnData:
+    """Predicted target cells as AnnData, one block of rows per pair of ``cells``.
+
+    ``X`` holds the predicted features (``var_names`` = the feature names); when the features came
+    from an ``obsm`` key they are copied there too, so the file reads back with the same ``rep``.
+    ``obs`` uses the input's column names: population, role (= ``role``) and condition.
+    """
+    import anndata
+    import pandas as pd
+
+    if len(predictions) != len(cells.pairs):
+        raise ValueError(f"got {len(predictions)} predictions for {len(cells.pairs)} pairs")
+    keys = cells.keys
+    blocks, frames = [], []
+    for pair, pred in zip(cells.pairs, predictions):
+        arr = pred.detach().cpu().numpy() if isinstance(pred, Tensor) else np.asarray(pred)
+        if arr.ndim != 2 or arr.shape[1] != cells.dim:
+            raise ValueError(f"prediction for {pair.key!r} has shape {arr.shape}; expected "
+                             f"(n, {cells.dim})")
+        blocks.append(arr.astype(np.float32))
+        frame = {keys["population"]: pair.population, keys["role"]: role}
+        if keys.get("condition"):
+            frame[keys["condition"]] = pair.condition
+        frames.append(pd.DataFrame(frame, index=range(arr.shape[0])))
+    obs = pd.concat(frames, ignore_index=True)
+    for col in obs.columns:
+        obs[col] = obs[col].astype("category")
+    obs.index = obs.index.astype(str)
+    x = np.concatenate(blocks, axis=0)
+    out = anndata.AnnData(X=x, obs=obs)
+    out.var_names = list(cells.features)
+    if cells.rep != "X":
+        out.obsm[cells.rep] = x.copy()
+    out.uns["sciflow"] = {"method": method, "rep": cells.rep}
+    return out
+
+
+def read_predictions(
+    adata: anndata.AnnData | str | Path,
+    *,
+    population_key: str,
+    role_key: str = "role",
+    condition_key: str | None = None,
+    role: str = "predicted",
+    rep: str = "X",
+) -> dict[str, Tensor]:
+    """Predicted cells grouped by :attr:`PopulationPair.key` (``population`` or
+    ``population|condition``), as written by :func:`predictions_to_anndata`."""
+    if isinstance(adata, (str, Path)):
+        adata = read_h5ad(adata)
+    x, _ = feature_matrix(adata, rep)
+    pops = _labels(adata, population_key, "population_key")
+    roles = _labels(adata, role_key, "role_key")
+    rows = np.nonzero(roles == role)[0]
+    if rows.size == 0:
+        raise CellDataError(f"no cell has {role_key}={role!r} in the predictions")
+    keys = [pops] if condition_key is None else [pops, _labels(adata, condition_key,
+                                                               "condition_key")]
+    out = {}
+    for k, idx in _groups(keys, rows).items():
+        name = k[0] if condition_key is None or k[1] is None else f"{k[0]}|{k[1]}"
+        out[name] = torch.from_numpy(np.array(x[idx]))
+    return out
+
+
+def filter_obs(adata: anndata.AnnData, where: Sequence[str]) -> anndata.AnnData:
+    """Keep the cells whose obs columns equal the given values: ``["split=train", ...]``."""
+    mask = np.ones(adata.n_obs, dtype=bool)
+    for clause in where:
+        key, sep, value = clause.partition("=")
+        if not sep or not key:
+            raise CellDataError(f"filter {clause!r} must read KEY=VALUE, e.g. split=train")
+        col = _labels(adata, key, "filter column")
+        hit = col == value
+        if not hit.any():
+            found = sorted({v for v in set(col.tolist()) if v is not None})[:10]
+            raise CellDataError(f"filter {clause!r} matches no cell; obs[{key!r}] holds {found}")
+        mask &= hit
+    if not mask.any():
+        raise CellDataError(f"the filters {list(where)} together match no cell")
+    return adata[mask].copy() if not mask.all() else adata

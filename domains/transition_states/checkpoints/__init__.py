@@ -1,0 +1,1 @@
+"""Shipped TS-generator checkpoints (package data; a package so that wheels carry the files)."""

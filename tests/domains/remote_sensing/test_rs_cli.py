@@ -1,0 +1,63 @@
+"""`sciflow rs generate|train|fill|forecast|detect-change` end to end on netCDF and zarr cubes."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from sciflow.cli import main
+from sciflow.datasets.sentinel import load_cube
+
+
+def run(*argv: str) -> int:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return main(list(argv))
+
+
+def test_rs_commands_end_to_end(tmp_path, capsys):
+    cubes, big, ck = tmp_path / "cubes", tmp_path / "big", tmp_path / "run"
+    assert run("rs", "generate", "--out", str(cubes), "-n", "3", "--size", "8", "--dates", "4",
+               "--crs", "EPSG:32723") == 0
+    assert run("rs", "generate", "--out", str(big), "-n", "1", "--size", "20", "--dates", "4",
+               "--format", "zarr", "--region", "all") == 0
+    assert run("rs", "train", "--data", str(cubes), "--out", str(ck), "--steps", "2",
+               "--batch-size", "2", "--frames", "4", "--tile", "8", "--dim", "16", "--depth",
+               "1", "--heads", "2") == 0
+    checkpoint = str(next((ck / "checkpoints").glob("step_*.pt")))
+    common = ["--checkpoint", checkpoint, "--samples", "1", "--steps", "1", "--overlap", "2"]
+    filled = tmp_path / "filled.zarr"
+    assert run("rs", "fill", *common, "--input", str(big / "cube_0000.zarr"), "--output",
+               str(filled), "--chunk", "10", "--mode", "cloud-removal") == 0
+    fc = tmp_path / "fc.nc"
+    assert run("rs", "forecast", *common, "--input", str(cubes / "cube_0000.nc"), "--output",
+               str(fc), "--horizon", "2", "--every", "5") == 0
+    ch = tmp_path / "ch.nc"
+    assert run("rs", "detect-change", *common, "--input", str(cubes / "cube_0001.nc"),
+               "--output", str(ch)) == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        f, source = load_cube(filled), load_cube(big / "cube_0000.zarr")
+        forecast = load_cube(fc)
+    assert f.reflectance.shape == source.reflectance.shape
+    assert np.isfinite(f.reflectance.values).all()
+    assert forecast.sizes["time"] == 2
+    step = (forecast.time.values[1] - forecast.time.values[0]).astype("timedelta64[D]")
+    assert step == np.timedelta64(5, "D")
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_rs_user_errors_are_reported_not_raised(tmp_path, capsys):
+    code = run("rs", "fill", "--checkpoint", str(tmp_path / "none.pt"), "--input",
+               str(tmp_path / "none.nc"), "--output", str(tmp_path / "o.nc"))
+    assert code == 2
+    assert "error" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["generate", "train", "fill", "forecast", "detect-change"])
+def test_rs_help_teaches_with_an_example(command, capsys):
+    with pytest.raises(SystemExit):
+        main(["rs", command, "--help"])
+    assert "Example" in capsys.readouterr().out

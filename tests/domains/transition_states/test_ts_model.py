@@ -1,0 +1,137 @@
+"""The TS velocity field: E(3)-equivariant in (x, R, P) together, per molecule, with every network."""
+
+import pytest
+import torch
+from sciflow.domains.transition_states.data import TSCondition
+from sciflow.domains.transition_states.model import TSModelConfig, TSVelocity, build_model
+
+from sciflow.graphs import graph_sum
+from sciflow.testing import default_dtype, random_orthogonal
+
+SIZES = (4, 6, 5)
+
+
+def _inputs(dtype: torch.dtype, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    batch = torch.repeat_interleave(torch.arange(len(SIZES)), torch.tensor(SIZES))
+    n = batch.numel()
+    features = torch.nn.functional.one_hot(torch.randint(4, (n,), generator=g), 4).to(dtype)
+    x, r, p = (torch.randn(n, 3, generator=g, dtype=torch.float64).to(dtype) * 1.5 for _ in range(3))
+    t = torch.rand(len(SIZES), generator=g, dtype=torch.float64).to(dtype)
+    return x, t, TSCondition(features, r, p), batch
+
+
+def _model(network: str, dtype: torch.dtype, target: str = "x1") -> TSVelocity:
+    torch.manual_seed(0)
+    with default_dtype(dtype):
+        return TSVelocity(TSModelConfig(network=network, hidden=16, layers=2, vector_channels=3,
+                                        num_rbf=8, time_dim=8, target=target))
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-9), (torch.float32, 1e-4)])
+@pytest.mark.parametrize("network, target", [("egnn", "x1"), ("painn", "x1"), ("e3nn", "x1"),
+                                             ("egnn", "velocity")])
+def test_velocity_is_equivariant(network, target, dtype, tol):
+    model = _model(network, dtype, target)
+    x, t, cond, batch = _inputs(dtype)
+    with torch.no_grad():
+        v = model.velocity(x, t, cond=cond, batch=batch)
+        x1 = model(x, t, cond=cond, batch=batch)  # x1hat or v: moves with the molecule
+        scale = v.abs().max()
+        assert scale > 0
+        g = torch.Generator().manual_seed(1)
+        for proper in (True, False, True, False):
+            q = random_orthogonal(len(SIZES), proper=proper, generator=g, dtype=dtype)[batch]
+            b = torch.randn(len(SIZES), 3, generator=g, dtype=torch.float64).to(dtype)[batch] * 3
+
+            def move(y, q=q, b=b):
+                return torch.einsum("nij,nj->ni", q, y) + b
+
+            moved = TSCondition(cond.features, move(cond.reactant), move(cond.product))
+            v2 = model.velocity(move(x), t, cond=moved, batch=batch)
+            err = (v2 - torch.einsum("nij,nj->ni", q, v)).abs().max() / scale
+            assert err < tol, f"{'rotation' if proper else 'reflection'} error {err:.2e}"
+            if target == "x1":
+                x1_moved = model(move(x), t, cond=moved, batch=batch)
+                assert (x1_moved - move(x1)).abs().max() / x1.abs().max() < tol
+        # permuting atoms inside each molecule permutes the velocity
+        perm = torch.argsort(batch.double() + torch.rand(batch.numel(), generator=g, dtype=torch.float64))
+        permuted = TSCondition(cond.features[perm], cond.reactant[perm], cond.product[perm])
+        err = (model.velocity(x[perm], t, cond=permuted, batch=batch[perm]) - v[perm]).abs().max() / scale
+        assert err < tol
+        # a molecule's velocity does not depend on the others in the batch
+        for k in range(len(SIZES)):
+            m = batch == k
+            alone = TSCondition(cond.features[m], cond.reactant[m], cond.product[m])
+            v_k = model.velocity(x[m], t[k:k + 1], cond=alone,
+                                 batch=torch.zeros(int(m.sum()), dtype=torch.long))
+            assert (v_k - v[m]).abs().max() / scale < tol
+        # zero net velocity per molecule (the centred x, R, P): the centre of mass never drifts
+        centred = [c - graph_sum(c, batch)[batch] / torch.tensor(SIZES, dtype=dtype)[batch, None]
+                   for c in (x, cond.reactant, cond.product)]
+        v_c = model.velocity(centred[0], t, cond=TSCondition(cond.features, *centred[1:]), batch=batch)
+        assert graph_sum(v_c, batch).abs().max() / scale < tol
+
+
+@pytest.mark.parametrize("network", ["egnn", "painn"])
+def test_velocity_depends_on_reactant_and_product(network):
+    model = _model(network, torch.float64)
+    x, t, cond, batch = _inputs(torch.float64)
+    with torch.no_grad():
+        v = model.velocity(x, t, cond=cond, batch=batch)
+        other_p = TSCondition(cond.features, cond.reactant, cond.product + 0.3 * torch.randn_like(x))
+        other_r = TSCondition(cond.features, cond.reactant + 0.3 * torch.randn_like(x), cond.product)
+        assert (model.velocity(x, t, cond=other_p, batch=batch) - v).abs().max() > 1e-6
+        assert (model.velocity(x, t, cond=other_r, batch=batch) - v).abs().max() > 1e-6
+
+
+def test_source_is_centred_and_around_midpoint():
+    x, t, cond, batch = _inputs(torch.float32)
+    cond = TSCondition(cond.features, cond.reactant - graph_sum(cond.reactant, batch)[batch] / 5,
+                       cond.product)
+    model = build_model(hidden=8, layers=1, source="midpoint", source_scale=0.2)
+    x0 = model.sample_source(cond, batch, generator=torch.Generator().manual_seed(0))
+    noise = x0 - 0.5 * (cond.reactant + cond.product)
+    assert graph_sum(noise, batch).abs().max() < 1e-5  # noise centred per molecule
+    assert 0.1 < noise.std() < 0.3
+    gauss = build_model(hidden=8, layers=1, source="gaussian", source_scale=1.0)
+    x0 = gauss.sample_source(cond, batch, generator=torch.Generator().manual_seed(0))
+    assert graph_sum(x0, batch).abs().max() < 1e-5 and 0.7 < x0.std() < 1.3
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"network": "gcn"}, "network must be one of"),
+    ({"source": "uniform"}, "source must be one of"),
+    ({"source_scale": 0.0}, "source_scale must be > 0"),
+    ({"target": "score"}, "target must be 'x1' or 'velocity'"),
+    ({"hidden": 0}, "hidden must be a positive integer"),
+    ({"elements": (1, 1)}, "elements must be distinct"),
+])
+def test_config_rejects_bad_values(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TSModelConfig(**kwargs)
+
+
+def test_config_round_trips_through_json_dict():
+    cfg = TSModelConfig(network="painn", hidden=32, elements=(1, 6, 8), source="gaussian")
+    assert TSModelConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="unknown TS model settings"):
+        TSModelConfig.from_dict({**cfg.to_dict(), "hiden": 3})
+
+
+def test_wrong_condition_type_is_a_clear_error():
+    model = build_model(hidden=8, layers=1)
+    with pytest.raises(TypeError, match="needs cond=TSCondition"):
+        model(torch.zeros(3, 3), torch.zeros(1), cond=None)
+
+
+def test_x1_target_falls_back_to_the_midpoint_and_gives_the_linear_path_velocity():
+    model = _model("egnn", torch.float64)
+    x, t, cond, batch = _inputs(torch.float64)
+    with torch.no_grad():
+        for p in model.net.parameters():
+            p.zero_()
+        x1 = model(x, t, cond=cond, batch=batch)
+        torch.testing.assert_close(x1, 0.5 * (cond.reactant + cond.product))
+        v = model.velocity(x, t, cond=cond, batch=batch)
+        torch.testing.assert_close(v, (x1 - x) / (1 - t[batch, None]))
