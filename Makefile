@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml setup.py
 	touch $@
 
 demo: $(STAMP)
-	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(BIN)/sciflow demo
+	$(BIN)/sciflow demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

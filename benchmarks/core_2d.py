@@ -151,7 +151,7 @@ def main() -> None:
     lines += [
         "",
         "sciflow and flow_matching draw t from the same global RNG stream, so with equal seeds "
-        "their I-CFM runs are the same computation (identical W2 below is expected).",
+        "their I-CFM runs see the same draws; W2 below agrees to rounding (sciflow interpolates with lerp).",
         "",
         f"OT-CFM / I-CFM step time: sciflow {s_ot / s_i:.2f}x, torchcfm "
         f"{ms[('torchcfm', 'ot')] / ms[('torchcfm', 'independent')]:.2f}x.",
