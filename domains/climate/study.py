@@ -98,39 +98,46 @@ class SweepRow:
 
 @dataclass(frozen=True)
 class TestbedSweep:
-    """All rows of one testbed's sweep, with what was run."""
+    """All rows of one testbed's sweep, with what was run (``nulls``: float64 null runs)."""
 
     testbed: str
     variables: tuple[str, ...]
     rows: tuple[SweepRow, ...]
     settings: str
     seconds: float
+    nulls: int
 
     def ratios(self, rounding: str, variable: str) -> list[tuple[int, float]]:
         """(sbits, W1 / null) for one rounding and variable, by increasing sbits."""
         pts = [(r.sbits, r.ratio) for r in self.rows if r.rounding == rounding and r.variable == variable]
         return sorted(pts)
 
-    def threshold(self, rounding: str) -> int | None:
-        """Fewest sbits from which on every variable is within the null's range (ratio <= limit).
+    def outside(self, rounding: str, bits: int) -> list[str]:
+        """Variables whose W1 at ``bits`` is beyond the null's range (ratio > limit)."""
+        return [
+            r.variable
+            for r in self.rows
+            if r.rounding == rounding and r.sbits == bits and not r.ratio <= r.limit
+        ]
 
-        None when even the most bits of the sweep are distinguishable from float64.
+    def threshold(self, rounding: str) -> int | None:
+        """Fewest sbits from which on the arms behave like one more float64 null run.
+
+        A float64 run exceeds the largest of ``nulls`` null W1s by chance with probability
+        1/(nulls + 1). The threshold is the smallest k such that every variable at k is within
+        the null's range and, over all bits >= k, the fraction of (bits, variable) cells beyond it
+        is at most that chance rate. None when no k qualifies.
         """
         bits = sorted({r.sbits for r in self.rows if r.rounding == rounding})
-        ok = {
-            k: all(
-                r.ratio <= r.limit
-                for r in self.rows
-                if r.rounding == rounding and r.sbits == k
-            )
-            for k in bits
-        }
-        best = None
-        for k in reversed(bits):
-            if not ok[k]:
-                break
-            best = k
-        return best
+        chance = 1.0 / (self.nulls + 1)
+        for k in bits:
+            if self.outside(rounding, k):
+                continue
+            tail = [r for r in self.rows if r.rounding == rounding and r.sbits >= k]
+            beyond = sum(not r.ratio <= r.limit for r in tail)
+            if beyond <= chance * len(tail):
+                return k
+        return None
 
 
 @dataclass(frozen=True)
@@ -268,7 +275,8 @@ def lorenz_sweep(
         f"{steps} steps recorded every {every} after {spinup} float64 spin-up steps; "
         f"{nulls} null runs with N(0, {perturbation:g}^2) initial perturbations"
     )
-    return TestbedSweep("lorenz", ("x", "y", "z"), tuple(rows), settings, time.perf_counter() - t0)
+    return TestbedSweep("lorenz", ("x", "y", "z"), tuple(rows), settings,
+                        time.perf_counter() - t0, nulls)
 
 
 # -------------------------------------------------------------------------------------- heat
@@ -322,7 +330,7 @@ def heat_sweep(
         f"Euler, {years:g} years; W1 per level over the daily values of the last year; "
         f"{nulls} null runs with N(0, {perturbation:g}^2) K initial noise"
     )
-    result = TestbedSweep("heat", ("T",), tuple(rows), settings, time.perf_counter() - t0)
+    result = TestbedSweep("heat", ("T",), tuple(rows), settings, time.perf_counter() - t0, nulls)
     return result, HeatProfiles(column.depths(), profiles, years)
 
 
@@ -398,7 +406,7 @@ def shallow_water_sweep(
         f"N(0, {perturbation:g}^2) m eta perturbations"
     )
     sweep = TestbedSweep(
-        "shallow_water", ("eta", "u", "v"), tuple(rows), settings, time.perf_counter() - t0
+        "shallow_water", ("eta", "u", "v"), tuple(rows), settings, time.perf_counter() - t0, nulls
     )
     return sweep, means
 

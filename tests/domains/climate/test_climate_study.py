@@ -22,15 +22,21 @@ def _row(k: int, rounding: str, ratio: float, var: str = "x") -> study.SweepRow:
     return study.SweepRow(f"sbits{k}", k, rounding, var, ratio, 1.0, ratio, 1.5)
 
 
-def test_threshold_is_the_fewest_bits_from_which_on_all_variables_pass() -> None:
+def test_threshold_allows_chance_exceedances_but_not_a_trend() -> None:
     rows = (
         _row(4, "nearest", 9.0), _row(8, "nearest", 1.2), _row(12, "nearest", 3.0),
         _row(16, "nearest", 1.0), _row(16, "nearest", 1.4, "y"), _row(20, "nearest", 0.5),
+        _row(24, "nearest", 1.6, "y"), _row(24, "nearest", 0.4),
         _row(8, "stochastic", 7.0), _row(20, "stochastic", 2.0),
     )
-    sweep = study.TestbedSweep("t", ("x", "y"), rows, "", 0.0)
-    assert sweep.threshold("nearest") == 16  # 8 passes but 12 does not
+    # limit 1.5: 8 passes but from 8 on 2 of 7 cells are beyond the null (chance rate 1/4)
+    sweep = study.TestbedSweep("t", ("x", "y"), rows, "", 0.0, nulls=3)
+    assert sweep.outside("nearest", 12) == ["x"] and sweep.outside("nearest", 16) == []
+    assert sweep.threshold("nearest") == 16  # from 16 on 1 of 5 cells beyond: <= 1/4
     assert sweep.threshold("stochastic") is None
+    # with 9 nulls the chance rate is 1/10: the exceedance at 24 bits is no longer excused
+    strict = study.TestbedSweep("t", ("x", "y"), rows, "", 0.0, nulls=9)
+    assert strict.threshold("nearest") is None
     assert sweep.ratios("nearest", "x")[0] == (4, 9.0)
 
 
