@@ -277,7 +277,8 @@ def _conditions(flow: CellFlow, pairs: Sequence[PopulationPair], start: int, sto
     chunk = pairs[start:stop]
     src = [_subsample(p.source, flow.embed_cells, seed) for p in chunk]
     batch = torch.cat([torch.full((s.shape[0],), i) for i, s in enumerate(src)])
-    return flow.model.condition(torch.cat(src), batch,
+    dtype = flow.model.shift.dtype
+    return flow.model.condition(torch.cat(src).to(dtype), batch,
                                 populations=[p.population for p in chunk],
                                 conditions=[p.condition for p in chunk])
 
@@ -305,7 +306,7 @@ def population_embeddings(flow: CellFlow, pairs: Sequence[PopulationPair], *,
         chunk = pairs[start:start + 32]
         src = [_subsample(p.source, flow.embed_cells, seed) for p in chunk]
         batch = torch.cat([torch.full((s.shape[0],), i) for i, s in enumerate(src)])
-        out.append(flow.model.embed(torch.cat(src), batch, len(chunk)))
+        out.append(flow.model.embed(torch.cat(src).to(flow.model.shift.dtype), batch, len(chunk)))
     return torch.cat(out)
 
 
@@ -344,7 +345,7 @@ def predict(
             stop += 1
         chunk = pairs[start:stop]
         cond = _conditions(flow, pairs, start, stop, seed)
-        x0 = torch.cat([p.source for p in chunk]).to(cond.dtype if cond.numel() else torch.float32)
+        x0 = torch.cat([p.source for p in chunk]).to(model.shift.dtype)
         batch = torch.cat([torch.full((p.source.shape[0],), i) for i, p in enumerate(chunk)])
         sol = odeint(model, x0, method=method, steps=steps, atol=atol, rtol=rtol, cond=cond,
                      batch=batch)

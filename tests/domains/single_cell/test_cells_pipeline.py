@@ -1,5 +1,8 @@
 """Training (alternating blocks), prediction, baselines, checkpoints and a learning check."""
 
+import copy
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -145,3 +148,16 @@ def test_mfm_generalises_to_unseen_populations_where_fm_cannot():
         w2[method] = mean_scores(evaluate(preds, test.pairs)).w2
     base = mean_scores(evaluate(baseline_predictions("base", test.pairs), test.pairs)).w2
     assert w2["mfm"] < 0.8 * w2["fm"] < base
+
+
+def test_predict_in_float64_matches_float32():
+    cells = _scaled_populations(3)
+    flow = train_cell_flow(cells, build_spec(cells, "mfm", **ARCH),
+                           CellTrainConfig(steps=2, populations_per_batch=2,
+                                           cells_per_population=16))
+    p32 = predict(flow, cells.pairs, method="euler", steps=4)
+    p64 = predict(replace(flow, model=copy.deepcopy(flow.model).double()), cells.pairs,
+                  method="euler", steps=4)
+    assert p64[0].dtype == torch.float64
+    for a, b in zip(p32, p64):
+        torch.testing.assert_close(a.double(), b, atol=1e-4, rtol=1e-4)
