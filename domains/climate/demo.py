@@ -32,7 +32,7 @@ def demo(out_dir: Path) -> str:
     t0 = time.perf_counter()
     folder = Path(out_dir) / "precision"
     _, body = run_study(DEMO_CONFIG, folder, command="sciflow demo (precision section)",
-                        progress=None)
+                        progress=None, cache=False)
     body = re.sub(r"\]\((?!https?:)([^)]+\.png)\)", r"](precision/\1)", body)
     body = re.sub(r"^(#+) ", lambda m: "#" + m.group(1) + " ", body, flags=re.MULTILINE)
     body = body.replace("## Low-precision study", "## Low precision: a small run of the study", 1)

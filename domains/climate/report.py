@@ -13,6 +13,8 @@ from pathlib import Path
 
 import torch
 
+from sciflow.precision import format_from_name, round_to
+
 from .study import (
     PAPER_CLAIMS,
     FlowSweep,
@@ -23,8 +25,10 @@ from .study import (
 
 __all__ = [
     "sweep_table",
+    "w1_table",
     "threshold_table",
     "heat_table",
+    "warming_summary",
     "flow_table",
     "plot_ratios",
     "plot_heat",
@@ -67,6 +71,26 @@ def sweep_table(sweep: TestbedSweep) -> str:
             _fmt(cells.get((k, r, v), math.nan)) for r in roundings for v in sweep.variables
         ]
         lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def w1_table(sweep: TestbedSweep, units: dict[str, str]) -> str:
+    """Markdown: W1 to float64 in physical units per sbits, and the mean null W1 per variable."""
+    roundings = [r for r in ("nearest", "stochastic") if any(x.rounding == r for x in sweep.rows)]
+    bits = sorted({r.sbits for r in sweep.rows})
+    cells = {(r.sbits, r.rounding, r.variable): r.w1 for r in sweep.rows}
+    nulls = {r.variable: r.null for r in sweep.rows}
+    head = ["sbits"] + [
+        f"{_LABEL[r]} {v} ({units.get(v, '')})" for r in roundings for v in sweep.variables
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for k in bits:
+        row = [str(k)] + [
+            _fmt(cells.get((k, r, v), math.nan)) for r in roundings for v in sweep.variables
+        ]
+        lines.append("| " + " | ".join(row) + " |")
+    null_row = ["null"] + [_fmt(nulls.get(v, math.nan)) for _ in roundings for v in sweep.variables]
+    lines.append("| " + " | ".join(null_row) + " |")
     return "\n".join(lines)
 
 
@@ -122,6 +146,29 @@ def heat_table(profiles: HeatProfiles, depths: Sequence[float] = (1, 5, 10, 20, 
             f"{profiles.profiles[n][idx].item():.3f}" for n in names
         ]
         lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def warming_summary(profiles: HeatProfiles) -> str:
+    """Markdown list: each arm's largest and mean deviation from float64 (K) and, for
+    round-to-nearest arms, the deepest level that warmed at all above the rounded initial value."""
+    ref = profiles.profiles["float64"]
+    lines = []
+    for name, temp in profiles.profiles.items():
+        if name == "float64":
+            continue
+        dev = (temp - ref).abs()
+        text = (f"- {name}: deviation from float64 up to {float(dev.max()):.3f} K "
+                f"(mean {float(dev.mean()):.3f} K)")
+        fmt_name, _, rounding = name.rpartition("-")
+        if rounding == "RN":
+            start = round_to(torch.tensor([profiles.initial], dtype=torch.float64),
+                             format_from_name(fmt_name)).item()
+            warmed = temp > start
+            deepest = float(profiles.depths[warmed].max()) if bool(warmed.any()) else 0.0
+            text += (f"; warmed above its rounded initial {start:.4f} K only down to {deepest:g} m"
+                     if deepest else f"; never warmed above its rounded initial {start:.4f} K")
+        lines.append(text)
     return "\n".join(lines)
 
 

@@ -50,13 +50,15 @@ class StudyConfig:
 T = TypeVar("T")
 
 
-def _cached(out: Path, name: str, key: dict, compute: Callable[[], T], reuse: bool,
+def _cached(out: Path | None, name: str, key: dict, compute: Callable[[], T], reuse: bool,
             progress: Callable[[str], None] | None) -> T:
     """One testbed's results, reused from ``out/cache/<name>.pt`` when saved with equal settings.
 
     Lets the testbeds of one study run as separate processes into the same folder; a last run
     over all of them then only writes the report.
     """
+    if out is None:
+        return compute()
     path = out / "cache" / f"{name}.pt"
     if reuse and path.exists():
         saved = torch.load(path, weights_only=False)
@@ -72,6 +74,27 @@ def _cached(out: Path, name: str, key: dict, compute: Callable[[], T], reuse: bo
     return value
 
 
+UNITS = {"x": "", "y": "", "z": "", "T": "K", "eta": "m", "u": "m/s", "v": "m/s"}
+
+NOTES = {
+    "lorenz": (
+        "Chaotic: the 1e-3 initial perturbations of the null runs saturate within ~10 time units, "
+        "so W1 / null compares climates. Cells beyond the null's range at high sbits occur at "
+        "about the chance rate 1/(nulls + 1)."
+    ),
+    "heat": (
+        "Diffusive, not chaotic: the null runs' initial noise decays, so the null W1 is tiny and "
+        "W1 / null flags any systematic drift (RN's stagnation at every sbits here). Read the W1 "
+        "in kelvin and the depth profiles below."
+    ),
+    "shallow_water": (
+        "At this coarse grid and 30-day window the 1 mm eta perturbations of the null runs do not "
+        "grow (the null W1 stays far below 1 mm): the flow is not chaotic enough for a climate "
+        "null, so W1 / null flags any systematic difference. Read the W1 in physical units."
+    ),
+}
+
+
 def run_study(
     config: StudyConfig,
     out_dir: str | Path,
@@ -79,11 +102,13 @@ def run_study(
     command: str = "",
     progress: Callable[[str], None] | None = print,
     reuse: bool = True,
+    cache: bool = True,
 ) -> tuple[Path, str]:
     """Run the study, write figures, ``results.csv``, ``config.json`` and ``README.md``.
 
-    Each testbed's results are saved in ``out_dir/cache`` and reused by a later run with the same
-    settings (``reuse=False`` recomputes). Returns the report path and its markdown body.
+    Each testbed's results are saved in ``out_dir/cache`` (unless ``cache=False``) and reused by a
+    later run with the same settings (``reuse=False`` recomputes). Returns the report path and
+    its markdown body.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -95,7 +120,8 @@ def run_study(
     cfg = config
 
     def cached(name: str, key: dict, compute: Callable[[], T]) -> T:
-        return _cached(out, name, {**key, "seed": cfg.seed}, compute, reuse, progress)
+        return _cached(out if cache else None, name, {**key, "seed": cfg.seed}, compute, reuse,
+                       progress)
 
     if "lorenz" in cfg.testbeds:
         sweeps.append(cached(
@@ -120,6 +146,8 @@ def run_study(
             "float32, float16 and bfloat16 here have their own exponent ranges (IEEE-like "
             "formats, every op rounded), RN = round-to-nearest-even, SR = stochastic.\n\n"
             + report.heat_table(profiles)
+            + "\n\n"
+            + report.warming_summary(profiles)
             + "\n\n![heat profiles](heat_profiles.png)\n"
         )
     if "shallow_water" in cfg.testbeds:
@@ -179,20 +207,27 @@ def run_study(
     parts = [
         "# Low-precision study (after Paxton et al., J. Climate 2022)\n",
         f"Command: `{command or 'run_study(...)'}`; torch {torch.__version__}, "
-        f"{torch.get_num_threads()} thread(s), {platform.machine()}, {seconds / 60:.1f} min. "
+        f"{torch.get_num_threads()} thread(s), {platform.machine()}; this run {seconds / 60:.1f} "
+        f"min, testbeds reused from {out / 'cache'} took the seconds given in their sections. "
         "Every op of each model is rounded (sciflow.precision.emulate_sweep: one batch of "
         "precision arms); 'sbits k' keeps float64's exponent range (rpe's convention). "
         "Figure of merit: W1 to the float64 reference over the mean W1 of float64 runs from "
         "perturbed initial conditions (per variable, per grid point for fields).\n",
         "## Indistinguishable from float64\n",
-        "Fewest significand bits from which on every variable's W1 stays within the null's range "
-        "(W1 / mean null <= the largest null run's W1 / mean null), for RN and SR:\n",
+        "Fewest significand bits k from which on a model behaves like one more float64 null run: "
+        "at k every variable's W1 / mean null is within the null's range (<= the largest null "
+        "run's W1 / mean null), and over all bits >= k no more cells exceed it than chance "
+        "allows (a fraction 1/(nulls + 1)). Flow samplers: the same-noise deviation is below the "
+        "float64-vs-float64 sample W1.\n",
         report.threshold_table(sweeps, flow) + "\n",
         *figures,
     ]
     for s in sweeps:
-        parts.append(f"\n## {s.testbed}: W1 / null\n\n{s.settings}; {s.seconds:.0f} s.\n\n"
-                     + report.sweep_table(s) + "\n")
+        parts.append(
+            f"\n## {s.testbed}\n\n{s.settings}; {s.seconds:.0f} s.\n\n{NOTES.get(s.testbed, '')}"
+            f"\n\nW1 / mean null W1:\n\n{report.sweep_table(s)}\n\nW1 to float64 in physical "
+            f"units (last row: mean null W1):\n\n{report.w1_table(s, UNITS)}\n"
+        )
     parts += ["\n## Details\n"] + sections
     body = "\n".join(parts) + "\n"
     path = out / "README.md"

@@ -147,6 +147,7 @@ class HeatProfiles:
     depths: Tensor
     profiles: dict[str, Tensor]
     years: float
+    initial: float = 273.15  # the soil's initial temperature (K)
 
 
 @dataclass(frozen=True)
@@ -321,9 +322,9 @@ def heat_sweep(
 
     rows = _rows_for(sweep, 1 + nulls, samples, range(1, 1 + nulls))
     final = last_year[-1]
-    profiles = {"float64": final[0]}
+    profiles = {"float64": final[0].clone()}  # clones: not views keeping the whole year alive
     for j, arm in enumerate(profile_arms):
-        profiles[arm.name] = final[len(sweep) + j]
+        profiles[arm.name] = final[len(sweep) + j].clone()
     settings = (
         f"depth {column.depth:g} m, dz {column.dz:g} m, dt {column.dt:g} s, D {column.diffusivity:g}"
         f" m^2/s, {column.initial} K soil, {column.surface} K surface, insulated bottom, forward "
@@ -331,7 +332,7 @@ def heat_sweep(
         f"{nulls} null runs with N(0, {perturbation:g}^2) K initial noise"
     )
     result = TestbedSweep("heat", ("T",), tuple(rows), settings, time.perf_counter() - t0, nulls)
-    return result, HeatProfiles(column.depths(), profiles, years)
+    return result, HeatProfiles(column.depths(), profiles, years, column.initial)
 
 
 # ----------------------------------------------------------------------------- shallow water

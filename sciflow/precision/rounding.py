@@ -314,7 +314,7 @@ def _round_bits(
         elif rounding == "nearest":
             _nearest_kernel(ic, oc, plan.shift, wc)
         else:
-            r = bits.take(stop - start, plan.int_dtype, i.device)
+            r = bits.take(stop - start, _lane_dtype(plan.shift), i.device)
             _stochastic_kernel(ic, r, oc, plan.shift, wc)
     if indices:  # one exact pass over all special elements, whatever their chunk
         special_bits = torch.cat(originals)
@@ -342,10 +342,11 @@ def _stochastic_kernel(i: Tensor, r: Tensor, o: Tensor, s: int, t: Tensor) -> No
 class RandomBits:
     """Uniform random integers from a ``torch.Generator``, fresh per call or from a pool.
 
-    ``take(n, int_dtype, device)`` returns n integers whose low 31 (int32) or 63 (int64) bits are
-    uniform; mask them before use (an int32 lane may have its sign bit set) and treat the result
-    as read-only. ``random_`` on int64 draws 63 uniform bits and an int32 request reads the int64
-    draws as two lanes (32 and 31 uniform bits), which halves the generator calls. With ``pool > 0`` the generator fills ``pool`` int64 words at
+    ``take(n, int_dtype, device)`` returns n integers of uniformly random bits (int16, int32 or
+    int64: negative values included, so mask them before use); treat the result as read-only.
+    The generator fills int64 words over the full 64-bit range (``random_(-2**63, None)``) and
+    narrower requests read each word as 2 or 4 lanes, which halves or quarters the generator
+    calls (the cost of stochastic rounding on a CPU). With ``pool > 0`` the generator fills ``pool`` int64 words at
     a time and small requests are slices of it: many small roundings (one per op under
     :func:`~sciflow.precision.emulate`) then cost one generator call per pool, and the stream is
     still fixed by the generator's seed.
@@ -357,13 +358,18 @@ class RandomBits:
         self._pool: Tensor | None = None
         self._used = 0  # int64 words of the pool already handed out
 
+    _LANES = {torch.int16: 4, torch.int32: 2, torch.int64: 1}
+
     def _fresh(self, n: int, int_dtype: torch.dtype, device: torch.device) -> Tensor:
-        words = (n + 1) // 2 if int_dtype == torch.int32 else n
-        buf = torch.empty(words, dtype=torch.int64, device=device).random_(generator=self.generator)
-        return buf.view(int_dtype)[:n] if int_dtype == torch.int32 else buf
+        lanes = self._LANES[int_dtype]
+        words = -(-n // lanes)
+        buf = torch.empty(words, dtype=torch.int64, device=device)
+        buf.random_(-(2**63), None, generator=self.generator)  # all 64 bits uniform
+        return buf.view(int_dtype)[:n]
 
     def take(self, n: int, int_dtype: torch.dtype, device: torch.device) -> Tensor:
-        words = (n + 1) // 2 if int_dtype == torch.int32 else n
+        lanes = self._LANES[int_dtype]
+        words = -(-n // lanes)
         if words > self.pool_size // 4:
             return self._fresh(n, int_dtype, device)
         if self._pool is None or self._pool.device != device or self._used + words > self.pool_size:
@@ -371,7 +377,18 @@ class RandomBits:
             self._used = 0
         chunk = self._pool[self._used : self._used + words]
         self._used += words
-        return chunk.view(int_dtype)[:n] if int_dtype == torch.int32 else chunk
+        return chunk.view(int_dtype)[:n]
+
+
+def _lane_dtype(shift: int) -> torch.dtype:
+    """The narrowest random lane whose masked low ``shift`` bits stay non-negative.
+
+    A lane is signed: masking it to 2^shift - 1 keeps it >= 0 (zero-extended into the container's
+    ints) only while ``shift`` is below its width.
+    """
+    if shift <= 15:
+        return torch.int16
+    return torch.int32 if shift <= 31 else torch.int64
 
 
 def _find_special(xf: Tensor, i: Tensor, plan: _Plan) -> tuple[Tensor, Tensor] | None:

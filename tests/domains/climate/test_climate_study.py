@@ -87,3 +87,14 @@ def test_cli_parses_bits_and_runs_formats_and_round(capsys) -> None:  # noqa: AN
     assert args.func(args) == 0
     assert capsys.readouterr().out.split() == ["inf", "0.09997558594"]
     torch.set_num_threads(1)
+
+
+@pytest.mark.slow
+def test_demo_section_runs_and_links_its_figures(tmp_path) -> None:  # noqa: ANN001
+    from sciflow.domains.climate.demo import demo
+
+    section = demo(tmp_path)
+    assert section.startswith("## Low precision")
+    for link in ("precision/w1_ratio_vs_sbits.png", "precision/heat_profiles.png",
+                 "precision/flow_sweep.png", "precision/stagnation.png"):
+        assert link in section and (tmp_path / link).exists()
