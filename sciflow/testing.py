@@ -160,7 +160,8 @@ def _map_condition(
     graphs: Callable[[Tensor], Tensor] = lambda x: x,
     vectors: Callable[[Tensor], Tensor] | None = None,
 ) -> GraphCondition | None:
-    """Apply ``nodes`` to every per-atom field, ``graphs`` to per-graph ones, then ``vectors``."""
+    """Apply ``nodes`` to every per-atom field, ``graphs`` to per-graph ones, then ``vectors``
+    (a rotation) to the conditioning vectors and reference geometries."""
     if cond is None:
         return None
 
@@ -168,12 +169,15 @@ def _map_condition(
         return None if x is None else f(x)
 
     node_vectors = opt(nodes, cond.node_vectors)
+    references = opt(nodes, cond.reference_positions)
     if vectors is not None:
         node_vectors = opt(vectors, node_vectors)
+        references = opt(vectors, references)
     return GraphCondition(
         node_vectors=node_vectors,
         node_scalars=opt(nodes, cond.node_scalars),
         graph_scalars=opt(graphs, cond.graph_scalars),
+        reference_positions=references,
     )
 
 

@@ -6,6 +6,7 @@ positions x_t on the path from the source to the TS, every atom i gets
     vectors  V_i = [R_i - x_i, P_i - x_i]                    (2 polar vectors, translation-free)
     scalars  s_i = [|R_i - x_i|, |P_i - x_i|, |R_i - P_i|]   (invariants)
     features f_i = one-hot element of atom i
+    edges    e_ij = [rbf(|x_i - x_j|), rbf(|R_i - R_j|), rbf(|P_i - P_j|)]  (with ``pair_distances``)
 
 and the network (EGNN, PaiNN or the e3nn tensor-product net, fully connected inside each molecule)
 returns an equivariant vector per atom with sum_i = 0 per molecule: the velocity, or (default) a
@@ -13,7 +14,9 @@ correction to the R/P midpoint that gives the predicted TS (see :class:`TSVeloci
 rotate, reflect and translate together, v is E(3)-equivariant in the whole input, and the
 generated TS follows any rigid motion of the reactant. This is the conditioning of TS-GEN (Tuo et
 al., arXiv 2507.10530: R and P geometries as equivariant inputs to a PaiNN-style network), with the
-relative vectors R - x, P - x in place of its shared R/P encoder.
+relative vectors R - x, P - x in place of its shared R/P encoder, and the reactant and product
+bond lengths of every pair as edge features (which bonds break and form is then read off each edge
+directly instead of being inferred through message passing).
 
 The source (t = 0) is either standard Gaussian noise (``source="gaussian"``, TS-GEN) or a Gaussian
 of width ``source_scale`` around the R/P midpoint (``source="midpoint"``, a noisy version of the
@@ -54,6 +57,9 @@ class TSModelConfig:
     target : "x1" (the network predicts the TS as a correction to the R/P midpoint; default) or
         "velocity" (it predicts the velocity, as TS-GEN).
     time_dim, num_rbf, rbf_max : time embedding size, radial basis size and range (A).
+    pair_distances : give every edge the radial basis of its reactant and product distances
+        (``GraphCondition.reference_positions``); checkpoints written before this option existed
+        load with it off.
     """
 
     network: Literal["egnn", "painn", "e3nn"] = "egnn"
@@ -67,6 +73,7 @@ class TSModelConfig:
     time_dim: int = 32
     num_rbf: int = 24
     rbf_max: float = 6.0
+    pair_distances: bool = True
 
     def __post_init__(self) -> None:
         if self.network not in NETWORKS:
@@ -97,6 +104,7 @@ class TSModelConfig:
         if unknown:
             raise ValueError(f"unknown TS model settings {unknown}; known: {sorted(known)}")
         d = dict(d)
+        d.setdefault("pair_distances", False)  # older checkpoints had no pair-distance edges
         if "elements" in d:
             d["elements"] = tuple(d["elements"])
         return cls(**d)
@@ -127,6 +135,7 @@ class TSVelocity(nn.Module):
             node_vector_dim=2, node_scalar_dim=3, time_dim=config.time_dim,
             num_rbf=config.num_rbf, rbf_max=config.rbf_max, cutoff=None,
             avg_num_neighbors=10.0, zero_net_velocity=True,
+            reference_dim=2 if config.pair_distances else 0,
         )
         if config.network == "egnn":
             kwargs["vector_channels"] = config.vector_channels
@@ -141,8 +150,11 @@ class TSVelocity(nn.Module):
         vectors = torch.stack([to_r, to_p], dim=1)
         scalars = torch.stack([to_r.norm(dim=-1), to_p.norm(dim=-1),
                                (cond.reactant - cond.product).norm(dim=-1)], dim=-1)
+        references = (torch.stack([cond.reactant, cond.product], dim=1)
+                      if self.config.pair_distances else None)
         out = self.net(x, t, node_features=cond.features, batch=batch,
-                       cond=GraphCondition(node_vectors=vectors, node_scalars=scalars))
+                       cond=GraphCondition(node_vectors=vectors, node_scalars=scalars,
+                                           reference_positions=references))
         if self.config.target == "x1":
             return 0.5 * (cond.reactant + cond.product) + out
         return out

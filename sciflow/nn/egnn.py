@@ -118,7 +118,7 @@ class EGNN(GraphVelocityNet):
             else None
         )
         self.layers = nn.ModuleList(
-            EGNNLayer(hidden, vector_channels, self.rbf.num, update_scalars=i < layers - 1)
+            EGNNLayer(hidden, vector_channels, self.edge_dim, update_scalars=i < layers - 1)
             for i in range(layers)
         )
         self.vector_out = nn.Linear(vector_channels, 1, bias=False)

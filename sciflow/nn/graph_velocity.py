@@ -74,11 +74,17 @@ class GraphCondition:
         Per-atom invariant features (charges, bond counts, ...).
     graph_scalars : (B, G) or None
         Per-graph invariant features (a property to condition on, a guidance label, ...).
+    reference_positions : (N, K, 3) or None
+        K reference geometries of every graph in the atom order of ``pos`` (for transition states
+        the reactant and the product). Every edge j -> i gets the radial basis of the distances
+        |ref_i^k - ref_j^k| beside that of its current length: invariant pair features that tell
+        the network which bonds a reference geometry has, without a message-passing detour.
     """
 
     node_vectors: Tensor | None = None
     node_scalars: Tensor | None = None
     graph_scalars: Tensor | None = None
+    reference_positions: Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -116,7 +122,8 @@ class EncodedGraph:
     vectors : (N, C, 3) conditioning vectors, or None.
     src, dst : (E,) edge j -> i; messages flow from ``src`` j to ``dst`` i.
     vec : (E, 3) r_ij = x_i - x_j.    length : (E,) |r_ij|.
-    rbf : (E, K) radial basis of |r_ij|.
+    rbf : (E, R) radial basis of |r_ij|, then of |ref_i^k - ref_j^k| for every reference
+        geometry k of the conditioning (R = num_rbf * (1 + K), the network's ``edge_dim``).
     envelope : (E, 1) cosine cutoff of |r_ij| with a cutoff, None for fully connected graphs.
     neighbor_norm : Z, the constant that divides neighbour sums in ``aggregate``.
     """
@@ -169,6 +176,7 @@ class GraphNetOptions(TypedDict, total=False):
     cutoff: float | None
     num_rbf: int
     rbf_max: float
+    reference_dim: int
     avg_num_neighbors: float
     zero_net_velocity: bool
 
@@ -193,6 +201,8 @@ class GraphVelocityNet(nn.Module, ABC):
     node_feature_dim : 0 to embed atomic numbers ``z``; F > 0 to take ``node_features`` (N, F).
     max_z : largest atomic number the element embedding accepts.
     node_vector_dim, node_scalar_dim, graph_scalar_dim : sizes C, F, G of ``GraphCondition``.
+    reference_dim : K, the number of reference geometries in ``GraphCondition.reference_positions``
+        (their pair distances become edge features; ``edge_dim`` = num_rbf * (1 + K)).
     time_dim, time_embedding : size and kind of the time embedding.
     cutoff : edge cutoff radius, or None for fully connected graphs.
     num_rbf, rbf_max : Gaussian radial basis on [0, cutoff or rbf_max].
@@ -215,6 +225,7 @@ class GraphVelocityNet(nn.Module, ABC):
         cutoff: float | None = None,
         num_rbf: int = 16,
         rbf_max: float = 10.0,
+        reference_dim: int = 0,
         avg_num_neighbors: float = 16.0,
         zero_net_velocity: bool = False,
     ) -> None:
@@ -224,6 +235,7 @@ class GraphVelocityNet(nn.Module, ABC):
             ("node_vector_dim", node_vector_dim),
             ("node_scalar_dim", node_scalar_dim),
             ("graph_scalar_dim", graph_scalar_dim),
+            ("reference_dim", reference_dim),
         ):
             if not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
@@ -233,6 +245,7 @@ class GraphVelocityNet(nn.Module, ABC):
         self.node_vector_dim = node_vector_dim
         self.node_scalar_dim = node_scalar_dim
         self.graph_scalar_dim = graph_scalar_dim
+        self.reference_dim = reference_dim
         self.cutoff = cutoff
         self.avg_num_neighbors = float(avg_num_neighbors)
         self.zero_net_velocity = zero_net_velocity
@@ -247,6 +260,7 @@ class GraphVelocityNet(nn.Module, ABC):
         self.encoder = mlp([in_dim, scalar_dim, scalar_dim])
         self.rbf = GaussianRBF(num_rbf, stop=cutoff if cutoff is not None else rbf_max)
         self.envelope = CosineCutoff(cutoff) if cutoff is not None else None
+        self.edge_dim = num_rbf * (1 + reference_dim)
 
     @abstractmethod
     def velocity(self, graph: EncodedGraph) -> Tensor:
@@ -310,6 +324,11 @@ class GraphVelocityNet(nn.Module, ABC):
                 cond.graph_scalars, "cond.graph_scalars", (num, self.graph_scalar_dim)
             )
             parts.append(expand_per_graph(u, batch))
+        references = None
+        if self.reference_dim:
+            references = self._require(
+                cond.reference_positions, "cond.reference_positions", (n, self.reference_dim, 3)
+            )
         vectors = None
         if self.node_vector_dim:
             vectors = self._require(
@@ -330,6 +349,11 @@ class GraphVelocityNet(nn.Module, ABC):
         vec = pos[dst] - pos[src]
         length = vec.norm(dim=-1)
         envelope = self.envelope(length)[:, None] if self.envelope is not None else None
+        rbf = self.rbf(length)
+        if references is not None:
+            ref = references.to(pos.dtype)
+            ref_length = (ref[dst] - ref[src]).norm(dim=-1)  # (E, K)
+            rbf = torch.cat([rbf, self.rbf(ref_length).flatten(1)], dim=-1)
         return EncodedGraph(
             pos=pos,
             batch=batch,
@@ -340,7 +364,7 @@ class GraphVelocityNet(nn.Module, ABC):
             dst=dst,
             vec=vec,
             length=length,
-            rbf=self.rbf(length),
+            rbf=rbf,
             envelope=envelope,
             neighbor_norm=self.avg_num_neighbors,
         )
@@ -390,11 +414,13 @@ class GraphVelocityNet(nn.Module, ABC):
             ("node_vectors", cond.node_vectors, self.node_vector_dim),
             ("node_scalars", cond.node_scalars, self.node_scalar_dim),
             ("graph_scalars", cond.graph_scalars, self.graph_scalar_dim),
+            ("reference_positions", cond.reference_positions, self.reference_dim),
         ):
             if value is not None and not dim:
+                option = "reference_dim" if name == "reference_positions" else f"{name[:-1]}_dim"
                 raise ValueError(
-                    f"cond.{name} was given but the network was built with {name[:-1]}_dim=0; "
-                    f"build it with {name[:-1]}_dim={value.shape[1]} to use it"
+                    f"cond.{name} was given but the network was built with {option}=0; "
+                    f"build it with {option}={value.shape[1]} to use it"
                 )
 
     @staticmethod

@@ -125,7 +125,7 @@ class PaiNN(GraphVelocityNet):
         self.vector_in = (
             nn.Linear(self.node_vector_dim, hidden, bias=False) if self.node_vector_dim else None
         )
-        self.messages = nn.ModuleList(PaiNNMessage(hidden, self.rbf.num) for _ in range(layers))
+        self.messages = nn.ModuleList(PaiNNMessage(hidden, self.edge_dim) for _ in range(layers))
         self.updates = nn.ModuleList(PaiNNUpdate(hidden) for _ in range(layers))
         half = hidden // 2
         self.readout = nn.ModuleList(

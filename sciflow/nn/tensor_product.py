@@ -214,7 +214,7 @@ class TensorProductNet(GraphVelocityNet):
         )
         self.blocks = nn.ModuleList(
             InteractionBlock(
-                self.irreps, self.irreps_sh, num_rbf=self.rbf.num, radial_hidden=radial_hidden
+                self.irreps, self.irreps_sh, num_rbf=self.edge_dim, radial_hidden=radial_hidden
             )
             for _ in range(layers)
         )

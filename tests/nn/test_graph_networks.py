@@ -22,7 +22,7 @@ SMALL = {
     "painn": {"hidden": 16},
     "e3nn": {"hidden": 8, "radial_hidden": 16},
 }
-COND = {"node_vector_dim": 2, "node_scalar_dim": 1, "graph_scalar_dim": 2}
+COND = {"node_vector_dim": 2, "node_scalar_dim": 1, "graph_scalar_dim": 2, "reference_dim": 2}
 
 
 def molecules(sizes=(4, 6, 5), *, dtype=torch.float32, seed=0) -> Batch:
@@ -45,6 +45,7 @@ def condition(batch: Batch, *, seed=1) -> GraphCondition:
         node_vectors=torch.randn(n, 2, 3, generator=g, dtype=dtype),
         node_scalars=torch.randn(n, 1, generator=g, dtype=dtype),
         graph_scalars=torch.randn(b, 2, generator=g, dtype=dtype),
+        reference_positions=1.5 * torch.randn(n, 2, 3, generator=g, dtype=dtype),
     )
 
 
@@ -117,6 +118,7 @@ def test_every_input_reaches_the_velocity(name):
         {"node_vectors": cond.node_vectors.flip(1)},
         {"node_scalars": cond.node_scalars + 1},
         {"graph_scalars": cond.graph_scalars + 1},
+        {"reference_positions": cond.reference_positions * 1.2},
     ):
         assert (v(**change) - base).abs().max() > 1e-6, f"{name} ignores {sorted(change)}"
 
@@ -172,6 +174,15 @@ def test_bad_inputs_raise_clear_errors():
             "graph_scalar_dim=0",
             dict(
                 cond=GraphCondition(node_vectors=cond.node_vectors, graph_scalars=torch.randn(3, 1))
+            ),
+        ),
+        (
+            ValueError,
+            "reference_dim=0",
+            dict(
+                cond=GraphCondition(
+                    node_vectors=cond.node_vectors, reference_positions=torch.randn(15, 2, 3)
+                )
             ),
         ),
         (TypeError, "float64", dict(pos=pos.double())),
