@@ -22,10 +22,10 @@ from pathlib import Path
 
 import torch
 import torchdiffeq
-from sciflow.datasets.toy2d import eight_gaussians, moons
 from torch import nn
 
 from sciflow.couplings import ExactOTCoupling
+from sciflow.datasets.toy2d import eight_gaussians, moons
 from sciflow.matcher import FlowMatcher
 from sciflow.metrics import wasserstein2
 

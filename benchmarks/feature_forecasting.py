@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import torch
+
 from sciflow.domains.feature_forecasting import pipeline as P
 from sciflow.domains.feature_forecasting.autoencoder import fit_compressor
 from sciflow.domains.feature_forecasting.metrics import ForecastScores, reconstruction_error

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from sciflow.datasets.reactions import GFN2, make_splits
 from sciflow.domains.transition_states.data import (
     prepare_endpoints,
@@ -92,7 +93,8 @@ def _train_cmd(args: argparse.Namespace) -> int:
     tr = select_reactions(reactions, split["train"])
     val = select_reactions(reactions, split["val"])
     config = TSModelConfig(network=args.network, hidden=args.hidden, layers=args.layers,
-                           source=args.source, source_scale=args.source_scale, target=args.target)
+                           source=args.source, source_scale=args.source_scale, target=args.target,
+                           pair_distances=not args.no_pair_distances)
     base = dict(batch_size=args.batch_size, lr=args.lr, ema_decay=args.ema_decay, progress=False,
                 checkpoint_every=500, warmup_steps=100, distance_weight=args.distance_weight)
     # calibrate: time a short warm-up run under the machine's current load
@@ -469,6 +471,8 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--source", default="midpoint")
     t.add_argument("--source-scale", type=float, default=0.2)
     t.add_argument("--target", default="x1")
+    t.add_argument("--no-pair-distances", action="store_true",
+                   help="leave out the reactant/product pair distances on the edges (ablation)")
     t.add_argument("--distance-weight", type=float, default=0.5)
     t.add_argument("--batch-size", type=int, default=16)
     t.add_argument("--lr", type=float, default=1e-3)

@@ -11,14 +11,15 @@ import os
 from pathlib import Path
 
 import torch
-from sciflow.datasets.toy2d import eight_gaussians, moons
 
+from sciflow.checkpoint import load_checkpoint
 from sciflow.couplings import ExactOTCoupling
+from sciflow.datasets.toy2d import eight_gaussians, moons
 from sciflow.matcher import FlowMatcher
 from sciflow.metrics import wasserstein2
 from sciflow.nn.mlp import MLPVelocity
 from sciflow.solvers import odeint
-from sciflow.train import TrainConfig, Trainer, load_checkpoint
+from sciflow.train import TrainConfig, Trainer
 
 quick = os.environ.get("SCIFLOW_EXAMPLE_QUICK") == "1"
 out = Path(os.environ.get("SCIFLOW_EXAMPLE_OUT", "sciflow-out/examples/toy2d"))

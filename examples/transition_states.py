@@ -12,8 +12,9 @@ import os
 from pathlib import Path
 
 import ase.io
-import sciflow.datasets.reactions as rx
 import torch
+
+import sciflow.datasets.reactions as rx
 from sciflow.datasets.reactions import GFN2, make_splits
 from sciflow.domains.transition_states import (
     TSGenerator,

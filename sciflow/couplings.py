@@ -147,7 +147,7 @@ class DenseCoupling(ABC):
 
     ``__call__`` checks the inputs, refuses ragged graph batches (use :class:`KabschCoupling`)
     unless ``ragged_ok``, and builds the :class:`CouplingResult`; :meth:`pair_indices` is the only
-    method to write.
+    method to write (a coupling that reads ``cond`` also overrides :meth:`_pair`).
     """
 
     ragged_ok: ClassVar[bool] = False
@@ -173,9 +173,15 @@ class DenseCoupling(ABC):
                 f"{type(self).__name__} pairs whole samples of a dense batch (B, *) and got a "
                 "ragged graph batch; use KabschCoupling for point clouds"
             )
-        _check_cond_rows(cond, x1.shape[0], "samples")
-        index0 = self.pair_indices(x0, x1, generator=generator)
+        index0 = self._pair(x0, x1, cond, generator)
         return CouplingResult(x0=x0[index0], x1=x1, cond=cond, index0=index0)
+
+    def _pair(
+        self, x0: Tensor, x1: Tensor, cond: Any, generator: torch.Generator | None
+    ) -> Tensor:
+        """Check that ``cond`` has a row per sample, then :meth:`pair_indices`."""
+        _check_cond_rows(cond, x1.shape[0], "samples")
+        return self.pair_indices(x0, x1, generator=generator)
 
 
 @dataclass(frozen=True)
@@ -434,22 +440,13 @@ class ConditionalOTCoupling(DenseCoupling):
             index0[rows] = rows[local.to(rows.device)]
         return index0
 
-    def __call__(
-        self,
-        x0: Tensor,
-        x1: Tensor,
-        *,
-        cond: Any = None,
-        batch: Tensor | None = None,
-        generator: torch.Generator | None = None,
-    ) -> CouplingResult:
-        _check_pair(x0, x1)
-        if batch is not None:
-            raise ValueError("ConditionalOTCoupling pairs dense batches (B, *), got a graph batch")
+    def _pair(
+        self, x0: Tensor, x1: Tensor, cond: Any, generator: torch.Generator | None
+    ) -> Tensor:
+        """Read the labels from ``cond``, check its rows, then pair within each label."""
         labels = _labels(cond, self.key, x0.shape[0]).to(x0.device)
         _check_cond_rows(cond, x1.shape[0], "samples")
-        index0 = self.pair_indices(x0, x1, generator=generator, labels=labels)
-        return CouplingResult(x0=x0[index0], x1=x1, cond=cond, index0=index0)
+        return self.pair_indices(x0, x1, generator=generator, labels=labels)
 
 
 @dataclass(frozen=True)

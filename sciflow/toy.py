@@ -17,13 +17,14 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from sciflow.checkpoint import load_checkpoint
 from sciflow.couplings import ExactOTCoupling, IndependentCoupling
 from sciflow.datasets.toy2d import TOY2D
 from sciflow.matcher import FlowMatcher
 from sciflow.metrics import wasserstein2
 from sciflow.nn.mlp import MLPVelocity
 from sciflow.solvers import odeint
-from sciflow.train import TrainConfig, Trainer, TrainResult, load_checkpoint
+from sciflow.train import TrainConfig, Trainer, TrainResult
 
 __all__ = ["ToySpec", "train_toy", "load_toy", "evaluate_toy", "plot_toy", "register", "demo"]
 

@@ -5,10 +5,11 @@ feed. Everything a run needs to continue bit-exactly lives in its checkpoints: t
 weights, the AdamW and LR-scheduler state, the step counter and every random state (torch, numpy,
 python, the trainer's data generator and the position inside a data loader's epoch).
 
-Checkpoints are written atomically (temporary file in the same folder, ``fsync``, ``os.replace``),
-so a crash mid-save never leaves a half-written file where a checkpoint is expected. They are read
-with ``torch.load(weights_only=True)``: a crafted pickle cannot execute code; configuration is kept
-as JSON text inside the file, never as pickled objects.
+Checkpoints are written atomically and read with ``torch.load(weights_only=True)`` by
+:mod:`sciflow.checkpoint`: a crash mid-save never leaves a half-written file where a checkpoint is
+expected, and a crafted pickle cannot execute code. Its ``save_checkpoint``, ``load_checkpoint``,
+``latest_checkpoint``, ``LoadedCheckpoint``, ``CheckpointError`` and ``CHECKPOINT_FORMAT`` are
+re-exported here for existing callers.
 
 Under ``torchrun`` (``WORLD_SIZE`` > 1 in the environment) the model is wrapped in
 ``DistributedDataParallel`` (gloo on CPU, NCCL on CUDA); gradients are averaged over ranks, so the
@@ -29,13 +30,12 @@ import math
 import os
 import random
 import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -43,7 +43,23 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from sciflow.checkpoint import (
+    CHECKPOINT_FORMAT,
+    CheckpointError,
+    LoadedCheckpoint,
+    atomic_write,
+    json_text,
+    latest_checkpoint,
+    load_checkpoint,
+    read_state,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    write_state,
+)
+
 __all__ = [
+    "CHECKPOINT_FORMAT",
     "CheckpointError",
     "LoadedCheckpoint",
     "NonFiniteLossError",
@@ -55,7 +71,6 @@ __all__ = [
     "save_checkpoint",
 ]
 
-CHECKPOINT_FORMAT = "sciflow.train/1"
 LossOutput = Tensor | tuple[Tensor, Mapping[str, float]]
 LossFn = Callable[[nn.Module, Any], LossOutput]
 BatchFn = Callable[[int, torch.Generator], Any]
@@ -73,10 +88,6 @@ class NonFiniteLossError(FloatingPointError):
         last = f"last good checkpoint: {checkpoint}" if checkpoint else "no checkpoint was written"
         super().__init__(f"non-finite {what} ({value}) at step {step}; training stopped before "
                          f"this update ({last}). Lower lr, set grad_clip, or check the data.")
-
-
-class CheckpointError(ValueError):
-    """A file is not a safe, loadable sciflow checkpoint (or lacks what the caller needs)."""
 
 
 def _check(ok: bool, name: str, value: Any, expected: str) -> None:
@@ -172,113 +183,6 @@ class TrainResult:
     loss_history: tuple[tuple[int, float], ...]
     checkpoint: Path | None
     wall_time: float
-
-
-@dataclass(frozen=True)
-class LoadedCheckpoint:
-    """What ``load_checkpoint`` read: the chosen weights, which ones ("ema"/"model"), the step,
-    the ``TrainConfig`` as a dict (None if saved outside a Trainer) and the user's JSON ``meta``."""
-
-    path: Path
-    step: int
-    weights: Literal["ema", "model"]
-    state_dict: dict[str, Tensor]
-    config: dict[str, Any] | None
-    meta: dict[str, Any]
-
-
-def _fsync_dir(folder: Path) -> None:
-    if hasattr(os, "O_DIRECTORY"):  # POSIX: make the rename itself durable
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
-    """Write via a hidden temp file in the same folder, fsync, then os.replace onto ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-    return path
-
-
-def _json_text(obj: Any, what: str) -> str:
-    try:
-        return json.dumps(obj)
-    except (TypeError, ValueError) as err:
-        raise TypeError(f"{what} must be JSON-serialisable (dicts, lists, str, numbers): {err}") from err
-
-
-def save_checkpoint(path: str | Path, model: nn.Module, *, ema_model: nn.Module | None = None,
-                    meta: Mapping[str, Any] | None = None, step: int = 0) -> Path:
-    """Atomically save a model (and optionally its EMA copy) for later ``load_checkpoint``.
-
-    ``meta`` is a JSON-able dict (e.g. the hyper-parameters that rebuild the network); it is
-    stored as JSON text, so loading never unpickles objects. Returns the path written.
-    Example: ``save_checkpoint("ts.pt", net, meta={"hidden": 64})``.
-    """
-    state: dict[str, Any] = {"format": CHECKPOINT_FORMAT, "step": int(step),
-                             "model": model.state_dict(), "config_json": "null",
-                             "meta_json": _json_text(dict(meta or {}), "meta")}
-    if ema_model is not None:
-        state["ema"] = ema_model.state_dict()
-    return _atomic_write(Path(path), lambda f: torch.save(state, f))
-
-
-def _read(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist (or is not a file)")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # weights-only unpickler refusal, truncated or foreign file
-        raise CheckpointError(f"refusing to load {str(path)!r}: not a safe tensor-only sciflow "
-                              f"checkpoint ({type(err).__name__}: {err})") from err
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{str(path)!r} loads but is not a {CHECKPOINT_FORMAT} checkpoint")
-    return state
-
-
-def load_checkpoint(path: str | Path, model: nn.Module | None = None, *,
-                    ema: bool | None = None, map_location: str | torch.device = "cpu",
-                    strict: bool = True) -> LoadedCheckpoint:
-    """Safely read a checkpoint and (if ``model`` is given) load its weights into the model.
-
-    ema: True = EMA weights (error if absent), False = raw weights, None = EMA when present.
-    Raises FileNotFoundError for a missing file and CheckpointError for anything that is not a
-    tensor-only sciflow checkpoint (a malicious pickle is refused, never executed).
-    Example: ``ck = load_checkpoint(p, net); net.eval()`` then sample; ``ck.meta`` has the config.
-    """
-    state = _read(path, map_location)
-    use_ema = ("ema" in state) if ema is None else ema
-    if use_ema and "ema" not in state:
-        raise CheckpointError(f"{str(path)!r} has no EMA weights; pass ema=False")
-    weights = state["ema" if use_ema else "model"]
-    if model is not None:
-        model.load_state_dict(weights, strict=strict)
-    return LoadedCheckpoint(path=Path(path), step=int(state["step"]),
-                            weights="ema" if use_ema else "model", state_dict=weights,
-                            config=json.loads(state["config_json"]),
-                            meta=json.loads(state["meta_json"]))
-
-
-def latest_checkpoint(out_dir: str | Path) -> Path | None:
-    """Newest complete ``out_dir/checkpoints/step_*.pt`` (temp files never match), or None."""
-    found = sorted(Path(out_dir, "checkpoints").glob("step_*.pt"))
-    return found[-1] if found else None
 
 
 def _to_device(batch: Any, device: torch.device) -> Any:
@@ -406,7 +310,7 @@ class Trainer:
         if not isinstance(config, TrainConfig):
             raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
         self.loss_fn, self.config = loss_fn, config
-        self.meta_json = _json_text(dict(meta or {}), "meta")
+        self.meta_json = json_text(dict(meta or {}), "meta")
         self.rank, self.world_size, local_rank = _dist_env()
         dev = config.device
         if dev == "auto":
@@ -443,29 +347,13 @@ class Trainer:
         return self._elapsed0 + time.perf_counter() - self._t0
 
     def _rng_state(self) -> dict[str, Any]:
-        _, keys, pos, has_gauss, gauss = np.random.get_state()
-        version, py_state, py_gauss = random.getstate()
-        return {"torch": torch.get_rng_state(), "generator": self.generator.get_state(),
-                "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda"
-                else None,
-                "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                          "has_gauss": int(has_gauss), "gauss": float(gauss)},
-                "python": {"version": version, "state": torch.tensor(py_state),
-                           "gauss": py_gauss},
+        return {**rng_state(self.generator, self.device),
                 "feed": self._feed.state() if self._feed is not None else None}
 
     def _set_rng_state(self, s: Mapping[str, Any]) -> None:
         if s["feed"] is not None and self._feed is not None:
             self._feed.restore(s["feed"])  # first: replaying the epoch start uses the torch RNG
-        torch.set_rng_state(s["torch"])
-        self.generator.set_state(s["generator"])
-        if s["cuda"] is not None and self.device.type == "cuda":
-            torch.cuda.set_rng_state(s["cuda"], self.device)
-        n = s["numpy"]
-        np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"],
-                             n["has_gauss"], n["gauss"]))
-        p = s["python"]
-        random.setstate((p["version"], tuple(p["state"].tolist()), p["gauss"]))
+        set_rng_state(s, self.generator, self.device)
 
     def _seed(self) -> None:
         seed = self.config.seed + self.rank
@@ -491,14 +379,14 @@ class Trainer:
         target = Path(path) if path is not None else \
             self.out_dir / "checkpoints" / f"step_{self.step:08d}.pt"
         if self.rank == 0:
-            state = {"format": CHECKPOINT_FORMAT, "step": self.step, "elapsed": self._elapsed(),
-                     "model": self.model.state_dict(), "ema": self.ema_model.state_dict(),
-                     "optimizer": self.optimizer.state_dict(),
-                     "scheduler": self.scheduler.state_dict(), "rng": rngs,
-                     "log_window": list(self._window),
-                     "config_json": _json_text(self.config.to_dict(), "config"),
-                     "meta_json": self.meta_json}
-            _atomic_write(target, lambda f: torch.save(state, f))
+            write_state(target, {"step": self.step, "elapsed": self._elapsed(),
+                                 "model": self.model.state_dict(),
+                                 "ema": self.ema_model.state_dict(),
+                                 "optimizer": self.optimizer.state_dict(),
+                                 "scheduler": self.scheduler.state_dict(), "rng": rngs,
+                                 "log_window": list(self._window),
+                                 "config_json": json_text(self.config.to_dict(), "config"),
+                                 "meta_json": self.meta_json})
             if default:
                 for old in sorted(target.parent.glob("step_*.pt"))[:-self.config.keep_checkpoints]:
                     old.unlink()
@@ -510,7 +398,7 @@ class Trainer:
     def restore(self, path: str | Path) -> int:
         """Load a Trainer checkpoint (weights, EMA, optimiser, scheduler, step, RNG); returns the
         step. The random states are applied when ``fit`` starts (they need the data feed)."""
-        state = _read(path, self.device)
+        state = read_state(path, self.device)
         missing = {"model", "ema", "optimizer", "scheduler", "rng", "log_window"} - state.keys()
         if missing:
             raise CheckpointError(f"{str(path)!r} lacks {sorted(missing)}: it was not written by "
@@ -577,7 +465,7 @@ class Trainer:
                 except (ValueError, KeyError, TypeError):
                     continue  # a line cut short by the crash
             text = "".join(ln + "\n" for ln in keep).encode()
-            _atomic_write(log, lambda f: f.write(text))
+            atomic_write(log, lambda f: f.write(text))
 
     def fit(self, data: Iterable[Any] | BatchFn, *,
             resume: bool | str | os.PathLike[str] = False) -> TrainResult:

@@ -6,8 +6,8 @@ import copy
 
 import pytest
 import torch
-from sciflow.datasets.toy2d import TOY2D
 
+from sciflow.datasets.toy2d import TOY2D
 from sciflow.distill import GridTime, distill, generate_pairs, reflow, straightness, train_on_pairs
 from sciflow.metrics import wasserstein2
 from sciflow.solvers import odeint

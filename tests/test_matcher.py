@@ -1,7 +1,7 @@
 import pytest
 import torch
-from sciflow.datasets.toy2d import eight_gaussians, moons
 
+from sciflow.datasets.toy2d import eight_gaussians, moons
 from sciflow.matcher import FlowMatcher, GaussianSource, LogitNormalTime
 from sciflow.metrics import wasserstein2
 from sciflow.nn.mlp import MLPVelocity

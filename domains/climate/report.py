@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -38,6 +39,9 @@ __all__ = [
     "write_csv",
 ]
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 _LABEL = {"nearest": "RN", "stochastic": "SR"}
 
 
@@ -58,39 +62,52 @@ def _fmt(x: float) -> str:
     return f"{x:.3g}"
 
 
+def _row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _head(cells: Sequence[str]) -> list[str]:
+    """A markdown table's header row and its separator."""
+    return [_row(cells), "|" + "---|" * len(cells)]
+
+
+def _save(fig: Figure, path: Path, *, dpi: int = 110) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    _pyplot().close(fig)
+    return path
+
+
 # ------------------------------------------------------------------------------------ tables
+def _roundings(sweep: TestbedSweep) -> list[str]:
+    return [r for r in ("nearest", "stochastic") if any(x.rounding == r for x in sweep.rows)]
+
+
+def _sweep_lines(sweep: TestbedSweep, field: str, label: Callable[[str, str], str]) -> list[str]:
+    """Markdown lines: one row per sbits of the rows' ``field``, one column per rounding x
+    variable, headed ``label(rounding, variable)``."""
+    roundings = _roundings(sweep)
+    cells = {(r.sbits, r.rounding, r.variable): getattr(r, field) for r in sweep.rows}
+    lines = _head(["sbits"] + [label(r, v) for r in roundings for v in sweep.variables])
+    for k in sorted({r.sbits for r in sweep.rows}):
+        lines.append(_row([str(k)] + [
+            _fmt(cells.get((k, r, v), math.nan)) for r in roundings for v in sweep.variables
+        ]))
+    return lines
+
+
 def sweep_table(sweep: TestbedSweep) -> str:
     """Markdown: W1 / null per sbits (rows), rounding x variable (columns)."""
-    roundings = [r for r in ("nearest", "stochastic") if any(x.rounding == r for x in sweep.rows)]
-    bits = sorted({r.sbits for r in sweep.rows})
-    cells = {(r.sbits, r.rounding, r.variable): r.ratio for r in sweep.rows}
-    head = ["sbits"] + [f"{_LABEL[r]} {v}" for r in roundings for v in sweep.variables]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for k in bits:
-        row = [str(k)] + [
-            _fmt(cells.get((k, r, v), math.nan)) for r in roundings for v in sweep.variables
-        ]
-        lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines)
+    return "\n".join(_sweep_lines(sweep, "ratio", lambda r, v: f"{_LABEL[r]} {v}"))
 
 
 def w1_table(sweep: TestbedSweep, units: dict[str, str]) -> str:
     """Markdown: W1 to float64 in physical units per sbits, and the mean null W1 per variable."""
-    roundings = [r for r in ("nearest", "stochastic") if any(x.rounding == r for x in sweep.rows)]
-    bits = sorted({r.sbits for r in sweep.rows})
-    cells = {(r.sbits, r.rounding, r.variable): r.w1 for r in sweep.rows}
+    lines = _sweep_lines(sweep, "w1", lambda r, v: f"{_LABEL[r]} {v} ({units.get(v, '')})")
     nulls = {r.variable: r.null for r in sweep.rows}
-    head = ["sbits"] + [
-        f"{_LABEL[r]} {v} ({units.get(v, '')})" for r in roundings for v in sweep.variables
-    ]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for k in bits:
-        row = [str(k)] + [
-            _fmt(cells.get((k, r, v), math.nan)) for r in roundings for v in sweep.variables
-        ]
-        lines.append("| " + " | ".join(row) + " |")
-    null_row = ["null"] + [_fmt(nulls.get(v, math.nan)) for _ in roundings for v in sweep.variables]
-    lines.append("| " + " | ".join(null_row) + " |")
+    lines.append(_row(["null"] + [
+        _fmt(nulls.get(v, math.nan)) for _ in _roundings(sweep) for v in sweep.variables
+    ]))
     return "\n".join(lines)
 
 
@@ -118,12 +135,8 @@ def threshold_table(sweeps: Sequence[TestbedSweep], flow: FlowSweep | None = Non
         for mode in ("emulate", "state"):
             found = {}
             for rounding in ("nearest", "stochastic"):
-                rows = sorted(
-                    (r for r in flow.rows if r.mode == mode and r.rounding == rounding),
-                    key=lambda r: r.sbits,
-                )
                 best = None
-                for r in reversed(rows):
+                for r in reversed(flow.series(mode, rounding)):
                     if not r.deviation <= flow.null_w1:
                         break
                     best = r.sbits
@@ -139,13 +152,12 @@ def threshold_table(sweeps: Sequence[TestbedSweep], flow: FlowSweep | None = Non
 def heat_table(profiles: HeatProfiles, depths: Sequence[float] = (1, 5, 10, 20, 30, 40, 60)) -> str:
     """Markdown: final temperature (K) at chosen depths, one column per arm."""
     names = list(profiles.profiles)
-    lines = ["| depth (m) | " + " | ".join(names) + " |", "|" + "---|" * (len(names) + 1)]
+    lines = _head(["depth (m)", *names])
     for d in depths:
         idx = int(torch.argmin((profiles.depths - d).abs()))
-        row = [f"{profiles.depths[idx].item():g}"] + [
+        lines.append(_row([f"{profiles.depths[idx].item():g}"] + [
             f"{profiles.profiles[n][idx].item():.3f}" for n in names
-        ]
-        lines.append("| " + " | ".join(row) + " |")
+        ]))
     return "\n".join(lines)
 
 
@@ -185,7 +197,7 @@ def flow_table(flow: FlowSweep) -> str:
         "W1 RN emulate",
         "W1 SR emulate",
     ]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = _head(head)
     for k in bits:
 
         def get(rounding: str, mode: str, what: str, k: int = k) -> str:
@@ -242,10 +254,7 @@ def plot_ratios(sweeps: Sequence[TestbedSweep], path: Path) -> Path:
         ax.set_ylabel("W1 / null")
         ax.set_title(s.testbed)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_heat(profiles: HeatProfiles, path: Path) -> Path:
@@ -263,10 +272,7 @@ def plot_heat(profiles: HeatProfiles, path: Path) -> Path:
     ax.set_ylabel("depth (m)")
     ax.set_title(f"soil column after {profiles.years:g} years")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_stagnation(result: Stagnation, path: Path) -> Path:
@@ -284,10 +290,7 @@ def plot_stagnation(result: Stagnation, path: Path) -> Path:
     ax.set_ylabel("x")
     ax.set_title(f"x <- x + {result.increment:g} in {result.fmt}")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_climatology(means: dict[str, dict[str, torch.Tensor]], names: Sequence[str],
@@ -306,10 +309,7 @@ def plot_climatology(means: dict[str, dict[str, torch.Tensor]], names: Sequence[
             ax.set_xticks([])
             ax.set_yticks([])
             fig.colorbar(im, ax=ax, fraction=0.03)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path, dpi=100)
 
 
 def plot_flow(flow: FlowSweep, path: Path) -> Path:
@@ -318,10 +318,7 @@ def plot_flow(flow: FlowSweep, path: Path) -> Path:
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for mode, marker in (("emulate", "o"), ("state", "s")):
         for rounding, style in (("nearest", "-"), ("stochastic", "--")):
-            rows = sorted(
-                (r for r in flow.rows if r.mode == mode and r.rounding == rounding),
-                key=lambda r: r.sbits,
-            )
+            rows = flow.series(mode, rounding)
             if not rows:
                 continue
             xs = [r.sbits for r in rows]
@@ -336,7 +333,4 @@ def plot_flow(flow: FlowSweep, path: Path) -> Path:
     for ax in axes:
         ax.set_xlabel("significand bits")
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)

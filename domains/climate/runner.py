@@ -12,6 +12,8 @@ from typing import TypeVar
 
 import torch
 
+from sciflow.checkpoint import atomic_write
+
 from . import report, study
 
 __all__ = ["StudyConfig", "TESTBEDS", "run_study"]
@@ -67,10 +69,7 @@ def _cached(out: Path | None, name: str, key: dict, compute: Callable[[], T], re
                 progress(f"{name}: reusing {path}")
             return saved["value"]
     value = compute()
-    path.parent.mkdir(exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save({"key": key, "value": value}, tmp)
-    tmp.replace(path)
+    atomic_write(path, lambda f: torch.save({"key": key, "value": value}, f))
     return value
 
 

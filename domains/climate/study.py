@@ -171,6 +171,11 @@ class FlowSweep:
     settings: str
     seconds: float
 
+    def series(self, mode: str, rounding: str) -> list[FlowRow]:
+        """The rows of one emulation mode and rounding, by increasing sbits."""
+        rows = (r for r in self.rows if r.mode == mode and r.rounding == rounding)
+        return sorted(rows, key=lambda r: r.sbits)
+
 
 @dataclass(frozen=True)
 class Stagnation:
@@ -434,7 +439,6 @@ def flow_sweep(
     deviation ``mean ||x_low - x_64||``, an upper bound on W1 to the same-noise float64 samples.
     """
     from sciflow.datasets.toy2d import TOY2D
-
     from sciflow.metrics import wasserstein1
     from sciflow.precision import StateRounding
     from sciflow.solvers import odeint

@@ -27,7 +27,7 @@ def _rgb(x: Tensor) -> np.ndarray:
     return x.permute(1, 2, 0).clamp(0, 1).numpy()
 
 
-def _pyplot():
+def _pyplot():  # noqa: ANN202 - matplotlib's module
     import matplotlib
 
     matplotlib.use("Agg")
@@ -36,67 +36,16 @@ def _pyplot():
     return plt
 
 
-def plot_sprite_forecasts(path: str | Path, frames: Tensor, segmentation: Tensor,
-                          decoded: Mapping[str, Tensor], *, clips: Sequence[int] = (0, 1),
-                          samples: int = 3, context: int = 4) -> Path:
-    """Decoded segmentation forecasts of a few clips beside the truth.
+Row = tuple[str, list[np.ndarray | None]]
 
-    frames (B, C + H, 3, S, S) true clips; segmentation (B, H, S, S) true future labels;
-    decoded: method name -> labels (B, K, H, S, S) (the first ``samples`` of K are shown).
-    """
+
+def _image_grid(path: str | Path, rows: Sequence[Row], *, cell: tuple[float, float],
+                interpolation: str | None = None) -> Path:
+    """One labelled row per (label, images): columns "last context", t+1, t+2, ...; a None
+    image leaves its cell blank (no frame). ``cell`` is the (width, height) of a cell in inches."""
     plt = _pyplot()
-    horizon = segmentation.shape[1]
-    rows: list[tuple[str, list[np.ndarray]]] = []
-    for c in clips:
-        rows.append((f"clip {c}: frames", [_rgb(frames[c, context - 1 + i])
-                                           for i in range(horizon + 1)]))
-        rows.append(("true segm.", [None] + [_colour(segmentation[c, i])
-                                             for i in range(horizon)]))
-        for name, labels in decoded.items():
-            for k in range(min(samples, labels.shape[1])):
-                label = name if labels.shape[1] == 1 else f"{name} #{k + 1}"
-                rows.append((label, [None] + [_colour(labels[c, k, i]) for i in range(horizon)]))
-    fig, axes = plt.subplots(len(rows), horizon + 1, figsize=(1.5 * (horizon + 1),
-                                                              1.35 * len(rows)), squeeze=False)
-    for r, (label, images) in enumerate(rows):
-        for j, img in enumerate(images):
-            ax = axes[r, j]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if img is None:
-                ax.axis("off")
-                continue
-            ax.imshow(img, interpolation="nearest")
-            if r == 0:
-                ax.set_title("last context" if j == 0 else f"t+{j}", fontsize=8)
-        axes[r, 0].axis("on")
-        axes[r, 0].set_xticks([])
-        axes[r, 0].set_yticks([])
-        axes[r, 0].set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center")
-        if images[0] is None:
-            for side in axes[r, 0].spines.values():
-                side.set_visible(False)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def plot_video_forecast(path: str | Path, frames: Tensor, decoded: Mapping[str, Tensor], *,
-                        context: int, samples: int = 3) -> Path:
-    """Decoded RGB forecasts of one real clip: frames (C + H, 3, H, W); decoded: name -> RGB
-    (K, H, 3, H, W)."""
-    plt = _pyplot()
-    horizon = frames.shape[0] - context
-    rows = [("frames", [_rgb(frames[context - 1 + i]) for i in range(horizon + 1)])]
-    for name, rgb in decoded.items():
-        for k in range(min(samples, rgb.shape[0])):
-            label = name if rgb.shape[0] == 1 else f"{name} #{k + 1}"
-            rows.append((label, [None] + [_rgb(rgb[k, i]) for i in range(horizon)]))
-    aspect = frames.shape[-1] / frames.shape[-2]
-    fig, axes = plt.subplots(len(rows), horizon + 1,
-                             figsize=(1.4 * aspect * (horizon + 1), 1.4 * len(rows)),
+    ncols = max(len(images) for _, images in rows)
+    fig, axes = plt.subplots(len(rows), ncols, figsize=(cell[0] * ncols, cell[1] * len(rows)),
                              squeeze=False)
     for r, (label, images) in enumerate(rows):
         for j, img in enumerate(images):
@@ -107,7 +56,7 @@ def plot_video_forecast(path: str | Path, frames: Tensor, decoded: Mapping[str, 
                 for side in ax.spines.values():
                     side.set_visible(False)
                 continue
-            ax.imshow(img)
+            ax.imshow(img, interpolation=interpolation)
             if r == 0:
                 ax.set_title("last context" if j == 0 else f"t+{j}", fontsize=8)
         axes[r, 0].set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center")
@@ -116,3 +65,39 @@ def plot_video_forecast(path: str | Path, frames: Tensor, decoded: Mapping[str, 
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_sprite_forecasts(path: str | Path, frames: Tensor, segmentation: Tensor,
+                          decoded: Mapping[str, Tensor], *, clips: Sequence[int] = (0, 1),
+                          samples: int = 3, context: int = 4) -> Path:
+    """Decoded segmentation forecasts of a few clips beside the truth.
+
+    frames (B, C + H, 3, S, S) true clips; segmentation (B, H, S, S) true future labels;
+    decoded: method name -> labels (B, K, H, S, S) (the first ``samples`` of K are shown).
+    """
+    horizon = segmentation.shape[1]
+    rows: list[Row] = []
+    for c in clips:
+        rows.append((f"clip {c}: frames", [_rgb(frames[c, context - 1 + i])
+                                           for i in range(horizon + 1)]))
+        rows.append(("true segm.", [None] + [_colour(segmentation[c, i])
+                                             for i in range(horizon)]))
+        for name, labels in decoded.items():
+            for k in range(min(samples, labels.shape[1])):
+                label = name if labels.shape[1] == 1 else f"{name} #{k + 1}"
+                rows.append((label, [None] + [_colour(labels[c, k, i]) for i in range(horizon)]))
+    return _image_grid(path, rows, cell=(1.5, 1.35), interpolation="nearest")
+
+
+def plot_video_forecast(path: str | Path, frames: Tensor, decoded: Mapping[str, Tensor], *,
+                        context: int, samples: int = 3) -> Path:
+    """Decoded RGB forecasts of one real clip: frames (C + H, 3, H, W); decoded: name -> RGB
+    (K, H, 3, H, W)."""
+    horizon = frames.shape[0] - context
+    rows: list[Row] = [("frames", [_rgb(frames[context - 1 + i]) for i in range(horizon + 1)])]
+    for name, rgb in decoded.items():
+        for k in range(min(samples, rgb.shape[0])):
+            label = name if rgb.shape[0] == 1 else f"{name} #{k + 1}"
+            rows.append((label, [None] + [_rgb(rgb[k, i]) for i in range(horizon)]))
+    aspect = frames.shape[-1] / frames.shape[-2]
+    return _image_grid(path, rows, cell=(1.4 * aspect, 1.4))

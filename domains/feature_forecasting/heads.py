@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from sciflow.domains.feature_forecasting.autoencoder import FeatureStandardizer
 from torch import Tensor, nn
 
+from sciflow.domains.feature_forecasting.autoencoder import FeatureStandardizer
 from sciflow.train import TrainConfig, Trainer, TrainResult
 
 __all__ = ["OUTPUTS", "HeadOutputs", "HeadTargets", "DecoderHeads", "fit_heads"]

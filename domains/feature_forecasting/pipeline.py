@@ -21,6 +21,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+from torch import Tensor, nn
+
+from sciflow.checkpoint import load_checkpoint, save_checkpoint
 from sciflow.datasets.sprites import SpriteConfig, make_forecast_set, make_sprite_clips
 from sciflow.domains.feature_forecasting import metrics as M
 from sciflow.domains.feature_forecasting.autoencoder import (
@@ -38,9 +41,7 @@ from sciflow.domains.feature_forecasting.model import (
     rollout,
     train_forecaster,
 )
-from torch import Tensor, nn
-
-from sciflow.train import TrainResult, load_checkpoint, save_checkpoint
+from sciflow.train import TrainResult
 
 __all__ = [
     "VFMConfig",

@@ -32,6 +32,7 @@ import torch
 import xarray as xr
 from torch import Tensor
 
+from sciflow.checkpoint import load_checkpoint
 from sciflow.datasets.sentinel import CubeError, validate_cube
 from sciflow.domains.remote_sensing.baselines import (
     BASELINES,
@@ -61,7 +62,7 @@ from sciflow.domains.remote_sensing.metrics import (
 from sciflow.domains.remote_sensing.model import RSModelSpec, RSNetwork, build_model
 from sciflow.matcher import FlowMatcher
 from sciflow.solvers import odeint
-from sciflow.train import TrainConfig, Trainer, TrainResult, load_checkpoint
+from sciflow.train import TrainConfig, Trainer, TrainResult
 
 __all__ = [
     "RSModel",

@@ -42,12 +42,13 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from sciflow.checkpoint import load_checkpoint, save_checkpoint
 from sciflow.domains.single_cell.data import CellDataError, CellPopulations, PopulationPair
 from sciflow.domains.single_cell.metrics import PopulationScores, score_population
 from sciflow.domains.single_cell.model import CellFlowModel, CellFlowSpec
 from sciflow.matcher import FlowMatcher
 from sciflow.solvers import odeint
-from sciflow.train import TrainConfig, Trainer, TrainResult, load_checkpoint, save_checkpoint
+from sciflow.train import TrainConfig, Trainer, TrainResult
 
 __all__ = [
     "BASELINES",

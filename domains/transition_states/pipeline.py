@@ -40,12 +40,13 @@ from ase import Atoms
 from torch import Tensor
 from torch_geometric.utils import scatter
 
+from sciflow.checkpoint import load_checkpoint, save_checkpoint
 from sciflow.couplings import kabsch_align
 from sciflow.graphs import center, full_edges, graph_mean
 from sciflow.matcher import FlowMatcher
 from sciflow.metrics import kabsch_rmsd
 from sciflow.solvers import odeint
-from sciflow.train import TrainConfig, Trainer, TrainResult, load_checkpoint, save_checkpoint
+from sciflow.train import TrainConfig, Trainer, TrainResult
 
 from .data import (
     Endpoints,

@@ -1,9 +1,11 @@
-"""Velocity networks: embeddings, MLPs and E(3)-equivariant graph networks.
+"""Velocity networks: embeddings, MLPs, E(3)-equivariant graph networks, set and frame encoders.
 
 Dense data uses ``MLPVelocity``; point clouds (molecules) use one of the graph networks behind the
 ``GraphVelocityNet`` contract — ``EGNN``, ``PaiNN`` or the e3nn ``TensorProductNet`` — built
 directly or by name with ``make_graph_velocity``, and wrapped in ``GraphVelocityField`` where the
-core contract ``model(x, t, *, cond=None, batch=None)`` is needed.
+core contract ``model(x, t, *, cond=None, batch=None)`` is needed. Whole populations of points are
+summarised by ``PopulationEncoder`` (a GCN over a k-NN graph, Meta Flow Matching); image series
+(B, T, C, H, W) use the ``SpaceTimeTransformer``.
 """
 
 from sciflow.nn.egnn import EGNN, EGNNLayer
@@ -28,6 +30,14 @@ from sciflow.nn.graph_velocity import (
 )
 from sciflow.nn.mlp import MLPVelocity, mlp, per_sample_time
 from sciflow.nn.painn import PaiNN
+from sciflow.nn.population import (
+    GCNLayer,
+    NormalizedAdjacency,
+    PopulationEncoder,
+    knn_edges,
+    knn_neighbors,
+)
+from sciflow.nn.spacetime import SpaceTimeBlock, SpaceTimeCondition, SpaceTimeTransformer
 from sciflow.nn.tensor_product import TensorProductNet
 
 __all__ = [
@@ -36,6 +46,7 @@ __all__ = [
     "EGNNLayer",
     "ElementEmbedding",
     "EncodedGraph",
+    "GCNLayer",
     "GRAPH_VELOCITY_NETWORKS",
     "GaussianFourierTimeEmbedding",
     "GaussianRBF",
@@ -46,9 +57,16 @@ __all__ = [
     "GraphVelocityModel",
     "GraphVelocityNet",
     "MLPVelocity",
+    "NormalizedAdjacency",
     "PaiNN",
+    "PopulationEncoder",
     "SinusoidalTimeEmbedding",
+    "SpaceTimeBlock",
+    "SpaceTimeCondition",
+    "SpaceTimeTransformer",
     "TensorProductNet",
+    "knn_edges",
+    "knn_neighbors",
     "make_graph_velocity",
     "make_time_embedding",
     "mlp",

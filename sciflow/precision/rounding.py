@@ -31,7 +31,7 @@ same few integer ops (per-slice shift and mask tensors), so a sweep over formats
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -152,6 +152,20 @@ def _check_tensor(x: Tensor, generator: torch.Generator | None, out: Tensor | No
         )
 
 
+def _into(x: Tensor, out: Tensor | None, kernel: Callable[[Tensor, Tensor], None]) -> Tensor:
+    """Run ``kernel(src, dst)`` on a contiguous ``src`` holding ``x`` and a contiguous ``dst``.
+
+    ``dst`` is ``out`` itself when that is contiguous (so ``out=x`` rounds in place), else a new
+    tensor that is copied into ``out`` when one was given. Returns the result.
+    """
+    src = x if x.is_contiguous() else x.contiguous()
+    dst = out if (out is not None and out.is_contiguous()) else torch.empty_like(src)
+    kernel(src, dst)
+    if out is not None and dst is not out:
+        return out.copy_(dst)
+    return dst
+
+
 # ------------------------------------------------------------------------------- public API
 def round_to(
     x: Tensor,
@@ -211,13 +225,10 @@ def _round_unchecked(
     out: Tensor | None,
 ) -> Tensor:
     """:func:`round_to` for a float32/float64 ``x`` whose arguments were checked."""
-    src = x if x.is_contiguous() else x.contiguous()
-    dst = out if (out is not None and out.is_contiguous()) else torch.empty_like(src)
     it = plan.int_dtype
-    _round_bits(src.view(-1), src.view(it).view(-1), dst.view(it).view(-1), plan, rounding, bits)
-    if out is not None and dst is not out:
-        return out.copy_(dst)
-    return dst
+    return _into(x, out, lambda src, dst: _round_bits(
+        src.view(-1), src.view(it).view(-1), dst.view(it).view(-1), plan, rounding, bits
+    ))
 
 
 def round_(
@@ -272,13 +283,10 @@ def _round_sweep_unchecked(
     x: Tensor, rows: _RowPlans, bits: RandomBits, out: Tensor | None
 ) -> Tensor:
     """:func:`round_sweep` for a float32/float64 ``x`` whose arguments were checked."""
-    src = x if x.is_contiguous() else x.contiguous()
-    dst = out if (out is not None and out.is_contiguous()) else torch.empty_like(src)
     it, k = rows.plans[0].int_dtype, x.shape[0]
-    _round_rows(src.view(it).view(k, -1), dst.view(it).view(k, -1), rows, bits)
-    if out is not None and dst is not out:
-        return out.copy_(dst)
-    return dst
+    return _into(x, out, lambda src, dst: _round_rows(
+        src.view(it).view(k, -1), dst.view(it).view(k, -1), rows, bits
+    ))
 
 
 # ------------------------------------------------------------------------ one-format kernels

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from ase import Atoms
 from ase.build import molecule
+
 from sciflow.datasets.reactions import (
     Reaction,
     ReactionFormatError,
@@ -264,8 +265,9 @@ def test_kabsch_recovers_a_rotation():
 
 def test_graph_dataset_fields_and_frame_invariance():
     import torch
-    from sciflow.datasets.reactions import ReactionGraphDataset
     from torch_geometric.loader import DataLoader
+
+    from sciflow.datasets.reactions import ReactionGraphDataset
 
     rng = np.random.default_rng(6)
     rxn = _fake_reaction("r", rng)
@@ -288,6 +290,7 @@ def test_graph_dataset_fields_and_frame_invariance():
 
 def test_seed_sources_skip_bad_input_with_reasons(tmp_path):
     import ase.io
+
     from sciflow.datasets.reactions import g2_seeds, smiles_seeds, xyz_seeds
 
     seeds, skipped = g2_seeds(max_atoms=12)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from ase.build import molecule
 from ase.calculators.calculator import CalculationFailed
+
 from sciflow.datasets.reactions import (
     EMT_SETTINGS,
     EMTFactory,
@@ -94,6 +95,7 @@ def test_dask_local_cluster(tmp_path):
 def test_frequencies_of_water_are_rotation_invariant():
     pytest.importorskip("tblite")
     from ase.optimize import LBFGS
+
     from sciflow.datasets.reactions import GFN2
 
     w = molecule("H2O")

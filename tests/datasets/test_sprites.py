@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+
 from sciflow.datasets.sprites import (
     SpriteConfig,
     branch_turns,

@@ -2,8 +2,8 @@
 
 import pytest
 import torch
-from sciflow.domains.climate.heat import SoilColumn
 
+from sciflow.domains.climate.heat import SoilColumn
 from sciflow.precision import FLOAT16, Precision, emulate, emulate_sweep, sbits
 
 

@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+
 from sciflow.domains.climate.lorenz import Lorenz63, lorenz_ensemble
 
 

@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+
 from sciflow.domains.climate.shallow_water import ShallowWater
 
 

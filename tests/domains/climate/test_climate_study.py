@@ -4,9 +4,9 @@ import argparse
 
 import pytest
 import torch
+
 from sciflow.domains.climate import cli, study
 from sciflow.domains.climate.runner import StudyConfig, run_study
-
 from sciflow.precision import FLOAT64
 
 

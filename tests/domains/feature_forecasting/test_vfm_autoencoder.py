@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+
 from sciflow.domains.feature_forecasting.autoencoder import (
     ChannelVAE,
     PCACompressor,

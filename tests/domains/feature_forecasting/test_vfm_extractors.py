@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from sciflow.domains.feature_forecasting.extractors import (
     CheckpointLayoutError,
     DINOv2Extractor,

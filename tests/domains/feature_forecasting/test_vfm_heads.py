@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+
 from sciflow.domains.feature_forecasting.heads import DecoderHeads, HeadTargets, fit_heads
 
 

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+
 from sciflow.domains.feature_forecasting.model import (
     ForecasterSpec,
     LatentForecaster,
@@ -9,7 +10,6 @@ from sciflow.domains.feature_forecasting.model import (
     sample_windows,
     train_forecaster,
 )
-
 from sciflow.paths import AffinePath
 
 

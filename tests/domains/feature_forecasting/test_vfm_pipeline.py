@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+
 from sciflow.domains.feature_forecasting import pipeline as P
 
 TINY = P.VFMConfig(compressor="pca", context=2, horizon=2, train_clips=12, ae_steps=15, steps=6, head_steps=8,

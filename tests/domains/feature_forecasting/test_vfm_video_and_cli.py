@@ -5,6 +5,7 @@ import json
 
 import pytest
 import torch
+
 from sciflow.domains.feature_forecasting import pipeline as P
 
 HAVE_VIDEO = all(importlib.util.find_spec(m) is not None for m in ("av", "skvideo"))

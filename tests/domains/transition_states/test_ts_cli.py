@@ -4,10 +4,10 @@ import ase.io
 import numpy as np
 import pytest
 from ase import Atoms
-from sciflow.domains.transition_states import load_generator
-from sciflow.domains.transition_states.demo import shipped_test_reactions
 
 from sciflow.cli import main
+from sciflow.domains.transition_states import load_generator
+from sciflow.domains.transition_states.demo import shipped_test_reactions
 
 
 @pytest.fixture(scope="module")

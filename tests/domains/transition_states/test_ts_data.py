@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 from ase import Atoms
+
 from sciflow.domains.transition_states.data import (
     TSInputError,
     check_endpoints,
@@ -14,7 +15,6 @@ from sciflow.domains.transition_states.data import (
     prepare_endpoints,
     read_endpoint,
 )
-
 from sciflow.testing import random_orthogonal
 
 

@@ -3,6 +3,7 @@
 import re
 
 import pytest
+
 from sciflow.domains.transition_states.demo import demo
 
 

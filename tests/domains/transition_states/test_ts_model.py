@@ -2,9 +2,9 @@
 
 import pytest
 import torch
+
 from sciflow.domains.transition_states.data import TSCondition
 from sciflow.domains.transition_states.model import TSModelConfig, TSVelocity, build_model
-
 from sciflow.graphs import graph_sum
 from sciflow.testing import default_dtype, random_orthogonal
 

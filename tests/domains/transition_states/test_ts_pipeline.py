@@ -7,6 +7,7 @@ import pytest
 import torch
 from ase import Atoms
 from ase.calculators.emt import EMT
+
 from sciflow.datasets.reactions import Reaction
 from sciflow.domains.transition_states import (
     DEFAULT_CHECKPOINT,
@@ -25,7 +26,6 @@ from sciflow.domains.transition_states import (
 from sciflow.domains.transition_states.data import _kabsch_onto
 from sciflow.domains.transition_states.demo import shipped_test_reactions
 from sciflow.domains.transition_states.pipeline import pair_rmsd
-
 from sciflow.testing import random_orthogonal
 from sciflow.train import save_checkpoint
 
