@@ -11,22 +11,24 @@ Three searches over the stochastic trajectories of a trained velocity field, eac
   exp(lambda (r_new - r_old)), and the particles are resampled (systematically) when the effective
   sample size drops below ``ess_threshold`` N. Returns the best end particle of each run.
 - :func:`rollover_budget_forcing`: one particle per run (Kim et al. 2025, "Inference-time scaling for
-  flow models via stochastic generation and rollover budget forcing"). Each step has a quota of
-  evaluations; proposals x_{t+dt} are drawn one at a time from the SDE step and scored on their
-  x1_hat; the first proposal whose reward beats the best reward seen so far is accepted, and the
-  evaluations left unused roll over to the next step. A step with no winning proposal moves to its
-  best proposal.
+  flow models via stochastic generation and rollover budget forcing"), started from the best of
+  N source draws. Each step has a quota of evaluations; proposals x_{t+dt} are drawn one at a time
+  from the SDE step and scored on their x1_hat; the first proposal whose reward beats the best
+  reward accepted so far is taken, and the evaluations left unused roll over to the next step. A
+  step with no winning proposal moves to its best proposal; the last proposal step spends all
+  that is left and keeps its best proposal, so the whole budget is used.
 
-The stochastic step (:class:`SDEStep`) is the flow's marginal-preserving SDE (score from the
-velocity; Albergo et al. 2023; :func:`sciflow.solvers.sde_sample` is the same scheme as a
-whole-trajectory call for a standard Gaussian source):
+The stochastic step is :class:`sciflow.solvers.SDEStep` (re-exported here), the one
+Euler-Maruyama step of the flow's marginal-preserving SDE that :func:`sciflow.solvers.sde_sample`
+also runs (score from the velocity; Albergo et al. 2023):
 
     x_{t+dt} = x + dt (v + eps_t s) + sqrt(2 eps_t dt) z,   s = path.velocity_to_score(v, x, t)
 
-with no noise on the last step; :class:`SDEStep` also takes a shifted and scaled Gaussian source
-(e.g. the transition-state model's (R + P)/2 + 0.2 A noise). With ``SDEStep(diffusion=0)`` the
-searches run on the ODE and particles differ only in their x0. For a variance-preserving interpolant as in Kim et al., wrap the
-model with :func:`sciflow.reparam.to_vp` and pass ``SDEStep(path=AffinePath(CosineScheduler()))``.
+with no noise on the last step, for shifted and scaled Gaussian sources too (e.g. the
+transition-state model's (R + P)/2 + 0.2 A noise). With ``SDEStep(diffusion=0)`` the searches run
+on the ODE and particles differ only in their x0. For a variance-preserving interpolant as in
+Kim et al., wrap the model with :func:`sciflow.reparam.to_vp` and pass
+``SDEStep(path=AffinePath(CosineScheduler()))``.
 
 Accounting: one NFE is one velocity evaluation of one sample (one graph). Rewards cost no NFE.
 Runs: ``like`` (R, *) holds one row per run (dense) or the node rows of R graphs with ``batch``;
@@ -40,14 +42,14 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
 from torch import Tensor
 
 from sciflow import graphs
-from sciflow.paths import AffinePath
+from sciflow.solvers import SDEStep
 
 __all__ = [
     "Reward",
@@ -86,65 +88,15 @@ def gaussian_source(scale: float = 1.0, *, center_graphs: bool = False) -> Parti
     return draw
 
 
-@dataclass(frozen=True, kw_only=True)
-class SDEStep:
-    """One Euler-Maruyama step of the marginal-preserving SDE of a flow.
-
-    ``diffusion`` is eps_t: a constant c means eps_t = c (1 - t) (noise vanishing at the data end,
-    as :func:`sciflow.solvers.sde_sample`); a callable gives eps_t itself; 0 gives the Euler ODE.
-    ``center_noise`` removes each graph's mean from the noise (zero-centre-of-mass point clouds).
-
-    Sources other than N(0, I): for x0 = m(cond) + s z (``source_mean`` a function of the
-    conditions returning per-row means, ``source_scale`` s) the score of p_t is
-    -(x0_hat - m) / (s^2 sigma_t), and eps_t is taken in the source's units (multiplied by s^2), so
-    the same ``diffusion`` means the same relative noise for any source scale:
-
-        x_{t+dt} = x + dt (v - eps_t s (x0_hat - m) / (s sigma_t)) + s sqrt(2 eps_t dt) z
-    """
-
-    path: AffinePath = field(default_factory=AffinePath)
-    diffusion: float | Callable[[float], float] = 1.0
-    center_noise: bool = False
-    source_scale: float = 1.0
-    source_mean: Callable[[Any], Tensor] | None = None
-
-    def __post_init__(self) -> None:
-        if not self.source_scale > 0:
-            raise ValueError(f"source_scale must be > 0, got {self.source_scale}")
-
-    def eps(self, t: float) -> float:
-        e = float(self.diffusion(t)) if callable(self.diffusion) else float(self.diffusion) * (1.0 - t)
-        if not e >= 0:
-            raise ValueError(f"diffusion must be >= 0, got {e} at t={t}")
-        return e
-
-    def __call__(self, v: Tensor, x: Tensor, t: float, dt: float, *, batch: Tensor | None,
-                 last: bool, cond: Any = None, generator: torch.Generator | None = None) -> Tensor:
-        """x_{t+dt} from x_t and its velocity v. Shapes: v, x (N, *) -> (N, *)."""
-        e = self.eps(t)
-        if last or e == 0.0:
-            return x + dt * v
-        n = graphs.num_graphs(batch, x.shape[0]) if batch is not None else x.shape[0]
-        t_rows = graphs.expand_per_graph(torch.full((n,), t, dtype=x.dtype, device=x.device), batch)
-        x0_hat = self.path.velocity_to_x0(v, x, t_rows)
-        if self.source_mean is not None:
-            x0_hat = x0_hat - self.source_mean(cond)
-        sigma_t = self.path.coefficients(t_rows, x).sigma
-        s = self.source_scale
-        z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
-        if self.center_noise:
-            z = graphs.center(z, batch)
-        return x + dt * (v - e * x0_hat / sigma_t) + s * math.sqrt(2.0 * e * dt) * z
-
-
 @dataclass(frozen=True)
 class ParticleResult:
     """What a particle search returns.
 
     x: (R, *) dense or the node rows of R graphs, in the layout of ``like``; reward: (R,) reward of
     each returned sample; nfe: (R,) int64 evaluations spent per run (never above ``budget``);
-    particles: particles per run (best-of-N, SMC) or 1 (RBF); rewards_seen: (particles, R) end
-    rewards of every particle (best-of-N, SMC), else None; resamples: resampling events (SMC).
+    particles: particles per run (best-of-N, SMC) or source draws per run (RBF); rewards_seen:
+    (particles, R) end rewards of every particle (best-of-N, SMC), else None; resamples:
+    resampling events (SMC).
     """
 
     x: Tensor
@@ -409,34 +361,61 @@ def rollover_budget_forcing(
     steps: int,
     source: ParticleSource | None = None,
     dynamics: SDEStep | None = None,
+    initial_particles: int | None = None,
     cond: Any = None,
     batch: Tensor | None = None,
     generator: torch.Generator | None = None,
 ) -> ParticleResult:
     """Rollover budget forcing (Kim et al. 2025): one particle per run, proposals under a quota.
 
-    One NFE evaluates v(x0); the other budget - 1 are split evenly over the steps 0..steps-2 (the
-    last step is deterministic: the SDE adds no noise there). At step i each run draws proposals
-    x' = SDE step of (x_t, v) one at a time, pays one NFE for v(x', t + dt) and scores r(x1_hat(x')).
-    The first proposal with r > best reward so far is accepted and the rest of the quota rolls over
-    to step i + 1; with none, the best proposal is taken. Runs advance in lock step; only the runs
-    still searching are evaluated, so the NFE spent per run is counted exactly.
+    Start: ``initial_particles`` source draws per run, each paying one NFE for v(x0); the one whose
+    x1_hat scores highest starts the search. The other budget - initial_particles NFE are split
+    evenly over the proposal steps 0..steps-2 (the last step is deterministic: the SDE adds no
+    noise there). At step i each run draws proposals x' = SDE step of (x_t, v) one at a time,
+    pays one NFE for v(x', t + dt) and scores r(x1_hat(x')). The first proposal with r above the
+    best reward accepted so far is taken and the rest of the step's quota rolls over to step
+    i + 1; with none, the step moves to its best proposal. The last proposal step spends
+    everything left (no early stop) and moves to its best proposal, whose x1_hat the final
+    deterministic step returns (exactly, on the linear path). So every run spends exactly
+    ``budget`` NFE when steps >= 2.
+
+    ``initial_particles`` defaults to N = budget // steps, the particle count of :func:`best_of_n`
+    and :func:`smc` at the same budget (Kim et al.'s code also starts from the best of several
+    draws). For an exact linear-path flow x1_hat(x0) = E[x1] for every x0, so the choice would be
+    blind; a trained network's v(x0, 0) is smooth in t and already points where its trajectory
+    goes, so it pays in practice (benchmarks/results/inference.md, section 2). Pass 1 to start
+    from a single draw.
+
+    Runs advance in lock step; only the runs still searching are evaluated, so the NFE spent per
+    run is counted exactly. Shapes: like (R, *) or graph rows with batch -> ParticleResult.
     """
     _check_common(like, budget, steps, batch)
+    if initial_particles is None:
+        initial_particles = budget // steps
+    if not isinstance(initial_particles, int) or not 1 <= initial_particles <= budget - (steps - 1):
+        raise ValueError(f"initial_particles must be an integer in [1, budget - (steps - 1)] = "
+                         f"[1, {budget - steps + 1}] (each later step needs one NFE), got "
+                         f"{initial_particles!r}")
     source = source if source is not None else gaussian_source()
     dyn = dynamics if dynamics is not None else SDEStep()
-    runs = _Runs.of(like, batch, cond)
-    n, dev = runs.n, like.device
-    x = source(runs.x, cond=runs.cond, batch=runs.batch, generator=generator)
+    base = _Runs.of(like, batch, cond)
+    n, dev = base.n, like.device
+    starts = base.tile(initial_particles)
+    x = source(starts.x, cond=starts.cond, batch=starts.batch, generator=generator)
+    v = _velocity(model, starts, x, 0.0)
+    r0 = _reward(reward, starts, _x1_hat(dyn, starts, v, x, 0.0))
+    pick, best_r = _best_per_run(r0, initial_particles, n)
+    runs = starts.with_x(torch.cat([x, v], dim=-1)).take(pick)
+    d = x.shape[-1]
+    x, v = runs.x[..., :d], runs.x[..., d:]
+    runs = _Runs(x, runs.batch, runs.cond, n)
+    nfe = torch.full((n,), initial_particles, dtype=torch.long, device=dev)
     dt = 1.0 / steps
-    v = _velocity(model, runs, x, 0.0)
-    nfe = torch.ones(n, dtype=torch.long, device=dev)
-    best_r = _reward(reward, runs, _x1_hat(dyn, runs, v, x, 0.0))
     proposal_steps = steps - 1
     carry = torch.zeros(n, dtype=torch.long, device=dev)
-    spare = budget - 1
+    spare = budget - initial_particles
     for i in range(proposal_steps):
-        t = i * dt
+        t, final = i * dt, i == proposal_steps - 1
         quota = spare // proposal_steps + (1 if i < spare % proposal_steps else 0)
         allowed = carry + quota
         used = torch.zeros(n, dtype=torch.long, device=dev)
@@ -446,7 +425,6 @@ def rollover_budget_forcing(
         while bool(searching.any()):
             sel = searching.nonzero().flatten()
             sub = runs.with_x(torch.cat([x, v], dim=-1)).take(sel)
-            d = x.shape[-1]
             xs, vs = sub.x[..., :d], sub.x[..., d:]
             sub = _Runs(xs, sub.batch, sub.cond, sub.n)
             xp = dyn(vs, xs, t, dt, batch=sub.batch, last=False, cond=sub.cond, generator=generator)
@@ -459,8 +437,8 @@ def rollover_budget_forcing(
                 step_r[won] = rp[better]
                 _scatter_samples(new_x, xp, runs.batch, sub.batch, won, better)
                 _scatter_samples(new_v, vp, runs.batch, sub.batch, won, better)
-            beat = rp > best_r[sel]
-            searching[sel[beat]] = False
+            if not final:  # a winner ends the step; the last step searches to the end of the budget
+                searching[sel[rp > best_r[sel]]] = False
             searching &= used < allowed
         x, v = new_x, new_v
         best_r = torch.maximum(best_r, step_r)
@@ -469,7 +447,7 @@ def rollover_budget_forcing(
     x = dyn(v, x, (steps - 1) * dt, dt, batch=runs.batch, last=True, cond=runs.cond,
             generator=generator)
     r = _reward(reward, runs, x)
-    return ParticleResult(x=x, reward=r, nfe=nfe, budget=budget, particles=1)
+    return ParticleResult(x=x, reward=r, nfe=nfe, budget=budget, particles=initial_particles)
 
 
 def _scatter_samples(dest: Tensor, src: Tensor, batch: Tensor | None, sub_batch: Tensor | None,

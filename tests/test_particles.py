@@ -6,7 +6,7 @@ import pytest
 import torch
 from gaussian_flow import GaussianTargetVelocity, rotated_cov
 
-from sciflow import graphs
+from sciflow import graphs, solvers
 from sciflow.particles import (
     SDEStep,
     _systematic_resample,
@@ -16,6 +16,7 @@ from sciflow.particles import (
     smc,
     take_samples,
 )
+from sciflow.solvers import sde_sample
 
 GOAL = torch.tensor([2.0, 0.0], dtype=torch.float64)
 
@@ -141,37 +142,83 @@ def test_bad_budget_and_reward_shape():
         smc(model, like, reward=reward_dense, budget=4, steps=2, temperature=0.0)
 
 
-class _ShiftedSourceVelocity(torch.nn.Module):
-    """Exact linear-path velocity from N(m, s^2 I) to N(mu, S): E[x1 - x0 | x_t = x]."""
+def test_particle_steps_and_sde_sample_are_one_code_path():
+    # a shifted, scaled source: best-of-1 on the SDE replays sde_sample bit for bit
+    m, s = torch.tensor([1.0, -1.0], dtype=torch.float64), 0.3
+    model = _model()
+    n = 7
+    dyn = SDEStep(diffusion=1.5, source_scale=s, source_mean=lambda cond: cond["mean"])
+    cond = {"mean": m.expand(n, 2)}
 
-    def __init__(self, m, s, mu, cov) -> None:
-        super().__init__()
-        self.m, self.s, self.mu, self.cov = m, s, mu, cov
+    def src(like, *, cond=None, batch=None, generator=None):
+        return m + s * torch.randn(like.shape, generator=generator, dtype=like.dtype)
 
-    def forward(self, x, t, *, cond=None, batch=None):
-        eye = torch.eye(x.shape[1], dtype=x.dtype)
-        tt = t[:, None, None]
-        c_t = tt**2 * self.cov + (1 - tt) ** 2 * self.s**2 * eye
-        a_t = tt * self.cov - (1 - tt) * self.s**2 * eye
-        mean_t = t[:, None] * self.mu + (1 - t[:, None]) * self.m
-        return self.mu - self.m + (a_t @ torch.linalg.solve(c_t, (x - mean_t)[:, :, None]))[:, :, 0]
+    res = best_of_n(model, torch.zeros(n, 2, dtype=torch.float64), reward=reward_dense, budget=5,
+                    steps=5, dynamics=dyn, source=src, cond=cond,
+                    generator=torch.Generator().manual_seed(4))
+    g = torch.Generator().manual_seed(4)
+    x0 = src(torch.zeros(n, 2, dtype=torch.float64), generator=g)
+    x = sde_sample(model, x0, steps=5, diffusion=1.5, source_scale=s,
+                   source_mean=lambda cond: cond["mean"], cond=cond, generator=g)
+    assert torch.equal(res.x, x)
+    assert SDEStep is solvers.SDEStep
 
 
-@pytest.mark.parametrize("shifted", [False, True])
-def test_sde_step_keeps_the_marginals_for_scaled_and_shifted_sources(shifted):
-    m = torch.tensor([1.0, -1.0], dtype=torch.float64) if shifted else torch.zeros(2, dtype=torch.float64)
-    s = 0.3 if shifted else 1.0
-    mu, cov = torch.tensor([2.0, 0.5], dtype=torch.float64), rotated_cov(2)
-    model = _ShiftedSourceVelocity(m, s, mu, cov)
-    n = 6000
-    dyn = SDEStep(diffusion=1.5, source_scale=s,
-                  source_mean=(lambda cond: m.expand(n, 2)) if shifted else None)
-    src = lambda like, **k: m + s * torch.randn(like.shape, generator=k["generator"], dtype=like.dtype)  # noqa: E731
-    res = best_of_n(model, torch.zeros(n, 2, dtype=torch.float64), reward=lambda x, **k: x[:, 0] * 0,
-                    budget=100, steps=100, dynamics=dyn, source=src, generator=torch.Generator().manual_seed(0))
-    x = res.x
-    torch.testing.assert_close(x.mean(0), mu, atol=0.06, rtol=0)
-    torch.testing.assert_close(torch.cov(x.T), cov, atol=0.08, rtol=0)
+@pytest.mark.parametrize("budget,steps", [(8, 4), (13, 4), (40, 8), (9, 2)])
+@pytest.mark.parametrize("graph", [False, True])
+def test_rollover_budget_forcing_spends_the_whole_budget(budget, steps, graph):
+    # unused evaluations roll over to the last proposal step, which spends them all
+    model = _model()
+    if graph:
+        batch = torch.repeat_interleave(torch.arange(3), torch.tensor([2, 1, 3]))
+        like = torch.zeros(6, 2, dtype=torch.float64)
+        target = torch.randn(6, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+        kw = dict(reward=reward_graph, batch=batch, cond={"target": target})
+    else:
+        like, kw = torch.zeros(6, 2, dtype=torch.float64), dict(reward=reward_dense)
+    res = rollover_budget_forcing(model, like, budget=budget, steps=steps,
+                                  generator=torch.Generator().manual_seed(1), **kw)
+    assert res.nfe.tolist() == [budget] * (3 if graph else 6)
+    assert int(res.nfe.sum()) == model.evals
+    assert res.particles == budget // steps
+
+
+def test_rollover_budget_forcing_with_one_step_is_best_of_n():
+    # one step: no proposal steps, the search is the best of its `budget` starts (linear path:
+    # x1_hat(x0) is the one-step sample itself), drawn from the same random stream
+    model = _model()
+    like = torch.zeros(5, 2, dtype=torch.float64)
+    a = rollover_budget_forcing(model, like, reward=reward_dense, budget=6, steps=1,
+                                generator=torch.Generator().manual_seed(2))
+    b = best_of_n(model, like, reward=reward_dense, budget=6, steps=1,
+                  generator=torch.Generator().manual_seed(2))
+    assert torch.equal(a.x, b.x) and torch.equal(a.reward, b.reward)
+
+
+def test_rollover_budget_forcing_last_step_keeps_its_best_proposal():
+    # two steps: the only proposal step is the last; it must not stop at the first proposal that
+    # beats the start but return the best of all budget - 1 proposals
+    model = _model()
+    r, budget = 4, 9
+    like = torch.zeros(r, 2, dtype=torch.float64)
+    res = rollover_budget_forcing(model, like, reward=reward_dense, budget=budget, steps=2,
+                                  initial_particles=1, generator=torch.Generator().manual_seed(5))
+    g = torch.Generator().manual_seed(5)
+    x0 = torch.randn(r, 2, generator=g, dtype=torch.float64)
+    v0 = model(x0, torch.zeros(r, dtype=torch.float64))
+    dyn, half = SDEStep(), torch.full((r,), 0.5, dtype=torch.float64)
+    best = torch.full((r,), -float("inf"), dtype=torch.float64)
+    for _ in range(budget - 1):
+        xp = dyn(v0, x0, 0.0, 0.5, generator=g)
+        best = torch.maximum(best, reward_dense(xp + 0.5 * model(xp, half)))
+    torch.testing.assert_close(res.reward, best)
+
+
+def test_bad_initial_particles():
+    like = torch.zeros(2, 2, dtype=torch.float64)
+    with pytest.raises(ValueError, match="initial_particles"):
+        rollover_budget_forcing(_model(), like, reward=reward_dense, budget=8, steps=4,
+                                initial_particles=6)
 
 
 def test_nan_rewards_are_rejected_and_minus_inf_still_advances():

@@ -5,7 +5,7 @@ import torch
 from gaussian_flow import GaussianTargetVelocity, rotated_cov
 
 from sciflow.paths import AffinePath
-from sciflow.solvers import SOLVERS, log_likelihood, odeint, sde_sample
+from sciflow.solvers import SOLVERS, SDEStep, log_likelihood, odeint, sde_sample
 
 
 def linear_field(x, t, *, cond=None, batch=None):
@@ -84,6 +84,70 @@ def test_sde_with_true_score_recovers_mean_and_variance():
     # the noise really acted: trajectories differ from the ODE's
     ode = odeint(model, x0, method="euler", steps=400).x
     assert float((x - ode).abs().mean()) > 0.1
+
+
+class ShiftedSourceVelocity(torch.nn.Module):
+    """Exact linear-path velocity from N(m, s^2 I) to N(mu, S): E[x1 - x0 | x_t = x].
+
+    x_t ~ N(t mu + (1 - t) m, C_t), C_t = t^2 S + (1 - t)^2 s^2 I, and
+    v = mu - m + (t S - (1 - t) s^2 I) C_t^{-1} (x - E x_t).
+    """
+
+    def __init__(self, m, s, mu, cov) -> None:
+        super().__init__()
+        self.m, self.s, self.mu, self.cov = m, s, mu, cov
+
+    def forward(self, x, t, *, cond=None, batch=None):
+        eye = torch.eye(x.shape[1], dtype=x.dtype)
+        tt = t[:, None, None]
+        c_t = tt**2 * self.cov + (1 - tt) ** 2 * self.s**2 * eye
+        a_t = tt * self.cov - (1 - tt) * self.s**2 * eye
+        mean_t = t[:, None] * self.mu + (1 - t[:, None]) * self.m
+        return self.mu - self.m + (a_t @ torch.linalg.solve(c_t, (x - mean_t)[:, :, None]))[:, :, 0]
+
+
+@pytest.mark.parametrize("mean_as", ["none", "tensor", "function of cond"])
+def test_sde_keeps_the_marginals_for_a_shifted_and_scaled_source(mean_as):
+    shifted = mean_as != "none"
+    m = torch.tensor([1.0, -1.0], dtype=torch.float64) if shifted else torch.zeros(2, dtype=torch.float64)
+    s = 0.3 if shifted else 1.0
+    mu, cov = torch.tensor([2.0, 0.5], dtype=torch.float64), rotated_cov(2)
+    model = ShiftedSourceVelocity(m, s, mu, cov)
+    n = 6000
+    g = torch.Generator().manual_seed(0)
+    x0 = m + s * torch.randn(n, 2, generator=g, dtype=torch.float64)
+    source_mean = {"none": None, "tensor": m, "function of cond": lambda cond: cond["mean"]}[mean_as]
+    x = sde_sample(model, x0, steps=100, diffusion=1.5, source_scale=s, source_mean=source_mean,
+                   cond={"mean": m.expand(n, 2)}, generator=g)
+    torch.testing.assert_close(x.mean(0), mu, atol=0.06, rtol=0)
+    torch.testing.assert_close(torch.cov(x.T), cov, atol=0.08, rtol=0)
+    # the noise acted, in the source's units: the end points are not the ODE's
+    ode = odeint(model, x0, steps=100).x
+    assert float((x - ode).abs().mean()) > 0.1 * s
+
+
+def test_sde_ignoring_the_source_shift_and_scale_is_biased():
+    # the same flow sampled as if the source were N(0, I): the score is wrong, the marginals drift
+    m, s = torch.tensor([1.0, -1.0], dtype=torch.float64), 0.3
+    mu, cov = torch.tensor([2.0, 0.5], dtype=torch.float64), rotated_cov(2)
+    model = ShiftedSourceVelocity(m, s, mu, cov)
+    g = torch.Generator().manual_seed(0)
+    x0 = m + s * torch.randn(6000, 2, generator=g, dtype=torch.float64)
+    x = sde_sample(model, x0, steps=100, diffusion=1.5, generator=g)
+    assert float((torch.cov(x.T) - cov).abs().max()) > 0.3
+
+
+def test_sde_step_rejects_bad_settings():
+    with pytest.raises(ValueError, match="source_scale"):
+        SDEStep(source_scale=0.0)
+    with pytest.raises(ValueError, match="diffusion"):
+        SDEStep(diffusion=-1.0)
+    with pytest.raises(TypeError, match="source_mean"):
+        SDEStep(source_mean=[1.0, 2.0])
+    with pytest.raises(ValueError, match="does not broadcast"):
+        sde_sample(lambda x, t, **k: x, torch.zeros(4, 2), steps=2, source_mean=torch.zeros(3))
+    with pytest.raises(ValueError, match="diffusion must be >= 0"):
+        sde_sample(lambda x, t, **k: x, torch.zeros(4, 2), steps=2, diffusion=lambda t: -1.0)
 
 
 def test_exact_likelihood_matches_gaussian_closed_form():
