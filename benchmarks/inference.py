@@ -605,7 +605,12 @@ def rs_steering_section(*, quick: bool) -> list[str]:
     )
     from sciflow.domains.remote_sensing.metrics import image_scores, psnr, rmse
     from sciflow.domains.remote_sensing.model import RSModelSpec
-    from sciflow.domains.remote_sensing.pipeline import MATCHER, TrainOptions, train_rs
+    from sciflow.domains.remote_sensing.pipeline import (
+        TrainOptions,
+        make_measurement,
+        train_rs,
+        velocity_field,
+    )
 
     size, dates, members, steps = 24, 8, 4, 8
     train_steps, n_test = (100, 8) if quick else (300, 16)
@@ -638,12 +643,8 @@ def rs_steering_section(*, quick: bool) -> list[str]:
                          prior=spec.prior)
 
     blind, informed = task(hide), task(torch.zeros_like(hide))
-    mask = torch.zeros_like(blind.x1)
-    mask[:, :, :n_bands] = observed[:, :, None].to(mask.dtype)
-    y = torch.zeros_like(blind.x1)
-    y[:, :, :n_bands] = std.bands(test.reflectance)
-    loss = masked_measurement_loss(y * mask, mask)
-    field = MATCHER.velocity(model.net)
+    loss = make_measurement(model, test, observed).loss()
+    field = velocity_field(model)
 
     def ensemble(batch, eta: float | None) -> Tensor:
         out = []

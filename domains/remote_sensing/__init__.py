@@ -13,6 +13,7 @@ Example
 >>> cubes = generate_cubes(SentinelSeriesSpec(size=32), 64)                 # doctest: +SKIP
 >>> model, _ = train_rs(cubes, RSModelSpec(), options=TrainOptions(steps=2000))  # doctest: +SKIP
 >>> filled = apply_to_cube(model, cubes[0], "cloud_removal")                # doctest: +SKIP
+>>> steered = apply_to_cube(model, cubes[0], "cloud_removal", steer=0.5)    # doctest: +SKIP
 """
 
 from sciflow.domains.remote_sensing.data import (
@@ -29,15 +30,20 @@ from sciflow.domains.remote_sensing.data import (
 )
 from sciflow.domains.remote_sensing.model import RSModelSpec, build_model
 from sciflow.domains.remote_sensing.pipeline import (
+    Measurement,
     Prediction,
     RSModel,
     TrainOptions,
     apply_to_cube,
+    check_steer,
     evaluate_task,
     fit_reference,
     load_rs,
+    make_measurement,
     predict_series,
+    sample_states,
     train_rs,
+    velocity_field,
 )
 
 __all__ = [
@@ -62,4 +68,9 @@ __all__ = [
     "load_rs",
     "predict_series",
     "train_rs",
+    "Measurement",
+    "make_measurement",
+    "sample_states",
+    "velocity_field",
+    "check_steer",
 ]

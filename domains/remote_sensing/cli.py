@@ -2,7 +2,7 @@
 
     sciflow rs generate       synthetic Sentinel-2-like cubes to try things on
     sciflow rs train          one model for gap filling, cloud removal, forecasting, change detection
-    sciflow rs fill           reconstruct missing / cloudy pixels of a cube
+    sciflow rs fill           reconstruct missing / cloudy pixels of a cube (--steer: FlowChef)
     sciflow rs forecast       predict future dates of a cube
     sciflow rs detect-change  per-date land-cover maps and change probabilities
 
@@ -89,15 +89,16 @@ def _apply(args: argparse.Namespace, task: str, forecast_dates: list[str] | None
     import torch
 
     from sciflow.datasets.sentinel import load_cube, save_cube
-    from sciflow.domains.remote_sensing.pipeline import apply_to_cube, load_rs
+    from sciflow.domains.remote_sensing.pipeline import apply_to_cube, check_steer, load_rs
 
+    steer = check_steer(getattr(args, "steer", None))  # before any loading
     torch.set_num_threads(args.threads)
     model = load_rs(args.checkpoint)
     chunks = {"y": args.chunk, "x": args.chunk} if args.chunk else None
     cube = load_cube(args.input, chunks=chunks)
     out = apply_to_cube(model, cube, task, samples=args.samples, steps=args.steps,
                         seed=args.seed, overlap=args.overlap, use_sar=not args.no_sar,
-                        forecast_dates=forecast_dates)
+                        forecast_dates=forecast_dates, steer=steer)
     with dask.config.set(scheduler="synchronous"):  # one block at a time: bounded memory
         path = save_cube(out, args.output)
     print(f"wrote {path} ({', '.join(out.data_vars)})")
@@ -206,11 +207,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        description="reconstruct: fill every pixel not observed clear from the "
                                    "clear ones. cloud-removal: also read the cloudy values and "
                                    "SAR. Writes reflectance, reflectance_std and filled.\n"
-                                   "Example:\n  sciflow rs fill --checkpoint model.pt --input "
-                                   "scene.zarr --output filled.zarr --mode cloud-removal",
+                                   "--steer ETA adds FlowChef steering (Patel et al. 2024): at "
+                                   "every Euler step the model's estimate of the clean series, "
+                                   "x1_hat = x + (1 - t) v, is pulled onto the clear pixels, "
+                                   "x1_hat <- x1_hat - 2 ETA M (x1_hat - y), without "
+                                   "backpropagating the network (same number of network calls)."
+                                   "\nExample:\n  sciflow rs fill --checkpoint model.pt --input "
+                                   "scene.zarr --output filled.zarr --mode cloud-removal\n"
+                                   "  sciflow rs fill --checkpoint model.pt --input scene.nc "
+                                   "--output filled.nc --steer 0.5",
                        formatter_class=fmt)
     _common_apply(f)
     f.add_argument("--mode", default="reconstruct", choices=["reconstruct", "cloud-removal"])
+    f.add_argument("--steer", type=float, default=None, metavar="ETA",
+                   help="FlowChef step size in (0, 1) that steers every sampling step towards "
+                        "the cube's clear pixels: the residual there shrinks by 1 - 2 ETA per "
+                        "step, so 0.5 matches them exactly. Here those pixels are also in the "
+                        "model's condition and are pasted back afterwards, so steering only "
+                        "makes the trajectory agree with them while sampling; a well-trained "
+                        "model gains little from it (it pays off for pixels observed but kept "
+                        "out of the condition: predict_series(steer=, measured=, withhold=) in "
+                        "Python). Default: off, the plain ODE")
     f.set_defaults(func=_fill_cmd)
 
     fc = sub.add_parser("forecast", help="predict future dates",

@@ -31,6 +31,20 @@ def test_rs_commands_end_to_end(tmp_path, capsys):
     filled = tmp_path / "filled.zarr"
     assert run("rs", "fill", *common, "--input", str(big / "cube_0000.zarr"), "--output",
                str(filled), "--chunk", "10", "--mode", "cloud-removal") == 0
+    # --steer: FlowChef towards the clear pixels while sampling; they are pasted back as without
+    steered = tmp_path / "steered.nc"
+    assert run("rs", "fill", *common, "--steps", "2", "--input", str(cubes / "cube_0002.nc"),
+               "--output", str(steered), "--mode", "cloud-removal", "--steer", "0.5") == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with load_cube(steered) as st, load_cube(cubes / "cube_0002.nc") as observed:
+            attrs, out = dict(st.attrs), st.reflectance.values
+            filled_px, obs = st.filled.values, observed.reflectance.values.astype(np.float32)
+    assert attrs["flowchef_step_size"] == 0.5
+    assert np.isfinite(out).all()
+    given = ~filled_px[:, None].repeat(out.shape[1], 1)
+    assert given.any() and (~given).any()
+    np.testing.assert_array_equal(out[given], obs[given])
     fc = tmp_path / "fc.nc"
     assert run("rs", "forecast", *common, "--input", str(cubes / "cube_0000.nc"), "--output",
                str(fc), "--horizon", "2", "--every", "5") == 0
@@ -42,6 +56,7 @@ def test_rs_commands_end_to_end(tmp_path, capsys):
         f, source = load_cube(filled), load_cube(big / "cube_0000.zarr")
         forecast = load_cube(fc)
     assert f.reflectance.shape == source.reflectance.shape
+    assert "flowchef_step_size" not in f.attrs  # steering is off unless asked for
     assert np.isfinite(f.reflectance.values).all()
     assert forecast.sizes["time"] == 2
     step = (forecast.time.values[1] - forecast.time.values[0]).astype("timedelta64[D]")
@@ -54,6 +69,21 @@ def test_rs_user_errors_are_reported_not_raised(tmp_path, capsys):
                str(tmp_path / "none.nc"), "--output", str(tmp_path / "o.nc"))
     assert code == 2
     assert "error" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("eta", ["-0.5", "nan", "1.5"])
+def test_rs_fill_rejects_a_bad_step_size_before_loading(eta, tmp_path, capsys):
+    code = run("rs", "fill", "--checkpoint", str(tmp_path / "none.pt"), "--input",
+               str(tmp_path / "none.nc"), "--output", str(tmp_path / "o.nc"), f"--steer={eta}")
+    assert code == 2
+    assert "steer" in capsys.readouterr().err  # not the missing checkpoint
+
+
+def test_rs_fill_help_teaches_steering(capsys):
+    with pytest.raises(SystemExit):
+        main(["rs", "fill", "--help"])
+    text = capsys.readouterr().out
+    assert "--steer ETA" in text and "FlowChef" in text
 
 
 @pytest.mark.parametrize("command", ["generate", "train", "fill", "forecast", "detect-change"])
