@@ -447,19 +447,21 @@ def _make(seed: Seed, numbers: tuple[int, ...], graph: Graph, broken, formed, cl
 
 def _tier(c: Candidate) -> int:
     nb, nf = len(c.broken), len(c.formed)
-    if nb + nf <= 2 and (nb, nf) != (2, 0) and (nb, nf) != (0, 2):
+    if (nb, nf) == (1, 1):
         return 0
-    if nb + nf <= 3:
+    if (nb, nf) == (2, 1):
         return 1
     return 2
 
 
 def interleave(candidates: Iterable[Candidate]) -> list[Candidate]:
-    """Deterministic build order: simple edits first, round-robin over seeds within a tier.
+    """Deterministic build order: the kinds of edit most likely to verify first, round-robin over
+    seeds within a tier.
 
-    Tier 0: break 1 / form 1, break 1, form 1; tier 1: three edits or break 2 / form 2 alone;
-    tier 2: break 2 and form 2. Within a seed and tier the order is by a hash of the id, so a
-    partial build samples every seed and reaction kind evenly.
+    Tiers follow the acceptance rates measured on the shipped GFN2-xTB store (2,367 candidates):
+    tier 0, break 1 / form 1 (28% verified); tier 1, break 2 / form 1 (23%); tier 2, everything
+    else (break 1 / form 2: 7%, a bond broken or formed alone: 5%, ...). Within a seed and tier the
+    order is by a hash of the id, so a partial build samples every seed and reaction kind evenly.
     """
     groups: dict[tuple[int, str], list[Candidate]] = {}
     for c in candidates:

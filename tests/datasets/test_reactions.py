@@ -26,6 +26,7 @@ from sciflow.datasets.reactions.align import kabsch_align, kabsch_rmsd
 from sciflow.datasets.reactions.candidates import (
     SeedError,
     enumerate_candidates,
+    interleave,
     mapped_smiles,
     seed_from_atoms,
     seed_from_smiles,
@@ -84,6 +85,18 @@ def test_bad_seed_smiles_raise_clear_errors(smiles, word):
 def test_unknown_element_seed_is_refused():
     with pytest.raises(SeedError, match="elements"):
         seed_from_atoms("hcl", molecule("HCl"))
+
+
+def test_build_order_puts_the_edits_that_verify_most_often_first():
+    seeds = [seed_from_smiles(s) for s in ("NC=O", "CC=O")]
+    cands = [c for s in seeds for c in enumerate_candidates(s, max_break=2, max_form=2)]
+    order = interleave(reversed(cands))
+    assert sorted(c.id for c in order) == sorted(c.id for c in cands)  # nothing lost or repeated
+    kinds = [(len(c.broken), len(c.formed)) for c in order]
+    rank = [0 if k == (1, 1) else 1 if k == (2, 1) else 2 for k in kinds]
+    assert rank == sorted(rank) and rank[0] == 0 and 1 in rank and 2 in rank
+    first = [c.seed for c in order[:2]]
+    assert len(set(first)) == 2  # round-robin over seeds inside a tier
 
 
 def test_candidates_are_mapped_closed_shell_edits():
