@@ -410,14 +410,13 @@ class GraphVelocityNet(nn.Module, ABC):
         return value
 
     def _reject_unused(self, cond: GraphCondition) -> None:
-        for name, value, dim in (
-            ("node_vectors", cond.node_vectors, self.node_vector_dim),
-            ("node_scalars", cond.node_scalars, self.node_scalar_dim),
-            ("graph_scalars", cond.graph_scalars, self.graph_scalar_dim),
-            ("reference_positions", cond.reference_positions, self.reference_dim),
+        for name, value, option, dim in (
+            ("node_vectors", cond.node_vectors, "node_vector_dim", self.node_vector_dim),
+            ("node_scalars", cond.node_scalars, "node_scalar_dim", self.node_scalar_dim),
+            ("graph_scalars", cond.graph_scalars, "graph_scalar_dim", self.graph_scalar_dim),
+            ("reference_positions", cond.reference_positions, "reference_dim", self.reference_dim),
         ):
             if value is not None and not dim:
-                option = "reference_dim" if name == "reference_positions" else f"{name[:-1]}_dim"
                 raise ValueError(
                     f"cond.{name} was given but the network was built with {option}=0; "
                     f"build it with {option}={value.shape[1]} to use it"
