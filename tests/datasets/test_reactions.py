@@ -24,12 +24,15 @@ from sciflow.datasets.reactions import (
 )
 from sciflow.datasets.reactions.align import kabsch_align, kabsch_rmsd
 from sciflow.datasets.reactions.candidates import (
+    DEFAULT_SMILES,
     SeedError,
+    canonical_smiles,
     enumerate_candidates,
     interleave,
     mapped_smiles,
     seed_from_atoms,
     seed_from_smiles,
+    smiles_seeds,
 )
 from sciflow.datasets.reactions.molgraph import bond_graph, bond_orders, reaction_key
 
@@ -85,6 +88,14 @@ def test_bad_seed_smiles_raise_clear_errors(smiles, word):
 def test_unknown_element_seed_is_refused():
     with pytest.raises(SeedError, match="elements"):
         seed_from_atoms("hcl", molecule("HCl"))
+
+
+def test_curated_seed_list_is_valid_small_and_free_of_repeats():
+    seeds, skipped = smiles_seeds(DEFAULT_SMILES)
+    assert skipped == {}  # every curated SMILES embeds as a closed-shell C/H/N/O molecule
+    assert all(2 <= len(s.atoms) <= 12 for s in seeds)
+    names = [canonical_smiles(s) for s in seeds]
+    assert len(set(names)) == len(names) == len(DEFAULT_SMILES)
 
 
 def test_build_order_puts_the_edits_that_verify_most_often_first():
