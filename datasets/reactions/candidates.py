@@ -116,7 +116,8 @@ DEFAULT_SMILES: tuple[str, ...] = (
     "C1CN=C1", "O=C1COC1", "C#CO", "C#CN", "C#COC", "NCCN", "CC(=O)NO", "NC(=O)C(N)=O",
     "NC(=O)C(O)=O", "CC=C=C", "C=CC#C", "C#CCC", "CC1=CC1", "C=CC=CO", "C=CC(C)=O", "C=C(C)C=O",
     "c1nc[nH]n1", "c1cnon1", "C1=CC=NC1",
-    # added in the third build session: more small rings, heteroatom chains, cumulenes and nitriles
+    # added in the third build session: more small rings, heteroatom chains, cumulenes, nitriles,
+    # methyl and amino variants, azoles and azines
     "COCC=O", "CC(=O)OC=C", "CNC(N)=O", "N#CN=C", "CC=CC#N", "c1ccoc1C", "c1cnoc1", "c1nnon1",
     "c1nn[nH]n1", "O=c1cc[nH]1", "O=C1CC=CC1", "O=C1C=CCC1", "O=C1CCCO1", "O=C1CCN1", "OC1=CC1",
     "NC1=CC1", "C1CC1C#N", "OC1CO1", "NC1CO1", "C1OC1C=O", "C=C1CO1", "C=C1CN1", "CC1CC1",
@@ -128,7 +129,23 @@ DEFAULT_SMILES: tuple[str, ...] = (
     "CN=NO", "CONC", "COOC", "COOC=O", "CCOO", "OOC=O", "OOO", "OCOO", "C1NCN1", "C1NCO1", "C1NNC1",
     "C1=NOC1", "C1=NNC1", "C1=NN1", "C1=NO1", "C1=CO1", "C1=CN1", "C1CON1", "C1NN1", "O=C1NO1",
     "O=C1NN1", "O=C1OO1", "O=C1C(=O)C1", "N=C1CC1", "N=C1CO1", "C=C1CC(=O)1", "O=C1OC(=O)1",
-    "O=C1NC(=O)1",
+    "O=C1NC(=O)1", "CC(O)C=O", "CC(O)C#N", "CC(N)C#N", "CC(=O)CO", "CC(=O)CN", "CC(=O)C(C)=O",
+    "CC(=O)NN", "CC(=O)N=O", "CC(=NO)C", "CC=NOC", "CC=NC=O", "CC=CN", "CC#CC=O", "CC#CC#N",
+    "CCC=C", "CCON", "CCNO", "CCNN", "CCOC#N", "CCN=C=O", "CCC=NO", "COC(=O)C=O", "COC(=O)C#N",
+    "COC(=O)OC", "COCC#N", "COCN", "CNC(=N)N", "CNCO", "CNCN", "CN(C)N", "CN(C)O", "CN(O)C=O",
+    "CN(N)C=O", "CN1CC1", "CN1CO1", "CN1CN1", "Cc1ccon1", "Cc1cnoc1", "Cc1ncoc1", "Cc1ncon1",
+    "Cc1nnco1", "Cc1cc[nH]n1", "Cc1c[nH]cn1", "Cc1ncc[nH]1", "Cc1nc[nH]n1", "Nc1ccon1", "Nc1ncco1",
+    "Oc1ccon1", "O=Cc1ccon1", "c1ccncn1", "c1cncnn1", "c1ncncn1", "c1nncnn1", "c1cnnnc1",
+    "C1=CN=CC=N1", "C1=CC=NN=C1", "C1=CCNC1", "C1=CNCC1", "C1CNC=N1", "C1COC=N1", "C1CNCO1",
+    "C1COCO1", "C1CCNO1", "O=C1CCOC1", "O=C1OCCO1", "O=C1NCCN1", "O=C1NCCO1", "O=C1NCC=C1",
+    "O=C1C=CC=C1", "O=C1C=CCO1", "O=C1CC=CO1", "O=C1CC=CN1", "N#CC1CO1", "N#CC1CN1", "OC1COC1",
+    "NC1COC1", "OCC1CO1", "C=CC1CO1", "C#CC1CC1", "C#CC1CO1", "O=CC1CN1", "O=C(O)C1CC1",
+    "CC(=C)C#N", "CC(=C)C(=O)O", "C=C(N)C=O", "C=C(C=O)C=O", "C=C(C#N)C#N", "C=CN=C=O", "C=CC=NO",
+    "C=CC=CN", "C=CC=CC=O", "C=C=CC#N", "N#CC=CC#N", "N#CC=CN", "N#CC(=O)C#N", "O=CC=CC=O",
+    "O=CC(=O)C=O", "O=C(O)OO", "O=C(N)ON", "O=C(N)OC=O", "O=C(OC=O)C=O", "O=C1OC=CO1", "O=C1OC=NO1",
+    "O=C1NC=NO1", "O=C1NC=CO1", "OC(=O)C(=O)C=O", "NC(=O)C(=O)C=O", "NC(=O)N=O", "NC(=O)N=NC(N)=O",
+    "NNC=N", "NN=CN", "NN=NC", "NN=CC=O", "NC(=N)C#N", "NC(=N)C=O", "N=CC#N", "N=CC=CC", "N=CN=CN",
+    "N=NC(N)=O", "N=NC=N", "ON=C(N)N", "ON=C1CC1", "OC(=CC=O)C", "OC1=NC=CO1", "OC1=CC=CO1",
 )
 
 
