@@ -484,7 +484,12 @@ def _sella(atoms: Atoms, calculator: CalculatorFactory, fmax: float, max_steps: 
     a = Atoms(numbers=atoms.numbers, positions=atoms.get_positions())
     a.calc = calculator()
     opt = Sella(a, order=1, internal=True, logfile=None, trajectory=None)
-    converged = bool(opt.run(fmax=fmax, steps=max_steps))
+    try:
+        converged = bool(opt.run(fmax=fmax, steps=max_steps))
+    except RuntimeError:
+        # Sella gives up when its internal-coordinate update does not converge (a distorted
+        # start): a failed search, charged the whole step budget like any other that fails
+        return a, False, max_steps, float(np.linalg.norm(a.get_forces(), axis=1).max())
     return a, converged, int(opt.nsteps), float(np.linalg.norm(a.get_forces(), axis=1).max())
 
 

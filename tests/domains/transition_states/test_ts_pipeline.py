@@ -196,3 +196,19 @@ def test_refine_counts_sella_steps_against_the_idpp_start():
     assert pair_rmsd(res.atoms.get_positions(), ts.get_positions()) > 0
     with pytest.raises(ValueError, match="needs reactant= and product="):
         refine(ts, calculator=EMT)
+
+
+def test_a_sella_failure_is_a_failed_refinement_not_a_crash(monkeypatch):
+    import sella
+
+    def give_up(self, *args, **kwargs):
+        raise RuntimeError("Geometry update ODE is taking too long to converge!")
+
+    monkeypatch.setattr(sella.Sella, "run", give_up)
+    gen = load_generator()
+    rxn = shipped_test_reactions(gen)[0]
+    res = refine(rxn.transition_state, reactant=rxn.reactant, product=rxn.product, calculator=EMT,
+                 max_steps=7)
+    assert not res.converged and res.steps == 7  # charged the whole budget
+    assert not res.idpp_converged and res.idpp_steps == 7
+    assert math.isfinite(res.energy)
