@@ -250,7 +250,9 @@ def _evaluate_split(name: str, gen: TSGenerator, test: list, cache: dict, calc, 
 
     ev1 = evaluate(gen, test, samples=1, calculator=calc)
     ev8 = evaluate(gen, test, samples=8, calculator=calc, time_single=False)
-    rows = {"gen1": ev1.rows, "gen8": ev8.rows}
+    # the fastest setting beside the one picked on val: a single Euler step
+    fast = ev1 if ev1.steps == 1 else evaluate(gen, test, samples=1, steps=1, calculator=calc)
+    rows = {"gen1": ev1.rows, "gen8": ev8.rows, "fast": fast.rows}
     mid_rows = []
     for r in test:
         ep = prepare_endpoints(r.reactant, r.product, elements=gen.elements, min_distance=0.0)
@@ -259,6 +261,7 @@ def _evaluate_split(name: str, gen: TSGenerator, test: list, cache: dict, calc, 
     stats = {
         "gen1": _stats([x.rmsd for x in ev1.rows], [x.energy_error * EV_TO_KCAL for x in ev1.rows]),
         "gen8": _stats([x.rmsd for x in ev8.rows], [x.energy_error * EV_TO_KCAL for x in ev8.rows]),
+        "fast": _stats([x.rmsd for x in fast.rows], [x.energy_error * EV_TO_KCAL for x in fast.rows]),
         "mid": _stats([x.rmsd for x in mid_rows], [x.energy_error * EV_TO_KCAL for x in mid_rows]),
     }
     have = [r for r in test if r.id in cache and "error" not in cache[r.id]]
@@ -301,6 +304,9 @@ def _evaluate_split(name: str, gen: TSGenerator, test: list, cache: dict, calc, 
         "|---|---|---|---|---|---|---|---|---|---|---|",
         _table_row(f"generated, 1 sample (Euler x {ev1.steps})", stats["gen1"],
                    f"{ev1.seconds_batched * 1e3:.2f} ms batched / {(ev1.seconds_single or 0) * 1e3:.1f} ms single"),
+        *([] if fast is ev1 else [_table_row(
+            "generated, 1 sample (Euler x 1)", stats["fast"],
+            f"{fast.seconds_batched * 1e3:.2f} ms batched / {fast.seconds_single * 1e3:.1f} ms single")]),
         _table_row("generated, best of 8 by the medoid rule", stats["gen8"],
                    f"{ev8.seconds_batched * 1e3:.2f} ms batched"),
         _table_row("(R+P)/2", stats["mid"], "-"),
@@ -339,10 +345,18 @@ def _evaluate_split(name: str, gen: TSGenerator, test: list, cache: dict, calc, 
                       f"{np.mean(np.subtract(idpp_steps, steps)):.1f}, median "
                       f"{np.median(np.subtract(idpp_steps, steps)):.0f}."]
     summary = {"stats": stats, "gen_seconds_batched": ev1.seconds_batched,
-               "gen_seconds_single": ev1.seconds_single, "path_seconds": path_s,
+               "gen_seconds_single": ev1.seconds_single, "fast_seconds_batched": fast.seconds_batched,
+               "fast_seconds_single": fast.seconds_single, "path_seconds": path_s,
                "path_seconds_retimed": retimed,
                "refine": ref_rows, "steps": ev1.steps, "rows": rows}
     return lines, summary
+
+
+def _speed_verdict(single: float, batched: float) -> str:
+    """The 1000x target read per reaction generated alone and per reaction inside one batch."""
+    if single >= 1000:
+        return "met"
+    return "met batched, NOT met single" if batched >= 1000 else "NOT met"
 
 
 def _run_cmd(args: argparse.Namespace) -> int:
@@ -418,10 +432,19 @@ def _run_cmd(args: argparse.Namespace) -> int:
             how = (f"CI-NEB+Sella re-timed on {len(path)} test reactions in this run, mean "
                    f"{np.mean(path):.2f} s" if rnd["path_seconds_retimed"] else
                    f"cached CI-NEB+Sella times, mean {np.mean(path):.2f} s")
-            targets.append((">= 1000x faster per reaction than CI-NEB+Sella",
-                            f"{speed:.0f}x single, {speed_b:.0f}x batched ({how})", speed >= 1000))
+            targets.append((f">= 1000x faster per reaction than CI-NEB+Sella (Euler x {rnd['steps']}, "
+                            "the step count picked on val)",
+                            f"{speed:.0f}x single, {speed_b:.0f}x batched ({how})",
+                            _speed_verdict(speed, speed_b)))
+            fast, fast_b = (float(np.mean(path)) / rnd[k]
+                            for k in ("fast_seconds_single", "fast_seconds_batched"))
+            targets.append((">= 1000x faster per reaction than CI-NEB+Sella (Euler x 1)",
+                            f"{fast:.0f}x single, {fast_b:.0f}x batched, at median RMSD "
+                            f"{s['fast']['rmsd_median']:.3f} A (vs {s['gen1']['rmsd_median']:.3f} A "
+                            f"at {rnd['steps']} steps)", _speed_verdict(fast, fast_b)))
     target_lines = ["| target | measured | met |", "|---|---|---|"] + [
-        f"| {a} | {b} | {'met' if c else 'NOT met'} |" for a, b, c in targets]
+        f"| {a} | {b} | {c if isinstance(c, str) else 'met' if c else 'NOT met'} |"
+        for a, b, c in targets]
     n_snap = len(reactions)
     text = f"""# TS generation benchmark
 
@@ -432,7 +455,7 @@ and other jobs ran at the same time), torch {torch.__version__} with 1 thread. T
 times on this loaded machine: compare ratios, not absolute values.
 
 Data: models were trained on a snapshot of {n_snap} verified GFN2-xTB reactions of the shipped
-data (taken {doc['created']}; C/H/N/O, up to 14 atoms; reference TS = Sella-refined saddle with
+data (taken {doc['created']}; C/H/N/O, up to {max(len(r.reactant) for r in reactions)} atoms; reference TS = Sella-refined saddle with
 exactly one imaginary mode, a connectivity check and partial-bond checks). Splits (seed 0,
 80/10/10, `sciflow.datasets.reactions.make_splits`): *random* (a hash of each reaction id, so it
 is stable while the data grows; its test part is taken from the {len(current)} reactions present at
