@@ -485,12 +485,12 @@ def _sella(atoms: Atoms, calculator: CalculatorFactory, fmax: float, max_steps: 
     a.calc = calculator()
     opt = Sella(a, order=1, internal=True, logfile=None, trajectory=None)
     try:
-        converged = bool(opt.run(fmax=fmax, steps=max_steps))
+        converged, steps = bool(opt.run(fmax=fmax, steps=max_steps)), int(opt.nsteps)
     except RuntimeError:
         # Sella gives up when its internal-coordinate update does not converge (a distorted
         # start): a failed search, charged the whole step budget like any other that fails
-        return a, False, max_steps, float(np.linalg.norm(a.get_forces(), axis=1).max())
-    return a, converged, int(opt.nsteps), float(np.linalg.norm(a.get_forces(), axis=1).max())
+        converged, steps = False, max_steps
+    return a, converged, steps, float(np.linalg.norm(a.get_forces(), axis=1).max())
 
 
 def idpp_guess(reactant: Atoms, product: Atoms, *, calculator: CalculatorFactory,
