@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import platform
 import resource
-import statistics
 import sys
 import tempfile
 import time
@@ -34,6 +33,7 @@ from pathlib import Path
 
 import dask
 import torch
+from reporting import mean_std
 
 from sciflow.datasets.sentinel import (
     SentinelSeriesSpec,
@@ -89,23 +89,17 @@ def change_table(scores: dict[str, ChangeScores]) -> list[str]:
     return lines
 
 
-def _mean_std(values: list[float], digits: int) -> str:
-    if len(values) < 2:
-        return f"{values[0]:.{digits}f}"
-    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
-
-
 def ablation_rows(ablation: dict[str, list[tuple]]) -> list[str]:
     """Markdown rows: per variant, mean ± std over seeds and the paired gain over 'neither'."""
     base = ablation["neither"]
     rows = []
     for name, runs in ablation.items():
-        gains = [_mean_std([run[k].psnr - ref[k].psnr for run, ref in zip(runs, base)], 2)
+        gains = [mean_std([run[k].psnr - ref[k].psnr for run, ref in zip(runs, base)], 2)
                  if name != "neither" else "-" for k in (2, 3)]
         rows.append(
-            f"| {name} | {runs[0][0] / 1e3:.0f} k | {_mean_std([r[1] for r in runs], 4)} | "
-            f"{_mean_std([r[2].psnr for r in runs], 2)} | {_mean_std([r[2].ssim for r in runs], 4)} | "
-            f"{_mean_std([r[3].psnr for r in runs], 2)} | {_mean_std([r[3].ssim for r in runs], 4)} | "
+            f"| {name} | {runs[0][0] / 1e3:.0f} k | {mean_std([r[1] for r in runs], 4)} | "
+            f"{mean_std([r[2].psnr for r in runs], 2)} | {mean_std([r[2].ssim for r in runs], 4)} | "
+            f"{mean_std([r[3].psnr for r in runs], 2)} | {mean_std([r[3].ssim for r in runs], 4)} | "
             f"{gains[0]} | {gains[1]} |")
     return rows
 

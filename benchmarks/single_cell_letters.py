@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import platform
 import resource
 import statistics
@@ -41,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from reporting import mean_std
 
 from sciflow.datasets.cells import PBMCTaskConfig, pbmc_populations
 from sciflow.datasets.letters import LettersConfig, letters_anndata
@@ -203,15 +203,6 @@ def run_baseline(task: Task, label: str) -> dict:
     return record
 
 
-def _fmt(values: list[float], digits: int) -> str:
-    vals = [v for v in values if not math.isnan(v)]
-    if not vals:
-        return "n/a"
-    if len(vals) == 1:
-        return f"{vals[0]:.{digits}f}"
-    return f"{statistics.fmean(vals):.{digits}f} ± {statistics.stdev(vals):.{digits}f}"
-
-
 NAMES = {"w1": "W1", "w2": "W2", "mmd": "MMD", "mean_l2": "mean-L2", "corr": "corr-of-corrs"}
 DIGITS = {"w1": 3, "w2": 3, "mmd": 4, "mean_l2": 3, "corr": 3}
 
@@ -233,7 +224,7 @@ def report(task: Task, runs: dict[str, list[dict]], memory: dict[str, list[float
         head = "| method | " + " | ".join(NAMES[m] for m in task.metrics) + " |"
         lines += [head, "|---" * (len(task.metrics) + 1) + "|"]
         for label in task.labels:
-            cells = [_fmt([r["scores"][split][m] for r in runs[label]], DIGITS[m])
+            cells = [mean_std([r["scores"][split][m] for r in runs[label]], DIGITS[m])
                      for m in task.metrics]
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
         lines.append("")
@@ -243,10 +234,10 @@ def report(task: Task, runs: dict[str, list[dict]], memory: dict[str, list[float
               "|---|---|---|---|---|"]
     for label in (m for m in task.labels if m in TRAINED):
         r = runs[label]
-        lines.append(f"| {label} | {_fmt([x['train_wall'] for x in r], 1)} | "
-                     f"{_fmt([x['train_cpu'] for x in r], 1)} | "
+        lines.append(f"| {label} | {mean_std([x['train_wall'] for x in r], 1)} | "
+                     f"{mean_std([x['train_cpu'] for x in r], 1)} | "
                      f"{memory[label][1]:.0f} ({memory[label][0]:.0f}) | "
-                     f"{_fmt([x['final_loss'] for x in r], 4)} |")
+                     f"{mean_std([x['final_loss'] for x in r], 4)} |")
     lines.append("")
     return "\n".join(lines)
 
