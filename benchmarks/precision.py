@@ -172,11 +172,12 @@ def sampler_overhead(repeats: int) -> list[tuple[str, float, float]]:
     """Euler-32 sampling of 2,000 points with a trained toy flow: seconds and ratio to plain."""
     from sciflow.datasets.toy2d import TOY2D
     from sciflow.solvers import odeint
-    from sciflow.toy import ToySpec, train_toy
+    from sciflow.domains.toy import Config as ToyConfig
+    from sciflow.domains.toy import train as train_toy
 
     torch.set_num_threads(1)
-    spec = ToySpec()
-    model, _ = train_toy(spec, steps=300, seed=0, progress=False)
+    spec = ToyConfig()
+    model = train_toy(spec.replace(train={"steps": 300, "seed": 0, "progress": False})).net
     model.eval()
     x0 = TOY2D[spec.source](2000, generator=torch.Generator().manual_seed(1))
     g = torch.Generator().manual_seed(2)

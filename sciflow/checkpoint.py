@@ -1,13 +1,24 @@
-"""Safe checkpoint files: atomic writes, weights-only reads, random states as plain tensors.
+"""Safe checkpoint files: atomic writes, weights-only reads, a digest of every tensor, a kind tag.
 
 A checkpoint is a ``torch.save`` dict stamped ``"format": CHECKPOINT_FORMAT`` that holds only
 tensors, numbers, strings and containers of them, so it loads with ``torch.load(weights_only=True)``
 and a crafted pickle cannot execute code. Configuration and user metadata travel as JSON text
 (``config_json``, ``meta_json``), never as pickled objects.
 
-Files are written atomically (a hidden temporary file in the same folder, ``fsync``,
-``os.replace``, then ``fsync`` of the folder), so a crash mid-save never leaves a half-written file
-where a checkpoint is expected, and a temporary file left by a hard kill never looks like one.
+Integrity: at save time a SHA-256 digest of the whole state (every tensor's dtype, shape and bytes,
+every number and string, in key order) is stored beside it, and every load recomputes it: a file
+with flipped bytes inside a tensor is a :class:`CheckpointError` naming the file, never weights
+that load silently. Files of the first format (``sciflow.train/1``, no digest) still load, with a
+warning; :func:`upgrade_checkpoint` rewrites one with its digest.
+
+Kind: ``kind`` (e.g. ``"transition_states"``) says which domain's model a file holds;
+``load_checkpoint(path, kind=...)`` refuses a file of another kind with a message that names both.
+
+Files are written atomically (:func:`sciflow.outputs.replace_atomically`: a hidden temporary in the
+same folder, ``fsync``, ``os.replace``, ``fsync`` of the folder), so a crash mid-save never leaves
+a half-written file where a checkpoint is expected; temporaries of killed runs are swept by
+:func:`sciflow.outputs.sweep_stale` when the next run starts. **Every** ``torch.load`` in sciflow
+goes through :func:`read_state` (or :func:`load_tensors` for caches); a test greps for others.
 
 :func:`save_checkpoint` / :func:`load_checkpoint` store and restore a model's weights (and its EMA
 copy); :class:`sciflow.train.Trainer` writes its full training state with :func:`write_state`
@@ -16,10 +27,11 @@ and :func:`rng_state` so that a resumed run continues bit-exactly.
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
 import random
-import tempfile
+import struct
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,11 +41,19 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from sciflow.errors import SciflowError
+from sciflow.outputs import replace_atomically
+
 __all__ = [
     "CHECKPOINT_FORMAT",
     "CheckpointError",
     "LoadedCheckpoint",
     "atomic_write",
+    "digest",
+    "load_foreign_weights",
+    "load_tensors",
+    "save_tensors",
+    "upgrade_checkpoint",
     "json_text",
     "latest_checkpoint",
     "load_checkpoint",
@@ -44,17 +64,20 @@ __all__ = [
     "write_state",
 ]
 
-CHECKPOINT_FORMAT = "sciflow.train/1"
+CHECKPOINT_FORMAT = "sciflow.train/2"
+LEGACY_FORMATS = ("sciflow.train/1",)
+DIGEST_ALGORITHM = "sha256/state-v1"
 
 
-class CheckpointError(ValueError):
-    """A file is not a safe, loadable sciflow checkpoint (or lacks what the caller needs)."""
+class CheckpointError(SciflowError):
+    """A file is not a safe, intact sciflow checkpoint of the kind asked for."""
 
 
 @dataclass(frozen=True)
 class LoadedCheckpoint:
     """What ``load_checkpoint`` read: the chosen weights, which ones ("ema"/"model"), the step,
-    the ``TrainConfig`` as a dict (None if saved outside a Trainer) and the user's JSON ``meta``."""
+    the ``TrainConfig`` as a dict (None if saved outside a Trainer), the user's JSON ``meta``, the
+    kind tag ("" when none was given) and the state digest (None for a legacy file)."""
 
     path: Path
     step: int
@@ -62,40 +85,52 @@ class LoadedCheckpoint:
     state_dict: dict[str, Tensor]
     config: dict[str, Any] | None
     meta: dict[str, Any]
+    kind: str = ""
+    digest: str | None = None
 
 
 # ------------------------------------------------------------------------------- file writes
-def _fsync_dir(folder: Path) -> None:
-    if hasattr(os, "O_DIRECTORY"):  # POSIX: make the rename itself durable
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
-    """Write via a hidden temp file in the same folder, fsync, then os.replace onto ``path``.
+    """Write ``path`` atomically through an open binary file: ``write(f)`` fills it.
 
-    ``write(f)`` gets the open binary file. On any error the temp file is removed and ``path``
-    keeps its previous content (or stays absent). Returns ``path``.
-    Example: ``atomic_write(p, lambda f: torch.save(obj, f))``.
+    Built on :func:`sciflow.outputs.replace_atomically`; on any error ``path`` keeps its previous
+    content (or stays absent). Example: ``atomic_write(p, lambda f: torch.save(obj, f))``.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
+
+    def fill(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
             write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-    return path
+
+    return replace_atomically(path, fill)
+
+
+def _feed(h: Any, obj: Any, key: str) -> None:
+    """Hash ``obj`` at ``key`` into ``h``: tensors by dtype, shape and bytes; the rest by repr."""
+    h.update(key.encode() + b"\0")
+    if isinstance(obj, Tensor):
+        t = obj.detach().cpu().contiguous()
+        h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+        if t.numel():
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    elif isinstance(obj, Mapping):
+        h.update(b"D%d" % len(obj))
+        for k in sorted(obj, key=str):
+            _feed(h, obj[k], f"{key}/{k}")
+    elif isinstance(obj, (list, tuple)):
+        h.update(b"L%d" % len(obj))
+        for i, v in enumerate(obj):
+            _feed(h, v, f"{key}[{i}]")
+    elif isinstance(obj, float):
+        h.update(b"F" + struct.pack("<d", obj))
+    else:
+        h.update(f"{type(obj).__name__}:{obj!r}".encode())
+
+
+def digest(state: Mapping[str, Any]) -> str:
+    """SHA-256 of a checkpoint state (every entry but ``digest`` itself), as hex text."""
+    h = hashlib.sha256(DIGEST_ALGORITHM.encode())
+    _feed(h, {k: v for k, v in state.items() if k != "digest"}, "")
+    return h.hexdigest()
 
 
 def json_text(obj: Any, what: str) -> str:
@@ -109,16 +144,19 @@ def json_text(obj: Any, what: str) -> str:
 
 
 def write_state(path: str | Path, state: Mapping[str, Any]) -> Path:
-    """Atomically ``torch.save`` a tensor-only ``state`` dict, stamped with CHECKPOINT_FORMAT."""
+    """Atomically ``torch.save`` a tensor-only ``state`` dict, stamped with CHECKPOINT_FORMAT and
+    its :func:`digest`."""
     stamped = {"format": CHECKPOINT_FORMAT, **state}
+    stamped["digest"] = digest(stamped)
     return atomic_write(path, lambda f: torch.save(stamped, f))
 
 
 def read_state(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint's state dict with ``weights_only=True`` and check its format stamp.
+    """Load a checkpoint's state dict with ``weights_only=True``, check its stamp and its digest.
 
-    Raises FileNotFoundError for a missing file and CheckpointError for anything that is not a
-    tensor-only sciflow checkpoint (a malicious pickle is refused, never executed).
+    Raises FileNotFoundError for a missing file and CheckpointError for anything that is not an
+    intact tensor-only sciflow checkpoint (a malicious pickle is refused, never executed; a file
+    whose bytes changed after it was written fails the digest).
     """
     path = Path(path)
     if not path.is_file():
@@ -128,21 +166,90 @@ def read_state(path: str | Path, map_location: str | torch.device = "cpu") -> di
     except Exception as err:  # weights-only unpickler refusal, truncated or foreign file
         raise CheckpointError(f"refusing to load {str(path)!r}: not a safe tensor-only sciflow "
                               f"checkpoint ({type(err).__name__}: {err})") from err
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+    fmt = state.get("format") if isinstance(state, dict) else None
+    if fmt in LEGACY_FORMATS:
+        warnings.warn(f"{str(path)!r} is a {fmt} checkpoint without a digest, so corruption "
+                      "cannot be detected; rewrite it with sciflow.checkpoint.upgrade_checkpoint",
+                      UserWarning, stacklevel=3)
+        return state
+    if fmt != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{str(path)!r} loads but is not a {CHECKPOINT_FORMAT} checkpoint")
+    stored = state.get("digest")
+    if not isinstance(stored, str) or stored != digest(state):
+        raise CheckpointError(f"{str(path)!r} is corrupted: its contents do not match the digest "
+                              "written with it (damaged on disk or in transfer); restore it from a "
+                              "good copy or retrain")
     return state
+
+
+def load_foreign_weights(path: str | Path, *, sha256: str | None = None,
+                         what: str = "weights file") -> Any:
+    """Read a third-party tensor file (e.g. an official ``*.pth`` state dict) weights-only.
+
+    It carries no sciflow digest; pass ``sha256`` (hex) to check the whole file against a
+    published checksum. Raises FileNotFoundError or CheckpointError naming the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {str(path)!r} does not exist (or is not a file)")
+    if sha256 is not None:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        if h.hexdigest() != sha256.lower():
+            raise CheckpointError(f"{what} {str(path)!r} has sha256 {h.hexdigest()}, expected "
+                                  f"{sha256}: a different or damaged file")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise CheckpointError(f"refusing to load {what} {str(path)!r}: not a tensor-only file "
+                              f"({type(err).__name__}: {err})") from err
+
+
+def upgrade_checkpoint(path: str | Path, out: str | Path | None = None, *,
+                       kind: str | None = None) -> Path:
+    """Rewrite a legacy (``sciflow.train/1``) checkpoint in the current format with its digest
+    (and, optionally, a kind tag); ``out`` defaults to ``path`` (replaced atomically)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        state = read_state(path)
+    state = {k: v for k, v in state.items() if k not in ("format", "digest")}
+    if kind is not None:
+        state["kind"] = kind
+    return write_state(out if out is not None else path, state)
+
+
+def save_tensors(path: str | Path, tensors: Mapping[str, Any], *, kind: str) -> Path:
+    """Save a cache (tensors, numbers, strings, containers of them) with digest and kind tag."""
+    return write_state(path, {"kind": kind, "tensors": dict(tensors)})
+
+
+def load_tensors(path: str | Path, *, kind: str) -> dict[str, Any]:
+    """Load what :func:`save_tensors` wrote; CheckpointError for a foreign, tampered or
+    wrong-kind file (a crafted pickle is refused, never run)."""
+    state = read_state(path)
+    if state.get("kind") != kind or "tensors" not in state:
+        raise CheckpointError(f"{str(path)!r} is not a {kind!r} cache "
+                              f"(kind {state.get('kind')!r})")
+    return state["tensors"]
 
 
 # ------------------------------------------------------------------------------------ models
 def save_checkpoint(path: str | Path, model: nn.Module, *, ema_model: nn.Module | None = None,
-                    meta: Mapping[str, Any] | None = None, step: int = 0) -> Path:
+                    meta: Mapping[str, Any] | None = None, step: int = 0, kind: str = "",
+                    config: Mapping[str, Any] | None = None) -> Path:
     """Atomically save a model (and optionally its EMA copy) for later ``load_checkpoint``.
 
     ``meta`` is a JSON-able dict (e.g. the hyper-parameters that rebuild the network); it is
-    stored as JSON text, so loading never unpickles objects. Returns the path written.
-    Example: ``save_checkpoint("ts.pt", net, meta={"hidden": 64})``.
+    stored as JSON text, so loading never unpickles objects. ``kind`` tags the file with the domain
+    whose model it is (``load_checkpoint(..., kind=...)`` checks it); ``config`` is the training
+    configuration as a dict. Returns the path written.
+    Example: ``save_checkpoint("ts.pt", net, meta={"hidden": 64}, kind="transition_states")``.
     """
-    state: dict[str, Any] = {"step": int(step), "model": model.state_dict(), "config_json": "null",
+    state: dict[str, Any] = {"step": int(step), "model": model.state_dict(), "kind": str(kind),
+                             "config_json": json_text(None if config is None else dict(config),
+                                                      "config"),
                              "meta_json": json_text(dict(meta or {}), "meta")}
     if ema_model is not None:
         state["ema"] = ema_model.state_dict()
@@ -151,25 +258,36 @@ def save_checkpoint(path: str | Path, model: nn.Module, *, ema_model: nn.Module 
 
 def load_checkpoint(path: str | Path, model: nn.Module | None = None, *,
                     ema: bool | None = None, map_location: str | torch.device = "cpu",
-                    strict: bool = True) -> LoadedCheckpoint:
+                    strict: bool = True, kind: str | None = None) -> LoadedCheckpoint:
     """Safely read a checkpoint and (if ``model`` is given) load its weights into the model.
 
     ema: True = EMA weights (error if absent), False = raw weights, None = EMA when present.
+    kind: the kind tag the file must carry (its ``meta["kind"]`` for files written before tags
+    moved into the state); None accepts any.
     Raises FileNotFoundError for a missing file and CheckpointError for anything that is not a
     tensor-only sciflow checkpoint (a malicious pickle is refused, never executed).
     Example: ``ck = load_checkpoint(p, net); net.eval()`` then sample; ``ck.meta`` has the config.
     """
     state = read_state(path, map_location)
+    meta = json.loads(state["meta_json"])
+    found = str(state.get("kind") or meta.get("kind") or "")
+    if kind is not None and found != kind:
+        raise CheckpointError(f"{str(path)!r} holds a {found or 'untagged'!s} checkpoint, not a "
+                              f"{kind} one; pass a checkpoint written by the {kind} domain")
     use_ema = ("ema" in state) if ema is None else ema
     if use_ema and "ema" not in state:
         raise CheckpointError(f"{str(path)!r} has no EMA weights; pass ema=False")
     weights = state["ema" if use_ema else "model"]
     if model is not None:
-        model.load_state_dict(weights, strict=strict)
+        try:
+            model.load_state_dict(weights, strict=strict)
+        except RuntimeError as err:
+            raise CheckpointError(f"{str(path)!r} does not fit this model (was it trained with "
+                                  f"other sizes?): {str(err).splitlines()[0]}") from err
     return LoadedCheckpoint(path=Path(path), step=int(state["step"]),
                             weights="ema" if use_ema else "model", state_dict=weights,
-                            config=json.loads(state["config_json"]),
-                            meta=json.loads(state["meta_json"]))
+                            config=json.loads(state["config_json"]), meta=meta, kind=found,
+                            digest=state.get("digest"))
 
 
 def latest_checkpoint(out_dir: str | Path) -> Path | None:

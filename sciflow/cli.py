@@ -1,60 +1,71 @@
 """The ``sciflow`` command line.
 
-    sciflow demo                      the main job: every section, one report folder
-    sciflow toy train|sample          2-D flows, the quickest way to see the core work
-    sciflow <group> --help            one group per domain (ts, cells, precision, rs, vfm)
+    sciflow demo                      the main job: every domain's section, one report folder
+    sciflow <group> --help            one group per domain, named like its package
 
-Command groups are listed in :data:`GROUPS`, an explicit registry of module paths. Each module
-defines ``register(subparsers)``, adding one parser for its group; the module is imported only when
-the parser is built, so a group whose optional dependencies are missing is reported, not fatal.
+Groups come from the ``sciflow.domains`` entry points (:mod:`sciflow.plugins`), so a lab's own
+package can add one without editing sciflow. Building the parser imports each domain's small CLI
+module and nothing heavy: ``sciflow --help`` and ``sciflow GROUP --help`` import no torch. A
+handler imports what it needs when it runs.
+
+Errors: a user's mistake (:class:`sciflow.errors.SciflowError`, ``ValueError``, a missing file)
+is printed as ``sciflow GROUP: error: ...`` with exit status 2 and no traceback (``SCIFLOW_DEBUG=1``
+shows it); anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
+import os
 import sys
 from collections.abc import Sequence
 
-__all__ = ["GROUPS", "build_parser", "main"]
+from sciflow.plugins import DomainLoadError, domains
 
-GROUPS: dict[str, str] = {
-    "demo": "sciflow.demo",
-    "toy": "sciflow.toy",
-    "ts": "sciflow.domains.transition_states.cli",
-    "cells": "sciflow.domains.single_cell.cli",
-    "precision": "sciflow.domains.climate.cli",
-    "rs": "sciflow.domains.remote_sensing.cli",
-    "vfm": "sciflow.domains.feature_forecasting.cli",
-}
+__all__ = ["build_parser", "main"]
+
+_DESCRIPTION = """\
+Flow-matching generative models for the physical and chemical sciences.
+
+Start with `sciflow demo` (trains and evaluates a small model per domain and writes a report
+folder), then `sciflow <group> --help` for the domain you work in."""
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, str]]:
     """The full parser, and the groups that could not be loaded with the reason."""
-    parser = argparse.ArgumentParser(
-        prog="sciflow",
-        description=(
-            "Flow-matching generative models for the physical and chemical sciences.\n\n"
-            "Start with `sciflow demo` (trains and evaluates a small model per domain and writes "
-            "a report folder), then `sciflow <group> --help` for the domain you work in."
-        ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
     from sciflow import __version__
+    from sciflow.demo import configure as configure_demo
 
+    parser = argparse.ArgumentParser(prog="sciflow", description=_DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"sciflow {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="<command>")
+    configure_demo(sub.add_parser(
+        "demo", help="the main job: a short real run of every domain, with a report",
+        formatter_class=argparse.RawDescriptionHelpFormatter))
     unavailable: dict[str, str] = {}
-    for name, module_path in GROUPS.items():
-        try:
-            module = importlib.import_module(module_path)
-        except ModuleNotFoundError as exc:
-            if exc.name and module_path.startswith(exc.name):
-                continue  # the group is not part of this build yet
-            unavailable[name] = f"needs the missing package {exc.name!r}"
+    for domain in domains().values():
+        missing = domain.missing()
+        if missing:
+            unavailable[domain.name] = f"needs {', '.join(missing)}"
             continue
-        module.register(sub)
+        try:
+            configure = domain.load("cli")
+        except DomainLoadError as err:
+            unavailable[domain.name] = str(err)
+            continue
+        p = sub.add_parser(domain.name, aliases=list(domain.aliases), help=domain.summary,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.set_defaults(group=domain.name)
+        configure(p)
     return parser, unavailable
+
+
+def _user_error(exc: BaseException) -> bool:
+    from sciflow.errors import SciflowError
+
+    return isinstance(exc, (SciflowError, ValueError, FileNotFoundError, IsADirectoryError,
+                            NotADirectoryError, PermissionError))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -71,8 +82,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError) as exc:
-        # user errors: a clear message, no traceback
+    except KeyboardInterrupt:
+        print(f"sciflow {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if not _user_error(exc) or os.environ.get("SCIFLOW_DEBUG"):
+            raise
         print(f"sciflow {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -1,32 +1,46 @@
 """``sciflow demo``: the main job. Runs one short, real section per domain into one report folder.
 
-Each section is a ``demo(out_dir) -> markdown`` function named in :data:`SECTIONS` (an explicit
-registry of module paths). Sections whose module is not part of this build are skipped; a section
-that fails is reported in the report with its error, and the others still run.
+The sections are the ``demo`` functions of the registered domains (:mod:`sciflow.plugins`), in
+their order; ``--sections`` picks some by name or alias. A section whose optional packages are
+missing is skipped with a note; a section that fails is reported with its error, and the others
+still run.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import platform
 import time
 import traceback
 from datetime import datetime, timezone
 from pathlib import Path
 
-import torch
+from sciflow.plugins import Domain, domains, find_domain
 
-__all__ = ["SECTIONS", "run_demo", "register"]
+__all__ = ["run_demo", "configure", "sections"]
 
-SECTIONS: dict[str, str] = {
-    "core": "sciflow.toy",
-    "ts": "sciflow.domains.transition_states.demo",
-    "cells": "sciflow.domains.single_cell.demo",
-    "precision": "sciflow.domains.climate.demo",
-    "rs": "sciflow.domains.remote_sensing.demo",
-    "vfm": "sciflow.domains.feature_forecasting.demo",
-}
+
+def sections() -> list[Domain]:
+    """The registered domains that have a demo section, in demo order."""
+    return [d for d in domains().values() if d.demo is not None]
+
+
+def _pick(names: list[str] | None) -> list[Domain]:
+    if not names:
+        return sections()
+    picked = []
+    for name in names:
+        try:
+            domain = find_domain(name)
+        except KeyError:
+            domain = None
+        if domain is None or domain.demo is None:
+            from sciflow.errors import InputError
+
+            known = ", ".join("/".join(d.names()) for d in sections())
+            raise InputError(f"--sections: unknown demo section {name!r}; choose from {known}")
+        picked.append(domain)
+    return picked
 
 
 def run_demo(out_dir: str | Path, sections: list[str] | None = None, *, threads: int = 1) -> Path:
@@ -35,13 +49,14 @@ def run_demo(out_dir: str | Path, sections: list[str] | None = None, *, threads:
     ``threads`` sets torch's intra-op threads: the demo's models are small, and one thread is
     faster than two on a busy two-core machine (oversubscription costs 10-100x there).
     """
-    if threads < 1:
-        raise ValueError(f"threads must be >= 1, got {threads}")
+    from sciflow.errors import InputError
+
+    if not isinstance(threads, int) or threads < 1:
+        raise InputError(f"--threads={threads!r}: expected an integer >= 1")
+    chosen = _pick(sections)
+    import torch
+
     torch.set_num_threads(threads)
-    names = list(SECTIONS) if not sections else sections
-    unknown = [s for s in names if s not in SECTIONS]
-    if unknown:
-        raise ValueError(f"unknown demo section(s) {unknown}; choose from {list(SECTIONS)}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -51,23 +66,21 @@ def run_demo(out_dir: str | Path, sections: list[str] | None = None, *, threads:
         f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}.\n",
     ]
     timings = []
-    for name in names:
-        try:
-            module = importlib.import_module(SECTIONS[name])
-        except ModuleNotFoundError as exc:
-            if exc.name and SECTIONS[name].startswith(exc.name):
-                continue  # not part of this build
-            raise
+    for domain in chosen:
+        missing = domain.missing()
+        if missing:
+            parts.append(f"## {domain.name}: skipped (needs {', '.join(missing)})\n")
+            continue
         t0 = time.perf_counter()
-        print(f"[demo] {name} ...", flush=True)
+        print(f"[demo] {domain.name} ...", flush=True)
         try:
-            parts.append(module.demo(out))
+            parts.append(domain.load("demo")(out))
             status = "ok"
         except Exception as exc:  # one broken section must not hide the others' results
-            parts.append(f"## {name}: FAILED\n\n```\n{traceback.format_exc()}```\n")
+            parts.append(f"## {domain.name}: FAILED\n\n```\n{traceback.format_exc()}```\n")
             status = f"failed: {type(exc).__name__}: {exc}"
-        timings.append((name, time.perf_counter() - t0, status))
-        print(f"[demo] {name} {status} ({timings[-1][1]:.0f} s)", flush=True)
+        timings.append((domain.name, time.perf_counter() - t0, status))
+        print(f"[demo] {domain.name} {status} ({timings[-1][1]:.0f} s)", flush=True)
     parts.append("## Timings\n\n| section | seconds | status |\n|---|---|---|\n" + "\n".join(
         f"| {n} | {s:.1f} | {st} |" for n, s, st in timings))
     parts.append(f"\n\nTotal: {time.perf_counter() - started:.0f} s.\n")
@@ -77,25 +90,23 @@ def run_demo(out_dir: str | Path, sections: list[str] | None = None, *, threads:
 
 
 def _demo_cmd(args: argparse.Namespace) -> int:
-    report = run_demo(args.out, args.sections.split(",") if args.sections else None,
-                      threads=args.threads)
-    print(report.read_text())
+    names = [s.strip() for s in args.sections.split(",") if s.strip()] if args.sections else None
+    report = run_demo(args.out, names, threads=args.threads)
+    text = report.read_text()
+    print(text)
     print(f"\nreport and figures in: {report.parent.resolve()}")
-    failed = "FAILED" in report.read_text()
-    return 1 if failed else 0
+    return 1 if "FAILED" in text else 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``sciflow demo``."""
-    p = subparsers.add_parser(
-        "demo", help="the main job: a short real run of every domain, with a report",
-        description="Train, sample and evaluate a small model per domain (about ten minutes on two "
-                    "cores) and write report.md with tables and figures into one folder.\n"
-                    "Example:\n  sciflow demo --out sciflow-out/demo\n"
-                    "  sciflow demo --sections core,precision",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+def configure(p: argparse.ArgumentParser) -> None:
+    """Fill the parser of ``sciflow demo``."""
+    names = ", ".join("/".join(d.names()) for d in sections())
+    p.description = ("Train, sample and evaluate a small model per domain (about ten minutes on "
+                     "two cores) and write report.md with tables and figures into one folder.\n"
+                     "Examples:\n  sciflow demo --out sciflow-out/demo\n"
+                     "  sciflow demo --sections toy,climate")
     p.add_argument("--out", default="sciflow-out/demo", help="report folder (created)")
     p.add_argument("--sections", default="",
-                   help=f"comma-separated subset of: {', '.join(SECTIONS)} (default: all)")
+                   help=f"comma-separated subset of: {names} (default: all)")
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
     p.set_defaults(func=_demo_cmd)

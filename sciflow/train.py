@@ -5,7 +5,7 @@ feed. Everything a run needs to continue bit-exactly lives in its checkpoints: t
 weights, the AdamW and LR-scheduler state, the step counter and every random state (torch, numpy,
 python, the trainer's data generator and the position inside a data loader's epoch).
 
-Checkpoints are written atomically and read with ``torch.load(weights_only=True)`` by
+Checkpoints are written atomically and read (weights only, digest checked) by
 :mod:`sciflow.checkpoint`: a crash mid-save never leaves a half-written file where a checkpoint is
 expected, and a crafted pickle cannot execute code. Its ``save_checkpoint``, ``load_checkpoint``,
 ``latest_checkpoint``, ``LoadedCheckpoint``, ``CheckpointError`` and ``CHECKPOINT_FORMAT`` are
@@ -28,8 +28,6 @@ import dataclasses
 import json
 import math
 import os
-import random
-import sys
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping
@@ -37,11 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
-from tqdm import tqdm
 
 from sciflow.checkpoint import (
     CHECKPOINT_FORMAT,
@@ -57,10 +53,16 @@ from sciflow.checkpoint import (
     set_rng_state,
     write_state,
 )
+from sciflow.devices import resolve_device
+from sciflow.errors import OutputError
+from sciflow.outputs import sweep_stale
+from sciflow.progress import progress
+from sciflow.seeding import seed_everything
 
 __all__ = [
     "CHECKPOINT_FORMAT",
     "CheckpointError",
+    "ExistingRunError",
     "LoadedCheckpoint",
     "NonFiniteLossError",
     "TrainConfig",
@@ -74,6 +76,10 @@ __all__ = [
 LossOutput = Tensor | tuple[Tensor, Mapping[str, float]]
 LossFn = Callable[[nn.Module, Any], LossOutput]
 BatchFn = Callable[[int, torch.Generator], Any]
+
+
+class ExistingRunError(OutputError, FileExistsError):
+    """``out_dir`` holds checkpoints of another run and ``fit`` was not asked to resume it."""
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -110,8 +116,9 @@ class TrainConfig:
     log_every: updates between JSONL records. checkpoint_every: updates between checkpoints
     (0: only at the end); ``keep_checkpoints`` newest are kept. out_dir: where checkpoints/ and
     metrics.jsonl go (None: write nothing). seed: base seed (rank r uses seed + r).
-    device: "cpu", "cuda", "cuda:1" or "auto". progress: tqdm bar; None = on only on a TTY outside
-    CI. find_unused_parameters: passed to DistributedDataParallel.
+    device: "cpu", "cuda", "cuda:1", "mps" or "auto" (:func:`sciflow.devices.resolve_device`).
+    progress: True/None show a bar on a terminal and a log line every ~10 s elsewhere
+    (:func:`sciflow.progress.progress`; ``SCIFLOW_PROGRESS=0`` silences None); False hides it. find_unused_parameters: passed to DistributedDataParallel.
     """
 
     steps: int
@@ -282,6 +289,8 @@ class Trainer:
         extras a dict of floats that is averaged over each log window and logged too.
     config : TrainConfig.
     meta : JSON-able dict saved in every checkpoint (e.g. what rebuilds the network).
+    kind : the checkpoint kind tag (the domain's name, e.g. ``"transition_states"``) that
+        ``sciflow.checkpoint.load_checkpoint(..., kind=...)`` checks.
 
     Data (``fit(data)``): a ``batch_fn(step, generator) -> batch`` (preferred: exact resume for
     free; ``generator`` is the trainer's CPU torch.Generator, seeded ``seed + rank``), or any
@@ -302,25 +311,20 @@ class Trainer:
     """
 
     def __init__(self, model: nn.Module, loss_fn: LossFn, config: TrainConfig, *,
-                 meta: Mapping[str, Any] | None = None) -> None:
+                 meta: Mapping[str, Any] | None = None, kind: str = "") -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if not callable(loss_fn):
             raise TypeError(f"loss_fn must be callable(model, batch), got {type(loss_fn).__name__}")
         if not isinstance(config, TrainConfig):
             raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
-        self.loss_fn, self.config = loss_fn, config
+        self.loss_fn, self.config, self.kind = loss_fn, config, str(kind)
         self.meta_json = json_text(dict(meta or {}), "meta")
         self.rank, self.world_size, local_rank = _dist_env()
         dev = config.device
-        if dev == "auto":
-            dev = "cuda" if torch.cuda.is_available() else "cpu"
-        if dev == "cuda" and self.world_size > 1:
+        if dev in ("cuda", "auto") and self.world_size > 1 and torch.cuda.is_available():
             dev = f"cuda:{local_rank}"
-        try:
-            self.device = torch.device(dev)
-        except RuntimeError as err:
-            raise ValueError(f"TrainConfig.device={config.device!r} is not a torch device") from err
+        self.device = resolve_device(dev, name="TrainConfig.device")
         self.model = model.to(self.device)
         self.ema_model = copy.deepcopy(self.model).requires_grad_(False).eval()
         self.params = [p for p in self.model.parameters() if p.requires_grad]
@@ -357,9 +361,7 @@ class Trainer:
 
     def _seed(self) -> None:
         seed = self.config.seed + self.rank
-        torch.manual_seed(seed)
-        np.random.seed(seed)
-        random.seed(seed)
+        seed_everything(seed)
         self.generator.manual_seed(seed)
 
     def save_checkpoint(self, path: str | Path | None = None) -> Path | None:
@@ -379,7 +381,7 @@ class Trainer:
         target = Path(path) if path is not None else \
             self.out_dir / "checkpoints" / f"step_{self.step:08d}.pt"
         if self.rank == 0:
-            write_state(target, {"step": self.step, "elapsed": self._elapsed(),
+            write_state(target, {"step": self.step, "elapsed": self._elapsed(), "kind": self.kind,
                                  "model": self.model.state_dict(),
                                  "ema": self.ema_model.state_dict(),
                                  "optimizer": self.optimizer.state_dict(),
@@ -493,7 +495,7 @@ class Trainer:
                 self.restore(path)
             fresh = self.step == 0 and self._pending is None
             if fresh and self.out_dir is not None and latest_checkpoint(self.out_dir):
-                raise FileExistsError(
+                raise ExistingRunError(
                     f"out_dir {str(self.out_dir)!r} already holds checkpoints of another run; "
                     "pass fit(..., resume=True) to continue it, or use a new or empty out_dir")
             if self._pending is not None:
@@ -503,6 +505,8 @@ class Trainer:
                 self._seed()
             if self.out_dir is not None and self.rank == 0:
                 self.out_dir.mkdir(parents=True, exist_ok=True)
+                for folder in (self.out_dir, self.out_dir / "checkpoints"):
+                    sweep_stale(folder)  # temporaries of a killed run
                 self._truncate_log()
             net: nn.Module = self.model
             if self.world_size > 1:  # DDP broadcasts rank 0's weights to all ranks here
@@ -519,10 +523,8 @@ class Trainer:
     def _loop(self, net: nn.Module, wall0: float) -> TrainResult:
         cfg, start = self.config, self.step
         self._t0 = time.perf_counter()
-        show = cfg.progress if cfg.progress is not None else (
-            sys.stderr.isatty() and not os.environ.get("CI"))
-        bar = tqdm(total=cfg.steps, initial=start, disable=not show or self.rank != 0,
-                   desc="train", dynamic_ncols=True)
+        bar = progress(total=cfg.steps, initial=start, desc="train", unit="step",
+                       enabled=cfg.progress if self.rank == 0 else False)
         history: list[tuple[int, float]] = []
         net.train()
         try:

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from sciflow.checkpoint import write_state
 from sciflow.train import TrainConfig, Trainer
 
 SHARD, DIM, STEPS = 4, 3, 4
@@ -49,8 +50,9 @@ def main(out: Path) -> None:
     # rank 1 starts from other weights: DDP must broadcast rank 0's (and the EMA follow them)
     trainer = Trainer(make_net(seed=rank), loss_fn, config(out))
     trainer.fit(shard)
-    torch.save({"model": trainer.model.state_dict(), "ema": trainer.ema_model.state_dict(),
-                "seed": seeds[0], "world_size": trainer.world_size}, out / f"rank{rank}.pt")
+    write_state(out / f"rank{rank}.pt", {"model": trainer.model.state_dict(),
+                                          "ema": trainer.ema_model.state_dict(),
+                                          "seed": seeds[0], "world_size": trainer.world_size})
 
 
 if __name__ == "__main__":

@@ -11,13 +11,12 @@ from sciflow.datasets.toy2d import TOY2D
 from sciflow.distill import GridTime, distill, generate_pairs, reflow, straightness, train_on_pairs
 from sciflow.metrics import wasserstein2
 from sciflow.solvers import odeint
-from sciflow.toy import ToySpec, train_toy
+from sciflow.domains.toy import Config, train
 
 
 @pytest.fixture(scope="module")
 def toy_base():
-    model, _ = train_toy(ToySpec(), steps=400, seed=0, progress=False)
-    return model
+    return train(Config().replace(train={"steps": 400, "seed": 0, "progress": False})).net
 
 
 def test_reflow_reduces_straightness_and_one_step_w2(toy_base):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from sciflow.checkpoint import read_state
 from sciflow.train import Trainer, load_checkpoint
 
 _spec = importlib.util.spec_from_file_location("_ddp_worker", Path(__file__).with_name(
@@ -38,7 +39,7 @@ def test_two_process_ddp_equals_one_process_on_the_union(tmp_path: Path) -> None
 
     reference = Trainer(worker.make_net(seed=0), worker.loss_fn, worker.config(tmp_path / "one"))
     reference.fit(lambda step, g: worker.full_batch(step))
-    ranks = [torch.load(out / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    ranks = [read_state(out / f"rank{r}.pt") for r in (0, 1)]
     assert [r["world_size"] for r in ranks] == [2, 2]
     assert [r["seed"] for r in ranks] == [11, 12]  # each rank its own data generator seed
     for key, module in (("model", reference.model), ("ema", reference.ema_model)):
@@ -49,7 +50,7 @@ def test_two_process_ddp_equals_one_process_on_the_union(tmp_path: Path) -> None
     # rank 0 alone wrote the checkpoint (holding both ranks' RNG states) and the log
     ckpt = out / "checkpoints" / f"step_{worker.STEPS:08d}.pt"
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == [ckpt.name]
-    assert len(torch.load(ckpt, weights_only=True)["rng"]) == 2
+    assert len(read_state(ckpt)["rng"]) == 2
     weights = load_checkpoint(ckpt, ema=False).state_dict
     for name, value in reference.model.state_dict().items():
         torch.testing.assert_close(weights[name], value, rtol=0, atol=1e-12)

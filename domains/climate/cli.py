@@ -15,11 +15,12 @@ from dataclasses import replace
 
 import torch
 
+from sciflow.plugins import Domain
 from sciflow.precision import PRESETS, ROUNDINGS, format_from_name, round_to
 
 from .runner import TESTBEDS, StudyConfig, run_study
 
-__all__ = ["register", "parse_bits", "QUICK"]
+__all__ = ["configure", "DOMAIN", "parse_bits", "QUICK"]
 
 #: a few-minute version of the study (for trying things out)
 QUICK = StudyConfig(
@@ -33,6 +34,14 @@ QUICK = StudyConfig(
     flow_train_steps=800,
     flow_samples=1000,
     flow_steps=16,
+)
+
+
+DOMAIN = Domain(
+    name='climate', aliases=('precision',), order=40, requires=(),
+    summary='low-precision arithmetic and stochastic rounding on the climate testbeds of Paxton et al.',
+    package="sciflow.domains.climate", cli="sciflow.domains.climate.cli:configure",
+    demo="sciflow.domains.climate.demo:demo",
 )
 
 
@@ -105,20 +114,13 @@ def _round(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def configure(parser: argparse.ArgumentParser) -> None:
     """Add the ``precision`` command group."""
-    parser = subparsers.add_parser(
-        "precision",
-        help="low-precision arithmetic: the climate-model study, formats, rounding",
-        description=(
-            "Emulate low-precision arithmetic in any torch code (sciflow.precision) and run the "
+    parser.description = ("Emulate low-precision arithmetic in any torch code (sciflow.precision) and run the "
             "study of Paxton et al. (J. Climate 2022): Lorenz 1963, a soil column, shallow water "
             "over a ridge and a flow-matching sampler, swept over significand bits with "
             "round-to-nearest and stochastic rounding.\n\n"
-            "example: sciflow precision study --quick --out precision_study"
-        ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+            "example: sciflow precision study --quick --out precision_study")
     sub = parser.add_subparsers(dest="precision_command", metavar="<subcommand>")
 
     p = sub.add_parser(

@@ -442,12 +442,13 @@ def flow_sweep(
     from sciflow.metrics import wasserstein1
     from sciflow.precision import StateRounding
     from sciflow.solvers import odeint
-    from sciflow.toy import ToySpec, train_toy
+    from sciflow.domains.toy import Config as ToyConfig
+    from sciflow.domains.toy import train as train_toy
 
     t0 = time.perf_counter()
-    spec = ToySpec()
+    spec = ToyConfig()
     _say(progress, f"flow: training {spec.source} -> {spec.target} for {train_steps} steps")
-    model, _ = train_toy(spec, steps=train_steps, seed=seed, progress=False)
+    model = train_toy(spec.replace(train={"steps": train_steps, "seed": seed, "progress": False})).net
     model64 = copy.deepcopy(model).double().eval()
     g = torch.Generator().manual_seed(seed + 10)
     noise = TOY2D[spec.source](samples, generator=g).double()

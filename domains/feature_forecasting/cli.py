@@ -13,7 +13,16 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["register"]
+from sciflow.plugins import Domain
+
+DOMAIN = Domain(
+    name='feature-forecasting', aliases=('vfm',), order=60, requires=(),
+    summary='forecast video in the feature space of a vision model (VFMF-style)',
+    package="sciflow.domains.feature_forecasting", cli="sciflow.domains.feature_forecasting.cli:configure",
+    demo="sciflow.domains.feature_forecasting.demo:demo",
+)
+
+__all__ = ["configure", "DOMAIN"]
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -82,17 +91,14 @@ def _forecast(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def configure(p: argparse.ArgumentParser) -> None:
     """Add ``sciflow vfm`` with its ``train`` and ``forecast`` subcommands."""
-    p = subparsers.add_parser(
-        "vfm", help="forecast video in the feature space of a vision model (VFMF-style)",
-        description="Forecast the future of a video in a vision model's feature space: features "
+    p.description = ("Forecast the future of a video in a vision model's feature space: features "
                     "are compressed per token (VAE, PCA or none), a space-time transformer "
                     "generates the next latent by flow matching (or regresses it), "
                     "autoregressively, and light heads decode segmentation, depth and RGB.\n"
                     "Example:\n  sciflow vfm train --out runs/vfm\n"
-                    "  sciflow vfm forecast --model runs/vfm/vfm.pt --out runs/vfm/eval",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+                    "  sciflow vfm forecast --model runs/vfm/vfm.pt --out runs/vfm/eval")
     sub = p.add_subparsers(dest="vfm_command", metavar="<subcommand>")
 
     t = sub.add_parser(

@@ -313,15 +313,17 @@ def load_dinov2_state_dict(path: str | Path) -> dict[str, Tensor]:
     ``"model"``, ``"teacher"`` or ``"state_dict"``; strips ``module.``/``backbone.`` prefixes and
     un-chunks FSDP block chunks (``blocks.<chunk>.<i>.`` -> ``blocks.<i>.``).
     """
+    from sciflow.checkpoint import CheckpointError, load_foreign_weights
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"DINOv2 checkpoint {str(path)!r} does not exist; pass the path "
                                 "of a local file such as dinov2_vitb14_reg4_pretrain.pth")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
+        state = load_foreign_weights(path, what="DINOv2 checkpoint")
+    except CheckpointError as err:
         raise CheckpointLayoutError(f"cannot read {str(path)!r} as a tensor-only checkpoint "
-                                    f"({type(err).__name__}: {err})") from err
+                                    f"({err})") from err
     for key in ("model", "teacher", "state_dict"):
         if isinstance(state, Mapping) and key in state and isinstance(state[key], Mapping):
             state = state[key]

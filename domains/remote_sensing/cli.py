@@ -20,7 +20,16 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["register"]
+from sciflow.plugins import Domain
+
+DOMAIN = Domain(
+    name='remote-sensing', aliases=('rs',), order=50, requires=('xarray',),
+    summary='satellite image time series: gap filling, cloud removal, forecasting, change detection',
+    package="sciflow.domains.remote_sensing", cli="sciflow.domains.remote_sensing.cli:configure",
+    demo="sciflow.domains.remote_sensing.demo:demo",
+)
+
+__all__ = ["configure", "DOMAIN"]
 
 
 def _cube_paths(patterns: list[str]) -> list[Path]:
@@ -142,19 +151,15 @@ def _common_apply(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=1, help="torch threads")
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def configure(p: argparse.ArgumentParser) -> None:
     """Add ``sciflow rs generate|train|fill|forecast|detect-change``."""
     fmt = argparse.RawDescriptionHelpFormatter
-    p = subparsers.add_parser(
-        "rs", help="satellite image time series: gap filling, cloud removal, forecasting, "
-                   "change detection (one flow model)",
-        description="One conditional flow-matching model (UniTS-style spatio-temporal "
+    p.description = ("One conditional flow-matching model (UniTS-style spatio-temporal "
                     "transformer) for Sentinel-2-like cubes (time, band, y, x) in netCDF or zarr."
                     "\nTry:\n  sciflow rs generate --out cubes -n 64\n"
                     "  sciflow rs train --data cubes --out runs/rs --steps 2000\n"
                     "  sciflow rs fill --checkpoint runs/rs/checkpoints/step_00002000.pt "
-                    "--input cubes/cube_0000.nc --output filled.nc",
-        formatter_class=fmt)
+                    "--input cubes/cube_0000.nc --output filled.nc")
     sub = p.add_subparsers(dest="rs_command", metavar="<rs-command>")
 
     g = sub.add_parser("generate", help="write synthetic Sentinel-2-like cubes with truth",

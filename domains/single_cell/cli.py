@@ -38,8 +38,16 @@ from sciflow.domains.single_cell.pipeline import (
     scores_table,
     train_cell_flow,
 )
+from sciflow.plugins import Domain
 
-__all__ = ["register"]
+DOMAIN = Domain(
+    name='single-cell', aliases=('cells',), order=30, requires=('anndata',),
+    summary='population flows on single-cell AnnData (Meta Flow Matching, FM, CGFM)',
+    package="sciflow.domains.single_cell", cli="sciflow.domains.single_cell.cli:configure",
+    demo="sciflow.domains.single_cell.demo:demo",
+)
+
+__all__ = ["configure", "DOMAIN"]
 
 
 def _load(path: str, where: list[str]) -> anndata.AnnData:
@@ -181,14 +189,12 @@ def _solver_args(p: argparse.ArgumentParser) -> None:
                    help="steps for a fixed-step solver")
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def configure(p: argparse.ArgumentParser) -> None:
     """Add ``sciflow cells train|predict|evaluate``."""
     fmt = argparse.RawDescriptionHelpFormatter
-    p = subparsers.add_parser(
-        "cells", help="population flows on single-cell AnnData (MFM, FM, CGFM)",
-        description="Meta Flow Matching on .h5ad files: learn how a population of cells "
+    p.description = ("Meta Flow Matching on .h5ad files: learn how a population of cells "
                     "(source) turns into its target population, conditioned on the population "
-                    "itself, then predict unseen populations.", formatter_class=fmt)
+                    "itself, then predict unseen populations.")
     sub = p.add_subparsers(dest="cells_command", metavar="<cells-command>")
 
     t = sub.add_parser(

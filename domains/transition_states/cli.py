@@ -14,7 +14,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["register"]
+from sciflow.plugins import Domain
+
+DOMAIN = Domain(
+    name='transition-states', aliases=('ts',), order=20, requires=('ase',),
+    summary='transition states: generate from R + P, search verified saddles, train, evaluate, build datasets',
+    package="sciflow.domains.transition_states", cli="sciflow.domains.transition_states.cli:configure",
+    demo="sciflow.domains.transition_states.demo:demo",
+)
+
+__all__ = ["configure", "DOMAIN"]
 
 _FMT = argparse.RawDescriptionHelpFormatter
 
@@ -171,19 +180,16 @@ def _data_args(p: argparse.ArgumentParser) -> None:
                    help="split JSON (train/val/test id lists) from `build-dataset --finalize`")
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def configure(p: argparse.ArgumentParser) -> None:
     """Add the ``ts`` group: generate, train, evaluate, build-dataset."""
     from sciflow.datasets.reactions.cli import add_build_dataset_command
 
-    p = subparsers.add_parser(
-        "ts", help="transition states: generate from R + P, train, evaluate, build datasets",
-        description="Generate the transition state of a reaction from its reactant and product "
+    p.description = ("Generate the transition state of a reaction from its reactant and product "
                     "geometries with a conditional flow (a few deterministic steps), train and "
                     "evaluate generators, and build verified reaction datasets.\n\nExamples:\n"
                     "  sciflow ts generate --reactant r.xyz --product p.xyz -o ts.xyz\n"
                     "  sciflow ts train --out runs/ts --steps 5000\n"
-                    "  sciflow ts evaluate --checkpoint runs/ts/ts_model.pt --split s.json",
-        formatter_class=_FMT)
+                    "  sciflow ts evaluate --checkpoint runs/ts/ts_model.pt --split s.json")
     sub = p.add_subparsers(dest="ts_command", metavar="<ts-command>")
 
     g = sub.add_parser(

@@ -1,6 +1,5 @@
 """The study: arms, thresholds, a tiny sweep end to end, the report folder and the CLI."""
 
-import argparse
 
 import pytest
 import torch
@@ -78,13 +77,11 @@ def test_cli_parses_bits_and_runs_formats_and_round(capsys) -> None:  # noqa: AN
         cli.parse_bits("four")
     with pytest.raises(ValueError, match="1..52"):
         cli.parse_bits("0-3")
-    parser = argparse.ArgumentParser()
-    cli.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["precision", "formats"])
-    assert args.func(args) == 0
+    from sciflow.cli import main
+
+    assert main(["precision", "formats"]) == 0
     assert "fp8_e4m3" in capsys.readouterr().out
-    args = parser.parse_args(["precision", "round", "70000", "0.1", "--format", "float16"])
-    assert args.func(args) == 0
+    assert main(["precision", "round", "70000", "0.1", "--format", "float16"]) == 0
     assert capsys.readouterr().out.split() == ["inf", "0.09997558594"]
     torch.set_num_threads(1)
 

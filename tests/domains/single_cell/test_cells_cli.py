@@ -5,14 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sciflow import cli
 from sciflow.cli import main
-
-
-@pytest.fixture(autouse=True)
-def only_cells_group(monkeypatch):
-    """Build the real parser with the cells group alone (other groups import heavy packages)."""
-    monkeypatch.setattr(cli, "GROUPS", {"cells": "sciflow.domains.single_cell.cli"})
 
 
 @pytest.fixture()
