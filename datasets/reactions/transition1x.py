@@ -1,19 +1,24 @@
 """Streaming reader of Transition1x (Schreiner et al., Sci. Data 9, 779, 2022).
 
-The HDF5 file (~6.6 GB, wB97x/6-31G(d) on C/H/N/O reactions; users supply it) is laid out as::
+The published HDF5 file (~6.6 GB, wB97x/6-31G(d) on C/H/N/O reactions; users supply it), and every
+public loader of it (the official ``Dataloader``, OpenQDC), is laid out as::
 
-    data/<split>/<formula>/<rxn>/                    split: train | val | test (official split)
+    data/<formula>/<rxn>/                      every reaction
         positions            (frames, atoms, 3)  A   every NEB image that was computed
         atomic_numbers       (atoms,)
         wB97x_6-31G(d).energy  (frames,)         eV
         wB97x_6-31G(d).forces  (frames, atoms, 3) eV/A
         reactant/ product/ transition_state/     the same datasets, one frame each
+    train/<formula>/<rxn>/   val/...   test/...  the official split (the same groups again)
+
+An older layout with the split inside ``data`` (``data/<split>/<formula>/<rxn>``) is read too.
 
 Nothing is read until asked for: iterating opens the file once and yields one reaction at a time,
 so memory stays at one reaction. The transition state is the climbing image of a DFT CI-NEB
 (not frequency-checked), so ``Reaction.imaginary_frequency`` is 0.0. Reactions can be selected
 by the official split or by a list of ids (``"<formula>/<rxn>"`` or bare ``"<rxn>"``), e.g.
-React-OT's random 9,000 / 1,073 split.
+React-OT's random 9,000 / 1,073 split. A selection that finds no reaction is an error, never an
+empty iterator.
 """
 
 from __future__ import annotations
@@ -35,6 +40,28 @@ ATOM_REFERENCE_ENERGIES_EV = {1: -13.6222, 6: -1029.4131, 7: -1484.8710, 8: -204
 """Isolated-atom wB97x/6-31G(d) energies (eV) by atomic number, for atomisation energies."""
 
 _FRAME_GROUPS = ("reactant", "transition_state", "product")
+
+
+def _layout(fh, path: Path) -> str:
+    """``"published"`` (splits as top-level groups beside ``data``) or ``"nested"``
+    (``data/<split>/...``); ValueError for anything else."""
+    if any(s in fh for s in SPLITS):
+        return "published"
+    if "data" in fh and any(s in fh["data"] for s in SPLITS):
+        return "nested"
+    if "data" in fh:
+        return "published"  # data/<formula>/<rxn> without split groups: select by ids
+    raise ValueError(f"{path} has neither 'data' nor 'train'/'val'/'test' groups (top level: "
+                     f"{sorted(fh)}); expected the Transition1x layout data/<formula>/<rxn> with "
+                     "train/, val/, test/ beside it")
+
+
+def _split_group(fh, split: str, layout: str) -> str | None:
+    """Where a split's formulas live in this file, or None if the file lacks the split."""
+    if split == "data":
+        return "data"
+    path = split if layout == "published" else f"data/{split}"
+    return path if path in fh else None
 
 
 class Transition1xReader:
@@ -68,16 +95,21 @@ class Transition1xReader:
         if bad:
             raise ValueError(f"split must be one of {SPLITS} (or None for all), got {bad}")
         self.splits = splits
-        entries: list[tuple[str, str, str]] = []  # (split, formula, rxn)
+        entries: list[tuple[str, str, str]] = []  # (group path, formula, rxn)
         with h5py.File(self.path, "r") as fh:
-            if "data" not in fh:
-                raise ValueError(f"{self.path} has no 'data' group; expected the Transition1x layout data/<split>/<formula>/<rxn>")
-            for s in splits:
-                if s not in fh["data"]:
+            self.layout = _layout(fh, self.path)
+            for s in (("data",) if split is None and self.layout == "published" and "data" in fh
+                      else splits):
+                group = _split_group(fh, s, self.layout)
+                if group is None:
                     continue
-                for formula, group in fh["data"][s].items():
-                    for rxn in group:
-                        entries.append((s, formula, rxn))
+                for formula, by_rxn in fh[group].items():
+                    for rxn in by_rxn:
+                        entries.append((group, formula, rxn))
+        if not entries:
+            raise ValueError(f"{self.path}: no reaction in split(s) {list(splits)} "
+                             f"({self.layout} layout); the file's top-level groups are "
+                             f"{self._top_level()}")
         if ids is not None:
             by_full = {f"{f}/{r}": (s, f, r) for s, f, r in entries}
             by_rxn: dict[str, list[tuple[str, str, str]]] = {}
@@ -97,6 +129,12 @@ class Transition1xReader:
                 raise KeyError(f"{len(missing)} reaction id(s) not found in splits {splits}: {missing[:5]}")
             entries = chosen
         self._entries = entries
+
+    def _top_level(self) -> list[str]:
+        import h5py
+
+        with h5py.File(self.path, "r") as fh:
+            return sorted(fh)
 
     @classmethod
     def from_id_file(cls, path: str | Path, ids_file: str | Path, *,
@@ -128,14 +166,14 @@ class Transition1xReader:
 
         with h5py.File(self.path, "r") as fh:
             for s, f, r in self._entries:
-                yield self._reaction(fh["data"][s][f][r], s, f, r)
+                yield self._reaction(fh[s][f][r], s, f, r)
 
     def __getitem__(self, index: int) -> Reaction:
         import h5py
 
         s, f, r = self._entries[index]
         with h5py.File(self.path, "r") as fh:
-            return self._reaction(fh["data"][s][f][r], s, f, r)
+            return self._reaction(fh[s][f][r], s, f, r)
 
     def iter_frames(self) -> Iterator[tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
         """Stream every computed NEB frame, one reaction at a time.
@@ -146,7 +184,7 @@ class Transition1xReader:
 
         with h5py.File(self.path, "r") as fh:
             for s, f, r in self._entries:
-                g = fh["data"][s][f][r]
+                g = fh[s][f][r]
                 yield (f"{f}/{r}", np.asarray(g["atomic_numbers"]), np.asarray(g["positions"]),
                        np.asarray(g[ENERGY_KEY]), np.asarray(g[FORCES_KEY]))
 
