@@ -175,8 +175,30 @@ class Format:
                 f"x.to(torch.float64)"
             )
 
+    def native_dtype(self) -> torch.dtype:
+        """The torch dtype whose values are exactly this format's (float16 -> torch.float16,
+        bfloat16 -> torch.bfloat16, fp8_e4m3 -> torch.float8_e4m3fn, ...); FormatError if none."""
+        for dtype, (sb, eb, subnormals, infinities) in _NATIVE.items():
+            if (self.sbits, self.ebits, self.subnormals, self.infinities) == (sb, eb, subnormals,
+                                                                              infinities):
+                return dtype
+        raise FormatError(f"format {self.name!r} (sbits={self.sbits}, ebits={self.ebits}) has no "
+                          "native torch dtype; keep the result in its float32/float64 container "
+                          "(dtype=None)")
+
     def __str__(self) -> str:
         return self.name
+
+
+#: torch dtypes that hold exactly one format: (sbits, ebits, subnormals, infinities)
+_NATIVE: dict[torch.dtype, tuple[int, int, bool, bool]] = {
+    torch.float16: (10, 5, True, True),
+    torch.bfloat16: (7, 8, True, True),
+    torch.float32: (23, 8, True, True),
+    torch.float64: (52, 11, True, True),
+    **({torch.float8_e4m3fn: (3, 4, True, False)} if hasattr(torch, "float8_e4m3fn") else {}),
+    **({torch.float8_e5m2: (2, 5, True, True)} if hasattr(torch, "float8_e5m2") else {}),
+}
 
 
 FLOAT16 = Format(name="float16", sbits=10, ebits=5)

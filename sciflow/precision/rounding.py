@@ -38,7 +38,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from .formats import Format, container_bits
+from .formats import Format, container_bits, format_from_name
 
 __all__ = [
     "Rounding",
@@ -169,11 +169,12 @@ def _into(x: Tensor, out: Tensor | None, kernel: Callable[[Tensor, Tensor], None
 # ------------------------------------------------------------------------------- public API
 def round_to(
     x: Tensor,
-    fmt: Format,
+    fmt: Format | str,
     *,
     rounding: Rounding = "nearest",
     generator: torch.Generator | None = None,
     out: Tensor | None = None,
+    dtype: torch.dtype | str | None = None,
 ) -> Tensor:
     """Round every element of ``x`` to the nearest values of ``fmt`` (RN-even or stochastic).
 
@@ -183,7 +184,8 @@ def round_to(
         float32 or float64 tensor (float16/bfloat16 work through float32 when ``fmt`` fits them),
         any shape and device.
     fmt:
-        the target format; it must fit in ``x.dtype`` (``fmt.fits(x.dtype)``).
+        the target format, or its name (``"bfloat16"``, ``"fp8_e4m3"``, ``"sbits10"``: see
+        :func:`~sciflow.precision.format_from_name`); it must fit in ``x.dtype``.
     rounding:
         ``"nearest"`` (ties to even) or ``"stochastic"`` (away from zero with probability equal
         to the distance to the value toward zero, in units of the gap).
@@ -191,22 +193,40 @@ def round_to(
         random source for stochastic rounding, on x's device; None uses torch's default one.
     out:
         where to write the result (may be ``x`` itself for in-place rounding).
+    dtype:
+        None keeps ``x.dtype`` (the emulation container); ``"native"`` returns the torch dtype
+        that is exactly ``fmt`` (``torch.bfloat16`` for ``"bfloat16"``, FormatError if there is
+        none); a ``torch.dtype`` converts to it (exact: FormatError unless ``fmt`` fits in it).
 
     Returns
     -------
     Tensor
-        same shape, dtype and device as ``x``; every value is a value of ``fmt`` (or inf/NaN).
+        same shape and device as ``x``, ``x.dtype`` unless ``dtype`` says otherwise; every value
+        is a value of ``fmt`` (or inf/NaN). The conversion to a native dtype adds no second
+        rounding: the values already are that dtype's.
 
     Examples
     --------
     >>> from sciflow.precision import FLOAT16
     >>> round_to(torch.tensor([1 + 2**-11, 70000.0]), FLOAT16).tolist()
     [1.0, inf]
+    >>> round_to(torch.tensor([1.0 + 2**-9]), "bfloat16", dtype="native").dtype
+    torch.bfloat16
     """
+    if isinstance(fmt, str):
+        fmt = format_from_name(fmt)
+    if dtype is not None:
+        if out is not None:
+            raise RoundingError("pass either out= or dtype=, not both")
+        target = fmt.native_dtype() if dtype == "native" else dtype
+        if not isinstance(target, torch.dtype):
+            raise RoundingError(f"dtype must be None, 'native' or a torch.dtype, got {dtype!r}")
+        fmt.check_container(target)
+        return round_to(x, fmt, rounding=rounding, generator=generator).to(target)
     _check_tensor(x, generator, out)
     if not isinstance(fmt, Format):
         raise TypeError(
-            f"fmt must be a sciflow.precision.Format (e.g. FLOAT16 or sbits(10)), got {fmt!r}"
+            f"fmt must be a sciflow.precision.Format or a format name (e.g. FLOAT16, "bfloat16" or sbits(10)), got {fmt!r}"
         )
     if rounding not in ROUNDINGS:
         raise RoundingError(f"rounding={rounding!r} is not one of {ROUNDINGS}")

@@ -255,7 +255,7 @@ def test_half_containers_round_through_float32() -> None:
     [
         (lambda: round_to(torch.ones(2), FLOAT16, rounding="up"), RoundingError, "not one of"),
         (lambda: round_to(torch.ones(2, dtype=torch.int32), FLOAT16), TypeError, "floating"),
-        (lambda: round_to(torch.ones(2), "float16"), TypeError, "sciflow.precision.Format"),
+        (lambda: round_to(torch.ones(2), 16), TypeError, "sciflow.precision.Format"),
         (lambda: round_to([1.0], FLOAT16), TypeError, "torch.Tensor"),
         (lambda: round_to(torch.ones(2), FLOAT32.__class__(name="w", sbits=30)), FormatError,
          "does not fit"),
@@ -326,3 +326,26 @@ def test_random_bits_pool_is_reproducible() -> None:
         assert 0.45 < float(((words >> bit) & 1).double().mean()) < 0.55
     assert 0.4 < float((a[1] < 0).double().mean()) < 0.6  # int64 words use all 64 bits
     assert [x.shape[0] for x in a] == [7, 300, 5000] and a[2].dtype == torch.int32
+
+
+def test_round_to_takes_format_names_and_returns_native_dtypes() -> None:
+    """round_to(x, "bfloat16") works like round_to(x, BFLOAT16); dtype="native" gives a real
+    torch.bfloat16 tensor equal, bit for bit, to torch's own cast (RN)."""
+    from sciflow.precision import BFLOAT16, FormatError, round_to, sbits
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(4096, generator=g) * 100
+    assert torch.equal(round_to(x, "bfloat16"), round_to(x, BFLOAT16))
+    native = round_to(x, "bfloat16", dtype="native")
+    assert native.dtype == torch.bfloat16
+    assert torch.equal(native.view(torch.int16), x.to(torch.bfloat16).view(torch.int16))
+    half = round_to(x.double(), "float16", dtype=torch.float16)
+    assert half.dtype == torch.float16 and torch.equal(half, x.double().to(torch.float16))
+    sr = round_to(x, "bfloat16", rounding="stochastic", generator=g, dtype="native")
+    assert sr.dtype == torch.bfloat16 and torch.equal(sr.float(), sr.float().to(torch.bfloat16).float())
+    with pytest.raises(FormatError, match="no native torch dtype"):
+        round_to(x, sbits(9), dtype="native")
+    with pytest.raises(FormatError, match="does not fit"):
+        round_to(x, "float32", dtype=torch.bfloat16)
+    with pytest.raises(FormatError, match="unknown number format 'bf17'"):
+        round_to(x, "bf17")
