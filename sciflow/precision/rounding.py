@@ -226,7 +226,8 @@ def round_to(
     _check_tensor(x, generator, out)
     if not isinstance(fmt, Format):
         raise TypeError(
-            f"fmt must be a sciflow.precision.Format or a format name (e.g. FLOAT16, "bfloat16" or sbits(10)), got {fmt!r}"
+            f"fmt must be a sciflow.precision.Format or a format name (e.g. FLOAT16, 'bfloat16' "
+            f"or sbits(10)), got {fmt!r}"
         )
     if rounding not in ROUNDINGS:
         raise RoundingError(f"rounding={rounding!r} is not one of {ROUNDINGS}")
