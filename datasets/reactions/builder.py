@@ -25,7 +25,7 @@ from ase.calculators.calculator import Calculator
 
 from .candidates import Candidate
 from .molgraph import reaction_key
-from .pipeline import PipelineSettings, Rejected, verify_candidate
+from .pipeline import GuessProvider, PipelineSettings, Rejected, verify_candidate
 from .reaction import Reaction
 from .store import ReactionStore
 
@@ -56,26 +56,33 @@ def _method(calculator: CalculatorFactory) -> str:
     return str(getattr(calculator, "method", None) or type(calculator).__name__)
 
 
-def run_candidate(cand: Candidate, calculator: CalculatorFactory, settings) -> dict:
+def run_candidate(cand: Candidate, calculator: CalculatorFactory, settings, guesses=None) -> dict:
     """Verify one candidate in a worker; never raises. Returns a picklable result dict.
 
-    Keys: ``id``, ``status``, ``seconds`` (wall), ``cpu_seconds`` (this process's CPU time, one
-    thread), ``finished`` (Unix time), and either ``reason``/``detail`` (rejected) or
-    ``reaction`` (a :class:`Reaction`) and ``key`` (accepted).
+    Keys: ``id``, ``status``, ``kind``, ``group`` (the build-order group, see
+    :func:`~.candidates.build_group`), ``seconds`` (wall), ``cpu_seconds`` (this process's CPU
+    time, one thread, TS-guess provider included), ``finished`` (Unix time), and either
+    ``reason``/``detail`` (rejected) or ``reaction`` (a :class:`Reaction`) and ``key``
+    (accepted). With a ``guesses`` provider (see :func:`~.pipeline.verify_candidate`) also
+    ``route`` (``guess<k>`` or ``neb``), ``attempts`` and ``guess_cpu_seconds``.
     """
     from .calculators import software_versions
+    from .candidates import build_group
 
     t0 = time.monotonic()
     c0 = time.process_time()
-    out: dict = {"id": cand.id, "seed": cand.seed, "family": cand.family}
+    kind = getattr(cand, "kind", "bond_edit")
+    out: dict = {"id": cand.id, "seed": cand.seed, "family": cand.family, "kind": kind}
+    if isinstance(cand, Candidate):
+        out["group"] = build_group(cand)
     cache = _REACTANT_CACHE.setdefault(_describe(calculator), {})
     try:
         if hasattr(cand, "verify"):  # candidates that carry their own chain (the EMT surface tier)
             path = cand.verify(calculator, settings)
         else:
-            path = verify_candidate(cand, calculator, settings, reactant_cache=cache)
+            path = verify_candidate(cand, calculator, settings, reactant_cache=cache, guesses=guesses)
     except Rejected as err:
-        out.update(status="rejected", reason=err.reason, detail=err.detail[:300])
+        out.update(status="rejected", reason=err.reason, detail=err.detail[:300], **err.info)
     except MemoryError:
         out.update(status="rejected", reason="out_of_memory", detail="")
     except Exception as err:  # calculator crashes, SCF failures, optimiser blow-ups: skip, never crash the run
@@ -84,36 +91,53 @@ def run_candidate(cand: Candidate, calculator: CalculatorFactory, settings) -> d
         tb = traceback.format_exc().strip().splitlines()[-1]
         out.update(status="rejected", reason=reason, detail=f"{name}: {err}"[:200] + f" | {tb[:100]}")
     else:
-        from .candidates import edit_family, mapped_smiles
-        from .molgraph import VALENCE
-
-        numbers = [int(z) for z in path.reactant.numbers]
-        fam_broken = sorted(path.r_graph - path.p_graph)
-        fam_formed = sorted(path.p_graph - path.r_graph)
-        family = edit_family(numbers, fam_broken, fam_formed) if path.r_graph or path.p_graph else cand.family
-        smiles = ""
-        if (path.r_graph or path.p_graph) and all(int(z) in VALENCE for z in numbers):
-            rs, ps = mapped_smiles(numbers, path.r_graph), mapped_smiles(numbers, path.p_graph)
-            smiles = f"{rs}>>{ps}" if rs and ps else ""
-        versions = software_versions()
-        rid = cand.id if path.origin == "intended" else f"{cand.id}~{'.'.join(f'{i}-{j}' for i, j in fam_broken)}/{'.'.join(f'{i}-{j}' for i, j in fam_formed)}"
-        reaction = Reaction(
-            id=rid, reactant=path.reactant, transition_state=path.transition_state, product=path.product,
-            energies=path.energies, imaginary_frequency=path.imaginary_frequency, smiles=smiles,
-            family=family, method=_method(calculator),
-            software=";".join(f"{k}={v}" for k, v in versions.items()),
-            settings=settings.as_string(), origin=path.origin, source=cand.id,
-        )
-        out.update(
-            status="accepted", reaction=reaction,
-            key=getattr(cand, "dedup_key", None) or reaction_key(numbers, path.r_graph, path.p_graph),
-            barrier_ev=reaction.barrier, imag_freq_cm1=path.imaginary_frequency, origin=path.origin,
-            family=family, formula=reaction.formula, neb_converged=path.neb_converged,
-        )
+        out.update(_accepted(cand, path, calculator, settings, software_versions()))
+        if guesses is not None:
+            out.update(route=path.route, attempts=list(path.attempts), guess_cpu_seconds=round(path.guess_seconds, 3))
     out["seconds"] = round(time.monotonic() - t0, 3)
     out["cpu_seconds"] = round(time.process_time() - c0, 3)
     out["finished"] = round(time.time(), 1)
     return out
+
+
+def _accepted(cand, path, calculator, settings, versions: dict) -> dict:
+    """The record fields and Reaction of a verified path."""
+    from .candidates import edit_family, mapped_smiles
+    from .molgraph import VALENCE
+
+    numbers = [int(z) for z in path.reactant.numbers]
+    fam_broken = sorted(path.r_graph - path.p_graph)
+    fam_formed = sorted(path.p_graph - path.r_graph)
+    kind = path.kind if isinstance(cand, Candidate) else "surface"
+    if kind != "bond_edit" or not (path.r_graph or path.p_graph):
+        family = cand.family  # template, rotation and inversion labels (and the EMT tier's)
+    else:
+        family = edit_family(numbers, fam_broken, fam_formed)
+    smiles = ""
+    if (path.r_graph or path.p_graph) and all(int(z) in VALENCE for z in numbers):
+        rs, ps = mapped_smiles(numbers, path.r_graph), mapped_smiles(numbers, path.p_graph)
+        smiles = f"{rs}>>{ps}" if rs and ps else ""
+    if path.origin == "intended":
+        rid = cand.id
+    elif path.r_graph == path.p_graph:  # a conformer pair other than the enumerated one
+        rid = f"{cand.id}~discovered"
+    else:
+        rid = f"{cand.id}~{'.'.join(f'{i}-{j}' for i, j in fam_broken)}/{'.'.join(f'{i}-{j}' for i, j in fam_formed)}"
+    reaction = Reaction(
+        id=rid, reactant=path.reactant, transition_state=path.transition_state, product=path.product,
+        energies=path.energies, imaginary_frequency=path.imaginary_frequency, smiles=smiles,
+        family=family, method=_method(calculator),
+        software=";".join(f"{k}={v}" for k, v in versions.items()),
+        settings=settings.as_string(), origin=path.origin, source=cand.id,
+        kind=kind, key_coordinate=path.key_coordinate,
+    )
+    return dict(
+        status="accepted", reaction=reaction,
+        key=getattr(cand, "dedup_key", None) or reaction_key(numbers, path.r_graph, path.p_graph),
+        barrier_ev=reaction.barrier, imag_freq_cm1=path.imaginary_frequency, origin=path.origin,
+        family=family, formula=reaction.formula, neb_converged=path.neb_converged, kind=kind,
+        n_atoms=len(numbers), key_coordinate=reaction.key_coordinate,
+    )
 
 
 def _candidate_key(cand) -> str:
@@ -173,6 +197,7 @@ def build_dataset(
     time_budget: float | None = None,
     progress: bool = True,
     on_result: Callable[[dict], None] | None = None,
+    guesses: GuessProvider | None = None,
 ) -> BuildSummary:
     """Verify candidates in parallel and append each result to ``store`` as it finishes.
 
@@ -191,6 +216,11 @@ def build_dataset(
         Stop submitting after this many new candidates / accepted reactions / seconds.
     progress
         Show a tqdm bar with accepted / rejected / remaining counts.
+    guesses
+        Optional TS-guess provider ``(reactant, product) -> [Atoms, ...]`` tried before the
+        IDPP / CI-NEB route (:func:`~.pipeline.verify_candidate`); it must pickle for process
+        and dask executors (load any model lazily, inside the call). Each record then says
+        which route won and the provider's CPU time.
     """
     if settings is None:
         settings = PipelineSettings()
@@ -232,7 +262,8 @@ def build_dataset(
                 return
             known = keys.get(_candidate_key(cand))
             if known is not None:  # already accepted (maybe from another seed or direction): no compute
-                record = {"id": cand.id, "seed": cand.seed, "family": cand.family, "status": "rejected",
+                record = {"id": cand.id, "seed": cand.seed, "family": cand.family,
+                          "kind": getattr(cand, "kind", "surface"), "status": "rejected",
                           "reason": "duplicate", "detail": f"same reaction as {known} (not computed)",
                           "seconds": 0.0, "cpu_seconds": 0.0, "finished": round(time.time(), 1)}
                 store.append(record)
@@ -240,7 +271,7 @@ def build_dataset(
                 if bar is not None:
                     bar.update(1)
                 continue
-            pending[pool.submit(run_candidate, cand, calculator, settings)] = cand
+            pending[pool.submit(run_candidate, cand, calculator, settings, guesses)] = cand
             submitted += 1
 
     lock = contextlib.ExitStack()

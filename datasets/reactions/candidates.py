@@ -5,18 +5,24 @@ A candidate is an atom-mapped pair of bond graphs (R, P) over one seed molecule'
 enumeration of graph-based reaction-network exploration, e.g. Zimmerman, J. Comput. Chem. 2013;
 Grambow et al., Sci. Data 2020). Filters keep chemically sensible elementary steps:
 
-* the product must admit a neutral closed-shell bond-order assignment (valences H 1, C 4, N 3, O 2);
+* the product must admit a neutral closed-shell bond-order assignment (valences per element in
+  :data:`~.molgraph.VALENCES`: H, F, Cl 1; O 2; N 3; C 4; S 2/4/6 and P 3/5 as in sulfoxides,
+  sulfones and phosphine oxides);
 * the changed bonds form one connected reaction centre, and every formed bond touches a broken
   bond's atom when any bond breaks;
 * formed bonds join atoms at most ``max_form_hops`` bonds apart in R and closer than
   ``max_form_distance`` in the seed geometry;
 * no triple bond or cumulated double bonds in rings smaller than 8;
 * symmetry-equivalent edits (Weisfeiler-Lehman classes of R) are kept once.
+
+Other candidate kinds share the :class:`Candidate` record: ``template`` (targeted pericyclic,
+elimination, ring-opening and shift edits, :mod:`.templates`), ``conformational`` (a rotation
+about one bond) and ``inversion`` (pyramidal inversion at N, P or S), both in :mod:`.conformers`.
+:func:`interleave` orders all of them by their measured acceptance.
 """
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +40,8 @@ from .molgraph import (
     symmetry_classes,
     topological_distances,
 )
+from .order import build_group, interleave
+from .seedlists import DEFAULT_SMILES
 
 __all__ = [
     "Seed",
@@ -46,6 +54,7 @@ __all__ = [
     "xyz_seeds",
     "enumerate_candidates",
     "interleave",
+    "build_group",
     "mapped_smiles",
     "edit_family",
     "canonical_smiles",
@@ -53,7 +62,16 @@ __all__ = [
     "product_seeds",
     "embed_graph",
     "DEFAULT_SMILES",
+    "KINDS",
+    "ELEMENTS",
+    "parse_elements",
 ]
+
+KINDS = ("bond_edit", "template", "conformational", "inversion")
+"""Candidate kinds: bond-graph edits, template edits, bond rotations, pyramidal inversions."""
+
+ELEMENTS = ("H", "C", "N", "O", "F", "P", "S", "Cl")
+"""Elements the closed-shell valence rules cover (GFN2-xTB covers all of them)."""
 
 
 class SeedError(ValueError):
@@ -75,7 +93,12 @@ class Candidate:
     """One atom-mapped candidate reaction R -> P on a seed's atoms.
 
     ``positions`` (N, 3) is the seed geometry (a reactant start); ``broken`` and ``formed`` are the
-    edited bonds; ``family`` names the edit by elements (e.g. ``"b:C-H,C-O|f:H-O"``).
+    edited bonds; ``family`` names the edit by elements (e.g. ``"b:C-H,C-O|f:H-O"``) or the
+    template, rotation or inversion class. ``kind`` is one of :data:`KINDS`. Conformational and
+    inversion candidates have ``r_graph == p_graph``, no edited bonds, and carry their key
+    internal coordinate in ``key`` (dihedral atoms a-i-j-b rotated by ``angle`` degrees about
+    i-j; or the inverted centre followed by its three neighbours) and a ``dedup_key`` (the
+    bond-graph reaction key cannot tell them apart).
     """
 
     id: str
@@ -88,65 +111,15 @@ class Candidate:
     formed: tuple[tuple[int, int], ...]
     family: str
     smiles: str = ""
+    kind: str = "bond_edit"
+    key: tuple[int, ...] = ()
+    angle: float = 0.0
+    dedup_key: str | None = None
 
     def reactant_atoms(self) -> Atoms:
         return Atoms(numbers=list(self.numbers), positions=np.asarray(self.positions))
 
 
-# A curated list of small closed-shell C/H/N/O molecules (<= 12 atoms) for variety beyond g2.
-DEFAULT_SMILES: tuple[str, ...] = (
-    "NC=O", "CC=O", "C=CO", "OC=O", "CC(C)=O", "CC#N", "N=C=O", "C1=CCC1", "C=CC", "C#CC",
-    "C=C=C", "C1CO1", "CC(=O)O", "O=CC=O", "OCC=O", "C=CC=O", "NC(N)=O", "NO", "C=NO", "COC=O",
-    "CCC=O", "C=CCO", "C1CC1", "C1COC1", "C1CN1", "C=C=O", "C=CN", "C=N", "NN", "N=N", "CC(N)=O",
-    "NCC(=O)O", "O=CCC=O", "C=CC=C", "C1CC(=O)C1", "c1ccoc1", "C=COC", "C#CC=O", "C=CC#N", "NC#N",
-    "O=CC#N", "CN=O", "CNC=O", "OCCO", "CCN", "NCCO", "OC=CC=O", "CC=CC", "C1=CC1", "CC(O)=N",
-    "OC(O)=O", "C=C(C)O", "C(=O)C=N", "CN=C", "C=NN", "ON=O", "OO", "COO", "C1OC1C", "N#CC#N",
-    "CC(=O)C=O", "C=COC=O", "OCC#N", "C1=COC1", "C1=CNC1", "CN(C)C=O", "NCC=O",
-    "CCOC=O", "CC(=O)OC", "CC(=O)NC", "CCC#N", "CC=CC=O", "C=CC(=O)O", "OCC(O)=O", "NC(=O)C=O",
-    "NC(=O)O", "CN=C=O", "COC#N", "C1CCN1", "c1cocn1", "c1cn[nH]c1", "c1c[nH]cn1", "C1=CC=CC1",
-    "C#CC#C", "C=CC=N", "N=CN", "CC=NO", "ONC=O", "OC#N", "C=NC=O", "O=CNC=O", "C=C(O)O", "OC=CO",
-    "COCO", "OCO", "CC(O)O", "C#CCO", "C#CCN", "C=C=CO", "NC=CC=O", "CC(=O)C#N", "O=C1CC1",
-    "C1OCO1", "C1COO1", "CC1CN1", "OC1CC1", "NC1CC1", "CC1C=C1", "CNN", "CN=NC", "CON",
-    "NOC=O", "NC(N)=N", "OC(=O)C=O", "OC(=O)C(O)=O", "CC(N)C=O", "NCC#N", "C=CN=C", "C=NN=C",
-    "N=NC=O", "CC(C)O", "CCCO", "CC=C=O", "C=C=N", "CN=C=N", "N=C=N", "c1ncon1", "c1nnco1",
-    "c1nn[nH]c1", "O=C1C=CC1", "O=C1CCO1", "O=C1CN1", "O=C1CO1", "C1COC=C1", "C1=CCOC1",
-    "CC(C)=N", "CCC=N", "CC=NC", "C=CNC", "C=CCN", "CC(N)=N", "N#CC(N)=O", "N#CCC#N", "C#CC#N",
-    "CC=CO", "CC(=O)OC=O", "O=COC=O", "COC(O)=O", "COC(N)=O", "NC(=O)NO", "CNO", "CC=NN",
-    "C=NOC", "CCN=O", "OC=N", "O=C1C=C1", "C1=NC1", "N1=NC1", "C1ON1", "C1OO1", "O=CC1CC1",
-    "C1CN=C1", "O=C1COC1", "C#CO", "C#CN", "C#COC", "NCCN", "CC(=O)NO", "NC(=O)C(N)=O",
-    "NC(=O)C(O)=O", "CC=C=C", "C=CC#C", "C#CCC", "CC1=CC1", "C=CC=CO", "C=CC(C)=O", "C=C(C)C=O",
-    "c1nc[nH]n1", "c1cnon1", "C1=CC=NC1",
-    # added in the third build session: more small rings, heteroatom chains, cumulenes, nitriles,
-    # methyl and amino variants, azoles and azines
-    "COCC=O", "CC(=O)OC=C", "CNC(N)=O", "N#CN=C", "CC=CC#N", "c1ccoc1C", "c1cnoc1", "c1nnon1",
-    "c1nn[nH]n1", "O=c1cc[nH]1", "O=C1CC=CC1", "O=C1C=CCC1", "O=C1CCCO1", "O=C1CCN1", "OC1=CC1",
-    "NC1=CC1", "C1CC1C#N", "OC1CO1", "NC1CO1", "C1OC1C=O", "C=C1CO1", "C=C1CN1", "CC1CC1",
-    "C#CC(C)=O", "C#CC(=O)O", "O=CC(O)C=O", "O=C(N)CN", "O=C(O)C#N", "OC(=O)N=O", "O=NC=C",
-    "O=NC=O", "O=NN", "O=NNC", "ONN", "NON", "NNC=O", "NNC(N)=O", "N=NN", "N=NNC", "NC(=N)O",
-    "NC=NO", "N=CN=C", "OCC=N", "OC=NC", "ON=CC=O", "ON=CC#N", "ON=C=O", "O=C=NC=O", "O=C=C=O",
-    "O=C=CC=O", "C=C=C=C", "C=C=C=O", "OC#CO", "NC#CN", "NC#CO", "OC#CC", "NC#CC", "N#CN(C)C",
-    "N#CCC=O", "N#CN=O", "N#CON", "N#CNO", "N#CNN", "OCC(O)O", "NC(N)C=O", "NC(O)C=O", "NC(C)=C",
-    "CN=NO", "CONC", "COOC", "COOC=O", "CCOO", "OOC=O", "OOO", "OCOO", "C1NCN1", "C1NCO1", "C1NNC1",
-    "C1=NOC1", "C1=NNC1", "C1=NN1", "C1=NO1", "C1=CO1", "C1=CN1", "C1CON1", "C1NN1", "O=C1NO1",
-    "O=C1NN1", "O=C1OO1", "O=C1C(=O)C1", "N=C1CC1", "N=C1CO1", "C=C1CC(=O)1", "O=C1OC(=O)1",
-    "O=C1NC(=O)1", "CC(O)C=O", "CC(O)C#N", "CC(N)C#N", "CC(=O)CO", "CC(=O)CN", "CC(=O)C(C)=O",
-    "CC(=O)NN", "CC(=O)N=O", "CC(=NO)C", "CC=NOC", "CC=NC=O", "CC=CN", "CC#CC=O", "CC#CC#N",
-    "CCC=C", "CCON", "CCNO", "CCNN", "CCOC#N", "CCN=C=O", "CCC=NO", "COC(=O)C=O", "COC(=O)C#N",
-    "COC(=O)OC", "COCC#N", "COCN", "CNC(=N)N", "CNCO", "CNCN", "CN(C)N", "CN(C)O", "CN(O)C=O",
-    "CN(N)C=O", "CN1CC1", "CN1CO1", "CN1CN1", "Cc1ccon1", "Cc1cnoc1", "Cc1ncoc1", "Cc1ncon1",
-    "Cc1nnco1", "Cc1cc[nH]n1", "Cc1c[nH]cn1", "Cc1ncc[nH]1", "Cc1nc[nH]n1", "Nc1ccon1", "Nc1ncco1",
-    "Oc1ccon1", "O=Cc1ccon1", "c1ccncn1", "c1cncnn1", "c1ncncn1", "c1nncnn1", "c1cnnnc1",
-    "C1=CN=CC=N1", "C1=CC=NN=C1", "C1=CCNC1", "C1=CNCC1", "C1CNC=N1", "C1COC=N1", "C1CNCO1",
-    "C1COCO1", "C1CCNO1", "O=C1CCOC1", "O=C1OCCO1", "O=C1NCCN1", "O=C1NCCO1", "O=C1NCC=C1",
-    "O=C1C=CC=C1", "O=C1C=CCO1", "O=C1CC=CO1", "O=C1CC=CN1", "N#CC1CO1", "N#CC1CN1", "OC1COC1",
-    "NC1COC1", "OCC1CO1", "C=CC1CO1", "C#CC1CC1", "C#CC1CO1", "O=CC1CN1", "O=C(O)C1CC1",
-    "CC(=C)C#N", "CC(=C)C(=O)O", "C=C(N)C=O", "C=C(C=O)C=O", "C=C(C#N)C#N", "C=CN=C=O", "C=CC=NO",
-    "C=CC=CN", "C=CC=CC=O", "C=C=CC#N", "N#CC=CC#N", "N#CC=CN", "N#CC(=O)C#N", "O=CC=CC=O",
-    "O=CC(=O)C=O", "O=C(O)OO", "O=C(N)ON", "O=C(N)OC=O", "O=C(OC=O)C=O", "O=C1OC=CO1", "O=C1OC=NO1",
-    "O=C1NC=NO1", "O=C1NC=CO1", "OC(=O)C(=O)C=O", "NC(=O)C(=O)C=O", "NC(=O)N=O", "NC(=O)N=NC(N)=O",
-    "NNC=N", "NN=CN", "NN=NC", "NN=CC=O", "NC(=N)C#N", "NC(=N)C=O", "N=CC#N", "N=CC=CC", "N=CN=CN",
-    "N=NC(N)=O", "N=NC=N", "ON=C(N)N", "ON=C1CC1", "OC(=CC=O)C", "OC1=NC=CO1", "OC1=CC=CO1",
-)
 
 
 def seed_from_atoms(name: str, atoms: Atoms, *, smiles: str = "", allow_open_shell: bool = False) -> Seed:
@@ -155,13 +128,13 @@ def seed_from_atoms(name: str, atoms: Atoms, *, smiles: str = "", allow_open_she
     Raises
     ------
     SeedError
-        For elements other than H, C, N, O, a graph with no closed-shell bond orders (radicals,
-        zwitterions) unless ``allow_open_shell``, or fewer than 2 atoms.
+        For elements other than H, C, N, O, F, P, S, Cl, a graph with no closed-shell bond orders
+        (radicals, zwitterions) unless ``allow_open_shell``, or fewer than 2 atoms.
     """
     numbers = [int(z) for z in atoms.numbers]
     unknown = sorted({z for z in numbers if z not in VALENCE})
     if unknown:
-        raise SeedError(f"seed {name!r} has elements {unknown} (atomic numbers); expected H, C, N, O only")
+        raise SeedError(f"seed {name!r} has elements {unknown} (atomic numbers); expected {', '.join(ELEMENTS)} only")
     if len(numbers) < 2:
         raise SeedError(f"seed {name!r} has {len(numbers)} atom(s); a reaction needs at least 2")
     graph = bond_graph(atoms)
@@ -217,15 +190,37 @@ def seed_from_smiles(smiles: str, *, name: str | None = None, random_seed: int =
     return seed
 
 
-def g2_seeds(*, max_atoms: int = 12, elements: str = "CHNO") -> tuple[list[Seed], dict[str, str]]:
-    """Closed-shell C/H/N/O molecules of ASE's g2 collection with at most ``max_atoms`` atoms.
+def parse_elements(elements: str | Iterable[str]) -> tuple[str, ...]:
+    """Element symbols from ``"HCNOFPSCl"``, ``"H,C,N,O"`` or a list, checked against :data:`ELEMENTS`.
 
-    Returns the seeds and a dict name -> reason for every g2 entry left out.
+    Raises
+    ------
+    ValueError
+        For a symbol outside :data:`ELEMENTS` (named in the message) or an empty selection.
+    """
+    import re
+
+    text = elements if isinstance(elements, str) else " ".join(elements)
+    symbols = re.findall(r"[A-Z][a-z]?", text)
+    leftover = re.sub(r"[A-Z][a-z]?|[\s,]", "", text)
+    bad = [x for x in symbols if x not in ELEMENTS] + ([leftover] if leftover else [])
+    if bad or not symbols:
+        raise ValueError(f"elements={text!r}: expected symbols from {' '.join(ELEMENTS)} (e.g. 'HCNOFPSCl'), "
+                         f"got {'unknown ' + ', '.join(bad) if bad else 'none'}")
+    return tuple(dict.fromkeys(symbols))
+
+
+def g2_seeds(*, max_atoms: int = 12, elements: str | Iterable[str] = "CHNO") -> tuple[list[Seed], dict[str, str]]:
+    """Closed-shell molecules of ASE's g2 collection with at most ``max_atoms`` atoms of ``elements``.
+
+    ``elements`` as in :func:`parse_elements` (default C, H, N, O). Returns the seeds and a dict
+    name -> reason for every g2 entry left out.
     """
     from ase.collections import g2
     from ase.data import atomic_numbers
 
-    allowed = {atomic_numbers[e] for e in ("C", "H", "N", "O") if e in elements}
+    symbols = parse_elements(elements)
+    allowed = {atomic_numbers[e] for e in symbols}
     seeds, skipped = [], {}
     for name in g2.names:
         atoms = g2[name]
@@ -233,7 +228,7 @@ def g2_seeds(*, max_atoms: int = 12, elements: str = "CHNO") -> tuple[list[Seed]
             skipped[name] = f"{len(atoms)} atoms > max_atoms={max_atoms}"
             continue
         if not set(atoms.numbers) <= allowed:
-            skipped[name] = f"elements {atoms.get_chemical_formula()} outside {elements}"
+            skipped[name] = f"elements {atoms.get_chemical_formula()} outside {''.join(symbols)}"
             continue
         if abs(atoms.get_initial_magnetic_moments()).sum() > 0:
             skipped[name] = "open shell (initial magnetic moments)"
@@ -433,13 +428,14 @@ def enumerate_candidates(seed: Seed, *, max_break: int = 2, max_form: int = 2,
     return out
 
 
-def _make(seed: Seed, numbers: tuple[int, ...], graph: Graph, broken, formed, classes, seen):
+def _make(seed: Seed, numbers: tuple[int, ...], graph: Graph, broken, formed, classes, seen, *,
+          connected: bool = True):
     n = len(numbers)
     changed = list(broken) + list(formed)
     atoms_c = sorted({a for e in changed for a in e})
     index = {a: k for k, a in enumerate(atoms_c)}
     centre = frozenset((index[i], index[j]) for i, j in changed)
-    if len(components(len(atoms_c), centre)) != 1:
+    if connected and len(components(len(atoms_c), centre)) != 1:
         return None
     p_graph = (graph - frozenset(broken)) | frozenset(formed)
     orders = bond_orders(numbers, p_graph)
@@ -473,34 +469,3 @@ def _make(seed: Seed, numbers: tuple[int, ...], graph: Graph, broken, formed, cl
         family=fam,
         smiles=f"{r_smi}>>{p_smi}" if r_smi and p_smi else "",
     )
-
-
-def _tier(c: Candidate) -> int:
-    nb, nf = len(c.broken), len(c.formed)
-    if (nb, nf) == (1, 1):
-        return 0
-    if (nb, nf) == (2, 1):
-        return 1
-    return 2
-
-
-def interleave(candidates: Iterable[Candidate]) -> list[Candidate]:
-    """Deterministic build order: the kinds of edit most likely to verify first, round-robin over
-    seeds within a tier.
-
-    Tiers follow the acceptance rates measured on the shipped GFN2-xTB store (2,367 candidates):
-    tier 0, break 1 / form 1 (28% verified); tier 1, break 2 / form 1 (23%); tier 2, everything
-    else (break 1 / form 2: 7%, a bond broken or formed alone: 5%, ...). Within a seed and tier the
-    order is by a hash of the id, so a partial build samples every seed and reaction kind evenly.
-    """
-    groups: dict[tuple[int, str], list[Candidate]] = {}
-    for c in candidates:
-        groups.setdefault((_tier(c), c.seed), []).append(c)
-    for g in groups.values():
-        g.sort(key=lambda c: hashlib.sha1(c.id.encode()).hexdigest())
-    out: list[Candidate] = []
-    for tier in sorted({t for t, _ in groups}):
-        lists = [groups[k] for k in sorted(groups) if k[0] == tier]
-        for row in itertools.zip_longest(*lists):
-            out.extend(c for c in row if c is not None)
-    return out

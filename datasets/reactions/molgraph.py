@@ -7,12 +7,18 @@ comparison). Bonds come from covalent radii (Cordero et al., Dalton Trans. 2008,
 
     d_ij < scale * (r_i + r_j),   scale = 1.3 by default.
 
-Closed-shell checks assign integer bond orders 1..3 so that every atom reaches its usual neutral
-valence (H 1, C 4, N 3, O 2); a graph with no such assignment would need a radical or a charge.
+Closed-shell checks assign integer bond orders 1..3 so that every atom reaches one of its neutral
+valences (:data:`VALENCES`: H, F, Cl 1; O 2; N 3; C 4; S 2, 4 or 6; P 3 or 5); a graph with no
+such assignment would need a radical or a charge. The expanded valences of S and P are allowed
+only as in sulfoxides, sulfones and SO2 (S 4, 6) and in phosphine oxides, phosphates and
+phosphine sulfides (P 5): every two valence units above the normal one must be matched by a
+double bond to O or N (and, for P, S), so SH4, SF4 or PH5 are not closed-shell here. Formal
+charges are not modelled, which leaves out nitro groups, N-oxides and zwitterions.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -22,6 +28,7 @@ from ase.data import covalent_radii
 __all__ = [
     "Graph",
     "VALENCE",
+    "VALENCES",
     "bond_graph",
     "bond_orders",
     "is_closed_shell",
@@ -34,8 +41,16 @@ __all__ = [
 
 Graph = frozenset[tuple[int, int]]
 
-VALENCE: dict[int, int] = {1: 1, 6: 4, 7: 3, 8: 2}
-"""Neutral closed-shell valence by atomic number (elements outside this table are rejected)."""
+VALENCES: dict[int, tuple[int, ...]] = {
+    1: (1,), 6: (4,), 7: (3,), 8: (2,), 9: (1,), 15: (3, 5), 16: (2, 4, 6), 17: (1,),
+}
+"""Neutral closed-shell valences by atomic number, normal one first (other elements are rejected)."""
+
+VALENCE: dict[int, int] = {z: v[0] for z, v in VALENCES.items()}
+"""The normal neutral valence by atomic number (H 1, C 4, N 3, O 2, F 1, P 3, S 2, Cl 1)."""
+
+# double-bond partners that may carry an expanded valence (S=O in sulfoxides, P=O, P=S, S=N ...)
+_EXPANDED_PARTNERS: dict[int, frozenset[int]] = {15: frozenset({7, 8, 16}), 16: frozenset({7, 8})}
 
 BOND_SCALE = 1.3
 
@@ -66,24 +81,49 @@ def _neighbours(n: int, graph: Iterable[tuple[int, int]]) -> list[list[int]]:
 
 
 def bond_orders(numbers: Sequence[int], graph: Graph) -> dict[tuple[int, int], int] | None:
-    """Integer bond orders (1-3) giving every atom its neutral valence, or None if impossible.
+    """Integer bond orders (1-3) giving every atom a neutral valence, or None if impossible.
 
-    Each atom ``i`` needs ``sum_j b_ij = VALENCE[Z_i]``. The search starts from all single bonds
-    and distributes the remaining ``VALENCE - degree`` over the edges by depth-first search, which
-    is instant for the <= 20-atom molecules this package handles.
+    Each atom ``i`` needs ``sum_j b_ij = v_i`` for one of its :data:`VALENCES`; expanded valences
+    of S and P need ``(v_i - v_normal) / 2`` double bonds to their partners (module docstring).
+    The normal valences are tried first, then the expanded ones (fewest extra units first). For
+    each choice, the search starts from all single bonds and distributes the remaining
+    ``v - degree`` over the edges by depth-first search, which is instant for the <= 30-atom
+    molecules this package handles.
     """
     n = len(numbers)
-    excess = []
-    for z in numbers:
-        if int(z) not in VALENCE:
-            return None
-        excess.append(VALENCE[int(z)])
+    degree = [0] * n
     for i, j in graph:
-        excess[i] -= 1
-        excess[j] -= 1
-    if min(excess, default=0) < 0:
-        return None
-    if sum(excess) % 2:
+        degree[i] += 1
+        degree[j] += 1
+    options: list[tuple[int, ...]] = []
+    for k, z in enumerate(numbers):
+        vals = VALENCES.get(int(z))
+        if vals is None:
+            return None
+        fits = tuple(v for v in vals if v >= degree[k])
+        if not fits:
+            return None
+        options.append(fits)
+    flexible = [k for k in range(n) if len(options[k]) > 1]
+    choices = itertools.product(*(options[k] for k in flexible))
+    for choice in sorted(choices, key=lambda c: (sum(c), c)):
+        valence = [o[0] for o in options]
+        for k, v in zip(flexible, choice):
+            valence[k] = v
+        expanded = {k: (v - VALENCE[int(numbers[k])]) // 2 for k, v in enumerate(valence)
+                    if v > VALENCE[int(numbers[k])]}
+        orders = _assign(numbers, graph, valence, degree, expanded)
+        if orders is not None:
+            return orders
+    return None
+
+
+def _assign(numbers: Sequence[int], graph: Graph, valence: list[int], degree: list[int],
+            expanded: dict[int, int]) -> dict[tuple[int, int], int] | None:
+    """Bond orders reaching ``valence`` exactly, with ``expanded[a]`` double bonds to partners."""
+    n = len(numbers)
+    excess = [valence[a] - degree[a] for a in range(n)]
+    if min(excess, default=0) < 0 or sum(excess) % 2:
         return None
     edges = sorted(graph)
     nbr_edges: list[list[int]] = [[] for _ in range(n)]
@@ -91,6 +131,15 @@ def bond_orders(numbers: Sequence[int], graph: Graph) -> dict[tuple[int, int], i
         nbr_edges[i].append(k)
         nbr_edges[j].append(k)
     extra = [0] * len(edges)
+
+    def expanded_ok() -> bool:
+        for a, need in expanded.items():
+            partners = _EXPANDED_PARTNERS[int(numbers[a])]
+            got = sum(1 for k in nbr_edges[a] if extra[k] == 1
+                      and int(numbers[edges[k][0] if edges[k][1] == a else edges[k][1]]) in partners)
+            if got < need:
+                return False
+        return True
 
     def solve() -> bool:
         # the atom with unmet valence and the fewest options goes first
@@ -107,7 +156,7 @@ def bond_orders(numbers: Sequence[int], graph: Graph) -> dict[tuple[int, int], i
             if best_opts is None or len(opts) < len(best_opts):
                 best_opts = opts
         if best_opts is None:
-            return True
+            return not expanded or expanded_ok()
         for k in best_opts:
             i, j = edges[k]
             extra[k] += 1
@@ -126,7 +175,7 @@ def bond_orders(numbers: Sequence[int], graph: Graph) -> dict[tuple[int, int], i
 
 
 def is_closed_shell(numbers: Sequence[int], graph: Graph) -> bool:
-    """True when ``graph`` admits a neutral closed-shell bond-order assignment."""
+    """True when ``graph`` admits a neutral closed-shell bond-order assignment (see :func:`bond_orders`)."""
     return bond_orders(numbers, graph) is not None
 
 

@@ -2,35 +2,48 @@
 
 The chain (the working recipe recorded in the project's transition-state reference sheet):
 
-1. relax the reactant (seed geometry) and a product built from it with a bond-graph force field
-   (harmonic bonds of the product graph + soft repulsion), then check both bond graphs;
-2. Kabsch-align P onto R, IDPP path (Smidstrup et al., J. Chem. Phys. 140, 214106, 2014),
-   climbing-image NEB (Henkelman, Uberuaga, Jonsson, J. Chem. Phys. 113, 9901, 2000) with ASE's
-   ODE12r optimiser (Makri, Ortner, Kermode, J. Chem. Phys. 150, 094109, 2019), k = 0.5 eV/A^2;
-3. Sella saddle refinement of the highest image, order 1 (Hermes et al., J. Chem. Theory Comput.
-   18, 6974, 2022);
-4. finite-difference Hessian: exactly one imaginary mode above ``imag_threshold`` cm^-1 and none
+1. relax the reactant (seed geometry) and a product built from it, then check both bond graphs.
+   Bond edits and templates build the product with a bond-graph force field (harmonic bonds of
+   the product graph + soft repulsion) or RDKit embeddings; conformational and inversion
+   candidates rotate the relaxed reactant about the key bond (both senses for rotations other
+   than 180 degrees) or mirror it (the whole molecule, then the centre alone) through the plane
+   of the centre's neighbours, and the relaxed product must keep the bond graph with its key
+   coordinate changed (:mod:`.conformers`);
+2. TS guesses, when a provider is given (a callable ``(reactant, product) -> [Atoms, ...]``, e.g.
+   a trained generator): each goes straight to step 4; the first one that passes every check
+   wins (``route = "guess<k>"``). Otherwise, or when none verifies (``route = "neb"``): Kabsch-align P
+   onto R, IDPP path (Smidstrup et al., J. Chem. Phys. 140, 214106, 2014; for rotations an
+   interpolation in the key dihedral instead), climbing-image NEB (Henkelman, Uberuaga, Jonsson,
+   J. Chem. Phys. 113, 9901, 2000) with ASE's ODE12r optimiser (Makri, Ortner, Kermode,
+   J. Chem. Phys. 150, 094109, 2019), k = 0.5 eV/A^2, and its highest image. Inversions start
+   instead from the planar centre (``route = "planar"``): the centre halfway to its mirror image,
+   in its neighbours' plane, with the rest of the molecule relaxed around the fixed four atoms
+   (a straight or IDPP path between a pyramid and its mirror image squashes the substituents);
+3. (the route's start) ->
+4. Sella saddle refinement, order 1 (Hermes et al., J. Chem. Theory Comput. 18, 6974, 2022);
+5. finite-difference Hessian: exactly one imaginary mode above ``imag_threshold`` cm^-1 and none
    between ``noise_threshold`` and it (a spurious second mode triggers one Sella restart);
-5. nudge both ways along the imaginary mode and minimise: the two ends must carry exactly the
-   intended R and P bond graphs (atom-mapped; ``origin="intended"``). With ``accept_discovered``
-   a saddle that joins two other closed-shell minima is kept as the reaction it really is
-   (``origin="discovered"``, R = the end with the seed's graph when there is one). These minima
-   become the stored R and P, so the triple is mutually consistent and the barrier is measured
-   from the connected conformer;
-6. every bond that forms or breaks between the two ends must be partial at the saddle:
-   ``partial_min_ratio`` x its length where bonded <= d_TS <= ``partial_max_ratio`` (or
-   ``partial_max_ratio_h`` for bonds to H) x the covalent-radius sum (but never below the bonded
-   length + ``partial_min_stretch``, which matters for H-H), and at most
-   ``partial_max_progress`` of the way from the bonded to the non-bonded end's distance (this
-   removes loose "H between two atoms" saddles and bonds that do not change at the saddle).
+6. nudge both ways along the imaginary mode and minimise; the two minima must show the reaction
+   (:mod:`.checks`: the intended R and P bond graphs, or two other closed-shell graphs as
+   ``origin="discovered"`` with ``accept_discovered``; for conformational and inversion
+   candidates one bond graph with the key coordinate changed). These minima become the stored R
+   and P, so the triple is mutually consistent and the barrier is measured from the connected
+   conformer;
+7. every bond that forms or breaks is partial at the saddle (:func:`.checks.check_partial_bonds`:
+   ``partial_min_ratio`` x its bonded length <= d_TS <= ``partial_max_ratio`` (or
+   ``partial_max_ratio_h`` for bonds to H) x the covalent-radius sum, never below the bonded
+   length + ``partial_min_stretch``, and at most ``partial_max_progress`` of the way to the
+   non-bonded end's distance); the saddle lies above both ends and the barrier below
+   ``max_barrier_ev`` (``conformer_max_barrier_ev`` for conformational and inversion kinds).
 
 Every failure is a :class:`Rejected` with a short machine-readable ``reason``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,40 +54,37 @@ from scipy.optimize import minimize
 
 from .align import kabsch_align
 from .candidates import Candidate
-from .molgraph import Graph, bond_graph, bond_orders, topological_distances
+from .checks import (
+    CONFORMER_KINDS,
+    CandidateTimeout,
+    Rejected,
+    bond_edit_ends,
+    check_partial_bonds,
+    conformer_ends,
+    key_coordinate_text,
+)
+from .hessian import harmonic_frequencies
+from .molgraph import Graph, bond_graph, topological_distances
 
 __all__ = [
     "PipelineSettings",
     "Rejected",
     "CandidateTimeout",
     "VerifiedPath",
+    "GuessProvider",
     "verify_candidate",
     "harmonic_frequencies",
     "graph_force_field_positions",
 ]
 
 CalculatorFactory = Callable[[], Calculator]
-
-
-class Rejected(Exception):
-    """A candidate failed a check; ``reason`` is a short key, ``detail`` says more."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
-        self.detail = detail
-
-
-class CandidateTimeout(Rejected):
-    """The candidate ran past its wall-time limit."""
-
-    def __init__(self, stage: str, limit: float) -> None:
-        super().__init__("timeout", f"over {limit:.0f} s during {stage}")
+GuessProvider = Callable[[Atoms, Atoms], Sequence[Atoms]]
+"""``(reactant, product) -> TS guesses``: relaxed R and P on one atom order in, guess geometries out."""
 
 
 @dataclass(frozen=True, kw_only=True)
 class PipelineSettings:
-    """Settings of the verification chain (lengths in A, energies in eV, forces in eV/A)."""
+    """Settings of the verification chain (lengths in A, energies in eV, forces in eV/A, angles in degrees)."""
 
     relax_fmax: float = 0.02
     relax_steps: int = 600
@@ -98,6 +108,11 @@ class PipelineSettings:
     max_barrier_ev: float = 6.5
     time_limit: float = 300.0
     accept_discovered: bool = True
+    min_dihedral_change: float = 45.0
+    key_partial_margin: float = 10.0
+    pyramidal_end_min: float = 0.1
+    conformer_max_barrier_ev: float = 3.0
+    max_guesses: int = 4
 
     def as_string(self) -> str:
         """``key=value;...`` for provenance records."""
@@ -106,7 +121,13 @@ class PipelineSettings:
 
 @dataclass(frozen=True)
 class VerifiedPath:
-    """A verified R / TS / P triple on one atom order, with energies (eV) and the saddle mode."""
+    """A verified R / TS / P triple on one atom order, with energies (eV) and the saddle mode.
+
+    ``route`` says which start reached the saddle (``"neb"`` or ``"guess<k>"``), ``attempts``
+    what happened to the guesses tried before it, ``guess_seconds`` the CPU seconds spent
+    inside the guess provider; ``key_coordinate`` is the key dihedral or pyramidalisation of a
+    conformational or inversion reaction (:func:`.checks.key_coordinate_text`).
+    """
 
     reactant: Atoms
     transition_state: Atoms
@@ -119,6 +140,11 @@ class VerifiedPath:
     r_graph: Graph
     p_graph: Graph
     origin: str
+    kind: str = "bond_edit"
+    key_coordinate: str = ""
+    route: str = "neb"
+    attempts: tuple[str, ...] = ()
+    guess_seconds: float = 0.0
 
 
 class _Clock:
@@ -193,91 +219,6 @@ def graph_force_field_positions(numbers: np.ndarray, positions: np.ndarray, grap
     return res.x.reshape(n, 3)
 
 
-def harmonic_frequencies(atoms: Atoms, *, delta: float = 0.005, indices: np.ndarray | None = None,
-                         project_rigid: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Harmonic frequencies (cm^-1, imaginary as negative) and Cartesian modes at a geometry.
-
-    Central finite differences of the forces give the Hessian H over the moving atoms
-    (``indices``, default all); the mass-weighted M^-1/2 H M^-1/2 is (for free molecules,
-    ``project_rigid``) projected onto the complement of rigid translations and rotations (Eckart),
-    diagonalised, and eigenvalues converted by nu = sqrt(lambda) / (2 pi c).
-    Returns frequencies (3N - 6,) sorted ascending (3N - 5 for linear; 3 len(indices) without
-    projection) and modes (K, N, 3) as unit un-mass-weighted displacement directions.
-    """
-    from ase import units
-
-    pos0 = atoms.get_positions().copy()
-    n_all = len(atoms)
-    idx = np.arange(n_all) if indices is None else np.asarray(indices, dtype=int)
-    n = len(idx)
-    hess = np.zeros((3 * n, 3 * n))
-    for k in range(3 * n):
-        a, c = divmod(k, 3)
-        cols = []
-        for sign in (1.0, -1.0):
-            p = pos0.copy()
-            p[idx[a], c] += sign * delta
-            atoms.set_positions(p)
-            cols.append(atoms.get_forces()[idx].ravel())
-        hess[k] = -(cols[0] - cols[1]) / (2 * delta)
-    atoms.set_positions(pos0)
-    hess = 0.5 * (hess + hess.T)
-    masses = atoms.get_masses()[idx]
-    m = np.repeat(masses, 3)
-    mw = hess / np.sqrt(np.outer(m, m))
-    conv = np.sqrt(units._e / units._amu) * 1e10 / (2 * np.pi * units._c * 100)  # sqrt(eV/A^2/amu) -> cm^-1
-    if not project_rigid:
-        lam, vec = np.linalg.eigh(mw)
-        return _to_output(lam, vec, m, conv, idx, n_all)
-    pos0 = pos0[idx]
-    # rigid-body basis in mass-weighted coordinates
-    com = (masses[:, None] * pos0).sum(0) / masses.sum()
-    x = pos0 - com
-    basis = []
-    for c in range(3):
-        v = np.zeros((n, 3))
-        v[:, c] = 1.0
-        basis.append((v * np.sqrt(masses)[:, None]).ravel())
-    for c in range(3):
-        axis = np.zeros(3)
-        axis[c] = 1.0
-        v = np.cross(axis, x)
-        basis.append((v * np.sqrt(masses)[:, None]).ravel())
-    b = np.array(basis).T
-    u, sv, _ = np.linalg.svd(b, full_matrices=False)
-    u = u[:, sv > 1e-6 * sv.max()]
-    proj = np.eye(3 * n) - u @ u.T
-    mwp = proj @ mw @ proj
-    lam, vec = np.linalg.eigh(mwp)
-    # drop the rigid-body null space: the eigenvectors most inside span(u)
-    overlap = np.linalg.norm(u.T @ vec, axis=0)
-    keep = np.argsort(overlap)[: 3 * n - u.shape[1]]
-    keep = np.sort(keep)
-    lam, vec = lam[keep], vec[:, keep]
-    return _to_output(lam, vec, m, conv, idx, n_all)
-
-
-def _to_output(lam, vec, m, conv, idx, n_all):
-    freqs = np.sign(lam) * np.sqrt(np.abs(lam)) * conv
-    sub = (vec / np.sqrt(m)[:, None]).T.reshape(len(lam), -1, 3)
-    modes = np.zeros((len(lam), n_all, 3))
-    modes[:, idx] = sub
-    modes /= np.linalg.norm(modes.reshape(len(modes), -1), axis=1)[:, None, None]
-    return freqs, modes
-
-
-def _product_starts(cand: Candidate, r_pos: np.ndarray, s: PipelineSettings):
-    """Product start geometries: the graph force field from R, then RDKit embeddings."""
-    from .candidates import embed_graph
-
-    numbers = np.asarray(cand.numbers)
-    yield graph_force_field_positions(numbers, r_pos, cand.p_graph)
-    for seed in range(s.product_embeddings):
-        pos = embed_graph(cand.numbers, cand.p_graph, random_seed=seed)
-        if pos is not None:
-            yield pos
-
-
 def _graph_diff(got: Graph, want: Graph) -> str:
     extra = ",".join(f"{i}-{j}" for i, j in sorted(got - want))
     missing = ",".join(f"{i}-{j}" for i, j in sorted(want - got))
@@ -298,154 +239,277 @@ def _saddle(atoms: Atoms, clock: _Clock, s: PipelineSettings) -> bool:
     return bool(opt.run(fmax=s.saddle_fmax, steps=s.saddle_steps))
 
 
-def verify_candidate(cand: Candidate, calculator: CalculatorFactory, settings: PipelineSettings | None = None,
-                     *, reactant_cache: dict[str, Atoms] | None = None) -> VerifiedPath:
-    """Run the verification chain on one candidate; raise :class:`Rejected` on any failure."""
-    from ase.mep import NEB
-    from ase.mep.neb import NEBOptimizer
+class _Chain:
+    """One candidate's verification: shared state of the stages (calculator, clock, endpoints)."""
 
-    s = settings or PipelineSettings()
-    clock = _Clock(s.time_limit)
-    numbers = np.asarray(cand.numbers)
+    def __init__(self, cand: Candidate, calculator: CalculatorFactory, s: PipelineSettings) -> None:
+        self.cand = cand
+        self.calculator = calculator
+        self.s = s
+        self.clock = _Clock(s.time_limit)
+        self.numbers = np.asarray(cand.numbers)
+        self.conformer = cand.kind in CONFORMER_KINDS
+        self.r_value = self.p_value = 0.0
 
-    def fresh(pos: np.ndarray) -> Atoms:
-        a = Atoms(numbers=numbers, positions=pos)
-        a.calc = calculator()
+    def fresh(self, pos: np.ndarray) -> Atoms:
+        a = Atoms(numbers=self.numbers, positions=pos)
+        a.calc = self.calculator()
         return a
 
-    def graph(a: Atoms) -> Graph:
-        return bond_graph(a, scale=s.bond_scale)
+    def graph(self, a: Atoms) -> Graph:
+        return bond_graph(a, scale=self.s.bond_scale)
 
-    # 1. endpoints
-    clock.enter("relax_reactant")
-    if reactant_cache is not None and cand.seed in reactant_cache:
-        reactant = fresh(reactant_cache[cand.seed].get_positions())
-    else:
-        reactant = fresh(np.asarray(cand.positions))
-        if not _relax(reactant, clock, s):
-            raise Rejected("reactant_not_converged")
-        if reactant_cache is not None:
-            reactant_cache[cand.seed] = reactant.copy()
-    if graph(reactant) != cand.r_graph:
-        raise Rejected("reactant_graph_changed", _graph_diff(graph(reactant), cand.r_graph))
-    clock.enter("relax_product")
-    product = None
-    tried = []
-    for start in _product_starts(cand, reactant.get_positions(), s):
-        trial = fresh(kabsch_align(start, reactant.get_positions()))
-        if not _relax(trial, clock, s):
-            tried.append("not converged")
-            continue
-        if graph(trial) == cand.p_graph:
+    # 1. endpoints ---------------------------------------------------------------------------
+    def endpoints(self, cache: dict[str, Atoms] | None) -> tuple[Atoms, Atoms]:
+        cand, s, clock = self.cand, self.s, self.clock
+        clock.enter("relax_reactant")
+        cache_key = None if cand.kind == "template" else cand.seed  # templates start folded
+        if cache is not None and cache_key in cache:
+            reactant = self.fresh(cache[cache_key].get_positions())
+        else:
+            reactant = self.fresh(np.asarray(cand.positions))
+            if not _relax(reactant, clock, s):
+                raise Rejected("reactant_not_converged")
+            if cache is not None and cache_key is not None:
+                cache[cache_key] = reactant.copy()
+        if self.graph(reactant) != cand.r_graph:
+            raise Rejected("reactant_graph_changed", _graph_diff(self.graph(reactant), cand.r_graph))
+        clock.enter("relax_product")
+        product = None
+        tried = []
+        for start in self._product_starts(reactant.get_positions()):
+            trial = self.fresh(kabsch_align(start, reactant.get_positions()))
+            if not _relax(trial, clock, s):
+                tried.append("not converged")
+                continue
+            if self.graph(trial) != cand.p_graph:
+                tried.append(_graph_diff(self.graph(trial), cand.p_graph))
+                continue
+            if self.conformer and not self._key_changed(reactant.get_positions(), trial.get_positions()):
+                tried.append("relaxed back to the reactant conformer")
+                continue
             product = trial
             break
-        tried.append(_graph_diff(graph(trial), cand.p_graph))
-    if product is None:
-        raise Rejected("product_graph_changed", "; ".join(tried))
-    product.set_positions(kabsch_align(product.get_positions(), reactant.get_positions(),
-                                       masses=None))
+        if product is None:
+            raise Rejected("product_graph_changed", "; ".join(tried))
+        product.set_positions(kabsch_align(product.get_positions(), reactant.get_positions(), masses=None))
+        if self.conformer:
+            from .conformers import key_values
 
-    # 2. path
-    clock.enter("neb")
-    images = [reactant.copy() for _ in range(s.neb_images + 1)] + [product.copy()]
-    for img in images:
-        img.calc = calculator()
-    neb = NEB(images, k=s.neb_k, climb=True, method="improvedtangent")
-    try:
-        neb.interpolate("idpp")
-    except Exception:  # IDPP can fail on degenerate geometries; a straight line still works
-        neb.interpolate()
-    opt = NEBOptimizer(neb, method="ODE", logfile=None)
-    opt.attach(clock.check, interval=1)
-    neb_ok = bool(opt.run(fmax=s.neb_fmax, steps=s.neb_steps))
-    e_path = [_energy(img) for img in images[1:-1]]
-    top = int(np.argmax(e_path)) + 1
-    if e_path[top - 1] - _energy(reactant) > s.max_barrier_ev:
-        raise Rejected("barrier_too_high", f"NEB top {e_path[top - 1] - _energy(reactant):.1f} eV")
+            self.r_value = key_values(cand.kind, cand.key, reactant.get_positions())
+            self.p_value = key_values(cand.kind, cand.key, product.get_positions())
+        return reactant, product
 
-    # 3-4. saddle + frequencies, one restart on a spurious second mode
-    ts = fresh(images[top].get_positions())
-    freqs = modes = None
-    for attempt in range(2):
-        clock.enter("saddle")
-        if not _saddle(ts, clock, s):
-            raise Rejected("saddle_not_converged")
-        clock.enter("frequencies")
-        freqs, modes = harmonic_frequencies(ts, delta=s.hessian_delta)
-        strong, middle = _count_imag(freqs, s)
-        if strong == 1 and middle == 0:
-            break
-        if strong == 0:
-            raise Rejected("no_imaginary_mode", f"lowest {freqs[0]:.0f} cm-1")
-        if attempt == 1:
-            raise Rejected("extra_imaginary_modes", f"{strong} above {s.imag_threshold:.0f}, {middle} between")
-        # push off the second mode and refine again
-        ts.set_positions(ts.get_positions() + 0.1 * modes[1] / np.abs(modes[1]).max())
-    assert freqs is not None and modes is not None
+    def _product_starts(self, r_pos: np.ndarray):
+        """Product starts: rotated / mirrored R, or the graph force field from R, then RDKit embeddings."""
+        from .candidates import embed_graph
+        from .conformers import invert_centre, mirror_through_plane, moving_side, rotate_about_bond
 
-    # 5. connectivity: nudge both ways along the imaginary mode and minimise
-    clock.enter("connectivity")
-    mode = modes[0] / np.abs(modes[0]).max()
-    ends = []
-    for sign in (1.0, -1.0):
-        end = fresh(ts.get_positions() + sign * s.nudge * mode)
-        if not _relax(end, clock, s):
-            raise Rejected("irc_end_not_converged")
-        ends.append(end)
-    g = [graph(e) for e in ends]
-    seen = ["R" if x == cand.r_graph else "P" if x == cand.p_graph else "other" for x in g]
-    if g[0] == g[1]:
-        raise Rejected("ends_identical", f"both ends reached {seen[0]}")
-    if {g[0], g[1]} == {cand.r_graph, cand.p_graph}:
-        origin = "intended"
-        flip = g[0] != cand.r_graph
-    elif s.accept_discovered and all(bond_orders(numbers, x) is not None for x in g):
-        # a verified saddle between two closed-shell minima other than the intended pair
-        origin = "discovered"
-        if g[1] == cand.r_graph:
-            flip = True
-        elif g[0] == cand.r_graph:
-            flip = False
+        cand = self.cand
+        if cand.kind == "conformational":
+            _, i, j, _ = cand.key
+            side = moving_side(len(self.numbers), cand.r_graph, i, j)
+            for angle in dict.fromkeys((cand.angle, -cand.angle)):
+                yield rotate_about_bond(r_pos, i, j, side, angle)
+            return
+        if cand.kind == "inversion":
+            # the mirror image of the whole molecule (the invertomer when nothing else is chiral), then
+            # the centre alone mirrored through its neighbours' plane
+            yield mirror_through_plane(r_pos, cand.key[1:])
+            yield invert_centre(r_pos, cand.key[0], cand.key[1:])
+            return
+        yield graph_force_field_positions(self.numbers, r_pos, cand.p_graph)
+        for seed in range(self.s.product_embeddings):
+            pos = embed_graph(cand.numbers, cand.p_graph, random_seed=seed)
+            if pos is not None:
+                yield pos
+
+    def _key_changed(self, r_pos: np.ndarray, p_pos: np.ndarray) -> bool:
+        from .conformers import angle_difference, key_values
+
+        a = key_values(self.cand.kind, self.cand.key, r_pos)
+        b = key_values(self.cand.kind, self.cand.key, p_pos)
+        if self.cand.kind == "conformational":
+            return abs(angle_difference(a, b)) >= self.s.min_dihedral_change
+        return a * b < 0 and min(abs(a), abs(b)) >= self.s.pyramidal_end_min
+
+    # 2. the path route's start -----------------------------------------------------------------
+    def planar_start(self, reactant: Atoms) -> np.ndarray:
+        """Inversion: the centre moved into its neighbours' plane, the rest relaxed around it (fixed)."""
+        from ase.constraints import FixAtoms
+
+        from .conformers import invert_centre
+
+        self.clock.enter("planar")
+        c, nbrs = self.cand.key[0], self.cand.key[1:]
+        pos = 0.5 * (reactant.get_positions() + invert_centre(reactant.get_positions(), c, nbrs))
+        trial = self.fresh(pos)
+        trial.set_constraint(FixAtoms(indices=[c, *nbrs]))
+        _relax(trial, self.clock, self.s)  # a constrained start: not converging is fine
+        trial.set_constraint()
+        return trial.get_positions()
+
+    def neb_top(self, reactant: Atoms, product: Atoms) -> tuple[np.ndarray, bool]:
+        from ase.mep import NEB
+        from ase.mep.neb import NEBOptimizer
+
+        s, cand = self.s, self.cand
+        self.clock.enter("neb")
+        images = [reactant.copy() for _ in range(s.neb_images + 1)] + [product.copy()]
+        for img in images:
+            img.calc = self.calculator()
+        neb = NEB(images, k=s.neb_k, climb=True, method="improvedtangent")
+        if cand.kind == "conformational":
+            from .conformers import moving_side, rotation_path
+
+            side = moving_side(len(self.numbers), cand.r_graph, cand.key[1], cand.key[2])
+            path = rotation_path(reactant.get_positions(), product.get_positions(), cand.key, side, s.neb_images)
+            for img, pos in zip(images[1:-1], path):
+                img.set_positions(pos)
         else:
-            flip = _energy(ends[1]) < _energy(ends[0])
-    else:
-        raise Rejected("wrong_connectivity", f"ends reached {seen[0]} and {seen[1]}")
-    r_end, p_end = (ends[1], ends[0]) if flip else (ends[0], ends[1])
-    r_graph, p_graph = graph(r_end), graph(p_end)
+            try:
+                neb.interpolate("idpp")
+            except Exception:  # IDPP can fail on degenerate geometries; a straight line still works
+                neb.interpolate()
+        opt = NEBOptimizer(neb, method="ODE", logfile=None)
+        opt.attach(self.clock.check, interval=1)
+        neb_ok = bool(opt.run(fmax=s.neb_fmax, steps=s.neb_steps))
+        e_path = [_energy(img) for img in images[1:-1]]
+        top = int(np.argmax(e_path)) + 1
+        limit = s.conformer_max_barrier_ev if self.conformer else s.max_barrier_ev
+        if e_path[top - 1] - _energy(reactant) > limit:
+            raise Rejected("barrier_too_high", f"NEB top {e_path[top - 1] - _energy(reactant):.1f} eV")
+        return images[top].get_positions(), neb_ok
 
-    # 6. every bond that breaks or forms is partial at the saddle
-    clock.enter("checks")
-    d_ts = ts.get_all_distances()
-    d_r = r_end.get_all_distances()
-    d_p = p_end.get_all_distances()
-    radii = covalent_radii[numbers]
-    changed = [(e, d_r, d_p) for e in sorted(r_graph - p_graph)] + [(e, d_p, d_r) for e in sorted(p_graph - r_graph)]
-    for (i, j), bonded, apart in changed:
-        is_h = numbers[i] == 1 or numbers[j] == 1
-        hi = (s.partial_max_ratio_h if is_h else s.partial_max_ratio) * (radii[i] + radii[j])
-        hi = max(hi, bonded[i, j] + s.partial_min_stretch)  # short bonds (H-H) stretch by absolute amounts
-        lo = s.partial_min_ratio * bonded[i, j]
-        progress = (d_ts[i, j] - bonded[i, j]) / max(apart[i, j] - bonded[i, j], 1e-6)
-        if not (lo <= d_ts[i, j] <= hi and progress <= s.partial_max_progress):
-            raise Rejected(
-                "bond_not_partial",
-                f"{origin} bond {i}-{j} at {d_ts[i, j]:.2f} A (bonded {bonded[i, j]:.2f}, apart "
-                f"{apart[i, j]:.2f}); expected {lo:.2f}-{hi:.2f} and progress <= {s.partial_max_progress}",
-            )
-    e_r, e_ts, e_p = _energy(r_end), _energy(ts), _energy(p_end)
-    if not (e_ts > e_r and e_ts > e_p):
-        raise Rejected("saddle_below_end", f"E_TS-E_R={e_ts - e_r:.3f} eV, E_TS-E_P={e_ts - e_p:.3f} eV")
-    clock.enter("done")
+    # 4-7. saddle, frequencies, ends, checks ------------------------------------------------------
+    def refine(self, start: np.ndarray, reactant: Atoms, neb_ok: bool) -> VerifiedPath:
+        s, cand, clock = self.s, self.cand, self.clock
+        ts = self.fresh(start)
+        freqs = modes = None
+        for attempt in range(2):
+            clock.enter("saddle")
+            if not _saddle(ts, clock, s):
+                raise Rejected("saddle_not_converged")
+            clock.enter("frequencies")
+            freqs, modes = harmonic_frequencies(ts, delta=s.hessian_delta)
+            strong, middle = _count_imag(freqs, s)
+            if strong == 1 and middle == 0:
+                break
+            if strong == 0:
+                raise Rejected("no_imaginary_mode", f"lowest {freqs[0]:.0f} cm-1")
+            if attempt == 1:
+                raise Rejected("extra_imaginary_modes", f"{strong} above {s.imag_threshold:.0f}, {middle} between")
+            # push off the second mode and refine again
+            ts.set_positions(ts.get_positions() + 0.1 * modes[1] / np.abs(modes[1]).max())
+        assert freqs is not None and modes is not None
 
-    ref = r_end.get_positions()
-    ref = ref - ref.mean(0)
-    out = []
-    for a in (r_end, ts, p_end):
-        pos = kabsch_align(a.get_positions(), ref) if a is not r_end else ref
-        out.append(Atoms(numbers=numbers, positions=pos))
-    return VerifiedPath(
-        reactant=out[0], transition_state=out[1], product=out[2],
-        energies=(e_r, e_ts, e_p), imaginary_frequency=float(-freqs[0]),
-        frequencies=freqs, neb_converged=neb_ok, stages=dict(clock.stages),
-        r_graph=r_graph, p_graph=p_graph, origin=origin,
-    )
+        clock.enter("connectivity")
+        mode = modes[0] / np.abs(modes[0]).max()
+        ends = []
+        for sign in (1.0, -1.0):
+            end = self.fresh(ts.get_positions() + sign * s.nudge * mode)
+            if not _relax(end, clock, s):
+                raise Rejected("irc_end_not_converged")
+            ends.append(end)
+        g = [self.graph(e) for e in ends]
+        if self.conformer:
+            origin, flip = conformer_ends(cand, g, [e.get_positions() for e in ends], ts.get_positions(),
+                                          self.r_value, self.p_value, s)
+        else:
+            origin, flip = bond_edit_ends(cand, g, [_energy(e) for e in ends], self.numbers, s)
+        r_end, p_end = (ends[1], ends[0]) if flip else (ends[0], ends[1])
+        r_graph, p_graph = self.graph(r_end), self.graph(p_end)
+
+        clock.enter("checks")
+        check_partial_bonds(self.numbers, r_graph, p_graph, r_end.get_all_distances(), ts.get_all_distances(),
+                            p_end.get_all_distances(), origin, s)
+        e_r, e_ts, e_p = _energy(r_end), _energy(ts), _energy(p_end)
+        if not (e_ts > e_r and e_ts > e_p):
+            raise Rejected("saddle_below_end", f"E_TS-E_R={e_ts - e_r:.3f} eV, E_TS-E_P={e_ts - e_p:.3f} eV")
+        limit = s.conformer_max_barrier_ev if self.conformer else s.max_barrier_ev
+        if e_ts - e_r > limit:
+            raise Rejected("barrier_too_high", f"saddle {e_ts - e_r:.1f} eV above the reactant (limit {limit})")
+        clock.enter("done")
+
+        ref = r_end.get_positions()
+        ref = ref - ref.mean(0)
+        out = []
+        for a in (r_end, ts, p_end):
+            pos = kabsch_align(a.get_positions(), ref) if a is not r_end else ref
+            out.append(Atoms(numbers=self.numbers, positions=pos))
+        kind = cand.kind if (origin == "intended" or self.conformer) else "bond_edit"
+        return VerifiedPath(
+            reactant=out[0], transition_state=out[1], product=out[2],
+            energies=(e_r, e_ts, e_p), imaginary_frequency=float(-freqs[0]),
+            frequencies=freqs, neb_converged=neb_ok, stages=dict(clock.stages),
+            r_graph=r_graph, p_graph=p_graph, origin=origin, kind=kind,
+            key_coordinate=key_coordinate_text(cand, *(a.get_positions() for a in out)),
+        )
+
+
+def _guess_starts(guesses: GuessProvider, reactant: Atoms, product: Atoms, numbers: np.ndarray,
+                  limit: int) -> tuple[list[tuple[int, np.ndarray]], list[str], float]:
+    """Call the provider on copies of R and P; keep the first ``limit`` guesses on the right atoms.
+
+    Returns (index in the provider's list, start aligned on R) pairs, notes on what was dropped,
+    and the CPU seconds of the call.
+    """
+    c0 = time.process_time()
+    notes: list[str] = []
+    try:
+        raw = list(guesses(Atoms(numbers=numbers, positions=reactant.get_positions()),
+                           Atoms(numbers=numbers, positions=product.get_positions())))
+    except Exception as err:  # a provider that cannot handle this reaction: fall back, say why
+        raw = []
+        notes.append(f"provider failed: {type(err).__name__}: {str(err)[:80]}")
+    starts = []
+    for k, g in enumerate(raw[:limit]):
+        pos = np.asarray(g.get_positions() if isinstance(g, Atoms) else g, dtype=float)
+        if pos.shape != (len(numbers), 3) or (isinstance(g, Atoms) and not np.array_equal(g.numbers, numbers)):
+            notes.append(f"guess{k}: wrong atoms or shape {pos.shape}")
+            continue
+        if not np.all(np.isfinite(pos)):
+            notes.append(f"guess{k}: non-finite coordinates")
+            continue
+        starts.append((k, kabsch_align(pos, reactant.get_positions())))
+    return starts, notes, time.process_time() - c0
+
+
+def verify_candidate(cand: Candidate, calculator: CalculatorFactory, settings: PipelineSettings | None = None,
+                     *, reactant_cache: dict[str, Atoms] | None = None,
+                     guesses: GuessProvider | None = None) -> VerifiedPath:
+    """Run the verification chain on one candidate; raise :class:`Rejected` on any failure.
+
+    With ``guesses``, its TS guesses are refined and checked first (route ``guess<k>``); the
+    IDPP / CI-NEB route runs only when none verifies. The rejection of a candidate that tried
+    guesses carries ``info = {"route": "neb", "attempts": [...], "guess_cpu_seconds": ...}``.
+    """
+    s = settings or PipelineSettings()
+    chain = _Chain(cand, calculator, s)
+    reactant, product = chain.endpoints(reactant_cache)
+    attempts: list[str] = []
+    guess_cpu = 0.0
+    if guesses is not None:
+        chain.clock.enter("guess")
+        starts, attempts, guess_cpu = _guess_starts(guesses, reactant, product, chain.numbers, s.max_guesses)
+        for k, start in starts:
+            try:
+                path = chain.refine(start, reactant, neb_ok=False)
+            except CandidateTimeout:
+                raise
+            except Rejected as err:
+                attempts.append(f"guess{k}: {err.reason}")
+                continue
+            return dataclasses.replace(path, route=f"guess{k}", attempts=tuple(attempts), guess_seconds=guess_cpu)
+    route = "planar" if cand.kind == "inversion" else "neb"
+    try:
+        if route == "planar":
+            start, neb_ok = chain.planar_start(reactant), False
+        else:
+            start, neb_ok = chain.neb_top(reactant, product)
+        path = chain.refine(start, reactant, neb_ok)
+    except Rejected as err:
+        if guesses is not None:
+            err.info.update(route=route, attempts=attempts, guess_cpu_seconds=round(guess_cpu, 3))
+        raise
+    return dataclasses.replace(path, route=route, attempts=tuple(attempts), guess_seconds=guess_cpu)

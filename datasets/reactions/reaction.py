@@ -14,7 +14,9 @@ key                 meaning
 ``barrier_ev``      forward barrier E_TS - E_R (eV)
 ``imag_freq_cm1``   magnitude of the TS's imaginary frequency (cm^-1)
 ``smiles``          atom-mapped reaction SMILES ``R>>P`` (map number = atom index + 1), or ''
-``family``          bond edits by element, e.g. ``b:C-H|f:H-O`` (break C-H, form O-H)
+``family``          bond edits by element, e.g. ``b:C-H|f:H-O`` (break C-H, form O-H); for the
+                    other kinds ``tpl:<template>/<edit>``, ``rot:<class>:<bond>`` or
+                    ``inv:<centre>(<neighbours>)``
 ``formula``         chemical formula (Hill order)
 ``method``          electronic-structure method, e.g. ``GFN2-xTB``
 ``software``        ``package=version`` pairs joined by ``;``
@@ -22,8 +24,14 @@ key                 meaning
 ``origin``          ``intended`` (the enumerated R -> P) or ``discovered`` (the saddle joined
                     another pair of closed-shell minima; both are verified the same way)
 ``source``          the seed / candidate the reaction came from
+``kind``            ``bond_edit``, ``template``, ``conformational`` or ``inversion`` ('' in
+                    files written before the kinds existed: bond edits)
+``key_coordinate``  conformational: ``dihedral:a-i-j-b:R/TS/P`` (degrees); inversion:
+                    ``pyramidalization:c-n1-n2-n3:R/TS/P`` (signed height of c over the
+                    plane of its neighbours, A); '' for the other kinds
 ==================  =======================================================================
 
+Text keys with an empty value are left out of the comment line (read back as '').
 Positions are in Angstrom. For molecules the TS and P frames are Kabsch-aligned onto the centred
 reactant; periodic systems (the EMT surface tier) keep their cell (``Lattice``) and ``pbc``.
 """
@@ -42,7 +50,7 @@ __all__ = ["Reaction", "ReactionFormatError", "write_reactions", "read_reactions
            "reactions_from_text", "FRAMES"]
 
 FRAMES = ("reactant", "transition_state", "product")
-_META = ("smiles", "family", "method", "software", "settings", "origin", "source")
+_META = ("smiles", "family", "method", "software", "settings", "origin", "source", "kind", "key_coordinate")
 
 
 class ReactionFormatError(ValueError):
@@ -70,6 +78,8 @@ class Reaction:
     settings: str = ""
     origin: str = ""
     source: str = ""
+    kind: str = ""
+    key_coordinate: str = ""
 
     def __post_init__(self) -> None:
         frames = (self.reactant, self.transition_state, self.product)
@@ -119,7 +129,8 @@ class Reaction:
                 imag_freq_cm1=float(self.imaginary_frequency), formula=self.formula,
             )
             for key in _META:
-                a.info[key] = getattr(self, key)
+                if getattr(self, key):  # ASE's extxyz reader misparses an empty value (key= key2=...)
+                    a.info[key] = getattr(self, key)
             out.append(a)
         return out
 
@@ -140,8 +151,17 @@ class Reaction:
             id=ids.pop(), reactant=clean[0], transition_state=clean[1], product=clean[2],
             energies=tuple(float(f.info["energy_ev"]) for f in frames),  # type: ignore[arg-type]
             imaginary_frequency=float(info.get("imag_freq_cm1", 0.0)),
-            **{k: _text(info.get(k, "")) for k in _META},
+            **_meta(info),
         )
+
+
+def _meta(info: dict) -> dict[str, str]:
+    """The text keys of a frame. Files written while empty values were still written out
+    (``key_coordinate= pbc=...``) read ``key_coordinate`` as the next key: such values are ''."""
+    out = {k: _text(info.get(k, "")) for k in _META}
+    if out["key_coordinate"] and not out["key_coordinate"].startswith(("dihedral:", "pyramidalization:")):
+        out["key_coordinate"] = ""
+    return out
 
 
 def _text(v: object) -> str:

@@ -87,7 +87,8 @@ def test_bad_seed_smiles_raise_clear_errors(smiles, word):
 
 def test_unknown_element_seed_is_refused():
     with pytest.raises(SeedError, match="elements"):
-        seed_from_atoms("hcl", molecule("HCl"))
+        seed_from_atoms("silane", molecule("SiH4"))
+    assert seed_from_atoms("hcl", molecule("HCl")).graph == {(0, 1)}  # Cl is covered now
 
 
 def test_curated_seed_list_is_valid_small_and_free_of_repeats():
