@@ -106,13 +106,13 @@ def generate_pairs(
     cond: Any = None,
     batch: Tensor | None = None,
 ) -> Pairs:
-    """Couplings of a trained flow: Z1 = ODE_v(Z0) with a fixed-step solver (or ``"dopri5"``).
+    """Couplings of a trained flow: Z1 = ODE_v(Z0) with any solver of :data:`sciflow.solvers.SOLVERS`
+    (an adaptive one ignores ``steps``).
 
     Shapes: x0 (P, *) -> Pairs with x1 (P, *). The teacher's accuracy bounds the student's, so use
     an accurate solver here (rk4 with 32 steps = 128 NFE per pair by default).
     """
-    sol = odeint(model, x0, method=method, steps=None if method == "dopri5" else steps,
-                 cond=cond, batch=batch)
+    sol = odeint(model, x0, method=method, steps=steps, cond=cond, batch=batch)
     return Pairs(x0=x0.detach(), x1=sol.x.detach(), batch=batch, cond=cond, nfe=sol.nfe)
 
 

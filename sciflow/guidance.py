@@ -15,6 +15,12 @@ modeling and decision making").
 Conditions are a tensor with one row per sample, or a dict of such tensors. On ragged graph batches
 (x (N, D), ``batch`` (N,)) the drop is decided once per graph; per-graph entries (B, *) and per-node
 entries (N, *) of the condition are both handled, the latter through ``batch``.
+
+The other ways to steer a trained flow live beside this module, each on the one time loop of
+:mod:`sciflow.solvers`: gradient-free steering of the trajectory by a loss on the data estimate
+(FlowChef) in :mod:`sciflow.steering`, and reward-driven particle search under an NFE budget
+(best-of-N, sequential Monte Carlo, rollover budget forcing) in :mod:`sciflow.particles`. A
+:class:`CFGVelocity` is an ordinary velocity field, so it can be steered or searched with them.
 """
 
 from __future__ import annotations

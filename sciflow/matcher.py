@@ -6,7 +6,14 @@ conditional velocity of a path between coupled pairs (x0, x1):
     L = E_{t, (x0, x1) ~ pi} || v_theta(x_t, t) - u_t(x_t | x0, x1) ||^2
 
 or, with ``target="x1"``, || x1_theta(x_t, t) - x1 ||^2 (the network then predicts the data and
-:meth:`FlowMatcher.velocity` converts it back to a velocity for the solvers).
+:meth:`FlowMatcher.velocity` converts it back to a velocity for the solvers through the path,
+finite at t = 1: :meth:`~sciflow.paths.AffinePath.x1_to_velocity`).
+
+The matcher is typed against the interfaces, not the implementations: ``path`` is any
+:class:`~sciflow.paths.ProbPath` (affine with any scheduler, the stochastic interpolant),
+``source`` any :class:`~sciflow.sources.Source` (it receives the batch's conditions; a function
+``fn(like, *, cond, batch, generator)`` is adapted),
+``coupling`` any :class:`~sciflow.couplings.Coupling`.
 
 Dense data: x1 (B, *), one row a sample. Ragged graph data: x1 (N, D) node rows with ``batch`` (N,);
 then the time is drawn per graph, the source may be centred per graph, the coupling acts per graph,
@@ -24,7 +31,8 @@ from torch import Tensor
 
 from sciflow import graphs
 from sciflow.couplings import Coupling
-from sciflow.paths import AffinePath, PathSample
+from sciflow.paths import AffinePath, PathSample, ProbPath
+from sciflow.sources import GaussianSource, Source, as_source
 
 __all__ = [
     "TimeSampler",
@@ -34,8 +42,14 @@ __all__ = [
     "GaussianSource",
     "TrainingSample",
     "FlowMatcher",
+    "Target",
+    "TARGETS",
     "VelocityModel",
 ]
+
+Target = Literal["velocity", "x1"]
+TARGETS: tuple[Target, ...] = ("velocity", "x1")
+"""What the network predicts: the velocity u_t, or the data x1 (converted by the path)."""
 
 VelocityModel = Callable[..., Tensor]
 """Anything called as ``model(x, t, *, cond=None, batch=None) -> Tensor`` shaped like x."""
@@ -71,34 +85,6 @@ class LogitNormalTime:
         return torch.sigmoid(self.mean + self.std * z)
 
 
-class Source(Protocol):
-    def sample(
-        self, like: Tensor, *, batch: Tensor | None = None, generator: torch.Generator | None = None
-    ) -> Tensor: ...
-
-
-@dataclass(frozen=True)
-class GaussianSource:
-    """x0 ~ N(0, scale^2 I), optionally with each graph's centre of mass removed.
-
-    ``center_graphs=True`` draws noise in the zero-centre-of-mass subspace, the right source for
-    translation-invariant point clouds (molecules): then flows never drift the centre of mass.
-    """
-
-    scale: float = 1.0
-    center_graphs: bool = False
-
-    def sample(
-        self, like: Tensor, *, batch: Tensor | None = None, generator: torch.Generator | None = None
-    ) -> Tensor:
-        x0 = self.scale * torch.randn(
-            like.shape, generator=generator, dtype=like.dtype, device=like.device
-        )
-        if self.center_graphs:
-            x0 = graphs.center(x0, batch)
-        return x0
-
-
 @dataclass(frozen=True)
 class TrainingSample:
     """Everything one loss evaluation used: the path sample, the per-sample time given to the model
@@ -131,9 +117,11 @@ class FlowMatcher:
     Parameters
     ----------
     path:
-        The probability path; :class:`~sciflow.paths.AffinePath` with the linear schedule by default.
+        The probability path, any :class:`~sciflow.paths.ProbPath`;
+        :class:`~sciflow.paths.AffinePath` with the linear schedule by default.
     source:
-        Where x0 comes from; a standard Gaussian by default.
+        Where x0 comes from, any :class:`~sciflow.sources.Source` (called with the batch's
+        ``cond`` and ``batch``); a standard Gaussian by default.
     coupling:
         How x0 is paired with x1 (:mod:`sciflow.couplings`); ``None`` keeps independent pairs.
     time:
@@ -149,15 +137,19 @@ class FlowMatcher:
     >>> loss = fm.loss(model, torch.randn(256, 2))
     """
 
-    path: AffinePath = field(default_factory=AffinePath)
+    path: ProbPath = field(default_factory=AffinePath)
     source: Source = field(default_factory=GaussianSource)
     coupling: Coupling | None = None
     time: TimeSampler = field(default_factory=UniformTime)
-    target: Literal["velocity", "x1"] = "velocity"
+    target: Target = "velocity"
 
     def __post_init__(self) -> None:
-        if self.target not in ("velocity", "x1"):
-            raise ValueError(f"target must be 'velocity' or 'x1', got {self.target!r}")
+        if self.target not in TARGETS:
+            raise ValueError(f"target must be one of {TARGETS}, got {self.target!r}")
+        if not isinstance(self.path, ProbPath):
+            raise TypeError(f"path must implement sciflow.paths.ProbPath (sample and the "
+                            f"conversions), got {type(self.path).__name__}")
+        object.__setattr__(self, "source", as_source(self.source))  # a function is adapted
 
     def training_sample(
         self,
@@ -176,7 +168,7 @@ class FlowMatcher:
                 f"got shape {tuple(batch.shape)}"
             )
         if x0 is None:
-            x0 = self.source.sample(x1, batch=batch, generator=generator)
+            x0 = self.source.sample(x1, cond=cond, batch=batch, generator=generator)
         else:
             _check_float("x0", x0)
             if x0.shape != x1.shape:
@@ -187,9 +179,8 @@ class FlowMatcher:
         n = graphs.num_graphs(batch, x1.shape[0]) if batch is not None else x1.shape[0]
         t_model = self.time(n, generator=generator, device=x1.device, dtype=x1.dtype)
         t_rows = graphs.expand_per_graph(t_model, batch)
-        return TrainingSample(
-            path=self.path.sample(x0, x1, t_rows, validate=False), t_model=t_model, cond=cond, batch=batch
-        )
+        path = self.path.sample(x0, x1, t_rows, validate=False, generator=generator)
+        return TrainingSample(path=path, t_model=t_model, cond=cond, batch=batch)
 
     def loss(
         self,
@@ -224,15 +215,30 @@ class FlowMatcher:
             _raise_if_nonfinite(x1=s.path.x1, x0=s.path.x0)
         return loss
 
+    def prediction_to_velocity(self, pred: Tensor, x: Tensor, t: Tensor, *, cond: Any = None,
+                               batch: Tensor | None = None) -> Tensor:
+        """The velocity of a network output ``pred`` at (x, t): ``pred`` itself for
+        ``target="velocity"``, else ``path.x1_to_velocity(pred, x, t[batch], x0_mean=m)`` with m
+        the source's mean for ``cond`` (a source with ``mean_of``, e.g. a shifted
+        :class:`~sciflow.sources.GaussianSource`; else 0) — finite and exact at t = 1.
+
+        Shapes: pred, x (N, *); t (B,) per sample (per graph with ``batch`` (N,)) -> (N, *).
+        """
+        if self.target == "velocity":
+            return pred
+        mean_of = getattr(self.source, "mean_of", None)
+        m = mean_of(x, cond=cond) if mean_of is not None else None
+        return self.path.x1_to_velocity(pred, x, graphs.expand_per_graph(t, batch), x0_mean=m)
+
     def velocity(self, model: VelocityModel) -> VelocityModel:
-        """The velocity field of a trained model, for the solvers (converts x1 predictions)."""
+        """The velocity field of a trained model, for the solvers (converts x1 predictions with
+        :meth:`prediction_to_velocity`)."""
         if self.target == "velocity":
             return model
-        path = self.path
 
         def field_(x: Tensor, t: Tensor, *, cond: Any = None, batch: Tensor | None = None) -> Tensor:
-            x1_hat = model(x, t, cond=cond, batch=batch)
-            return path.x1_to_velocity(x1_hat, x, graphs.expand_per_graph(t, batch))
+            pred = model(x, t, cond=cond, batch=batch)
+            return self.prediction_to_velocity(pred, x, t, cond=cond, batch=batch)
 
         return field_
 

@@ -18,6 +18,12 @@ Three searches over the stochastic trajectories of a trained velocity field, eac
   step with no winning proposal moves to its best proposal; the last proposal step spends all
   that is left and keeps its best proposal, so the whole budget is used.
 
+All three run on the one time loop of :mod:`sciflow.solvers` (:func:`~sciflow.solvers.time_loop`
+over :func:`~sciflow.solvers.uniform_grid`): best-of-N advances with the SDE step alone, SMC and
+rollover budget forcing with an advance function that also scores, reweights and resamples (SMC) or
+searches proposals under the step's quota (RBF). Sources are :class:`sciflow.sources.Source` s;
+a function ``fn(like, *, cond, batch, generator)`` is accepted too.
+
 The stochastic step is :class:`sciflow.solvers.SDEStep` (re-exported here), the one
 Euler-Maruyama step of the flow's marginal-preserving SDE that :func:`sciflow.solvers.sde_sample`
 also runs (score from the velocity; Albergo et al. 2023):
@@ -25,7 +31,8 @@ also runs (score from the velocity; Albergo et al. 2023):
     x_{t+dt} = x + dt (v + eps_t s) + sqrt(2 eps_t dt) z,   s = path.velocity_to_score(v, x, t)
 
 with no noise on the last step, for shifted and scaled Gaussian sources too (e.g. the
-transition-state model's (R + P)/2 + 0.2 A noise). With ``SDEStep(diffusion=0)`` the searches run
+transition-state model's (R + P)/2 + 0.2 A noise: ``SDEStep.for_source(source)``). With
+``SDEStep(diffusion=0)`` the searches run
 on the ODE and particles differ only in their x0. For a variance-preserving interpolant as in
 Kim et al., wrap the model with :func:`sciflow.reparam.to_vp` and pass
 ``SDEStep(path=AffinePath(CosineScheduler()))``.
@@ -49,7 +56,8 @@ import torch
 from torch import Tensor
 
 from sciflow import graphs
-from sciflow.solvers import SDEStep
+from sciflow.solvers import Interval, SDEStep, time_loop, uniform_grid
+from sciflow.sources import GaussianSource, Source, SourceFunction, as_source
 
 __all__ = [
     "Reward",
@@ -70,22 +78,14 @@ class Reward(Protocol):
     def __call__(self, x: Tensor, *, cond: Any = None, batch: Tensor | None = None) -> Tensor: ...
 
 
-class ParticleSource(Protocol):
-    """x0 for a tiled batch: source(like, *, cond, batch, generator) -> tensor shaped like ``like``."""
-
-    def __call__(self, like: Tensor, *, cond: Any = None, batch: Tensor | None = None,
-                 generator: torch.Generator | None = None) -> Tensor: ...
+ParticleSource = Source
+"""The former name of the source interface here (now :class:`sciflow.sources.Source`)."""
 
 
-def gaussian_source(scale: float = 1.0, *, center_graphs: bool = False) -> ParticleSource:
-    """x0 ~ N(0, scale^2 I), optionally centred per graph (as :class:`sciflow.matcher.GaussianSource`)."""
-
-    def draw(like: Tensor, *, cond: Any = None, batch: Tensor | None = None,
-             generator: torch.Generator | None = None) -> Tensor:
-        z = scale * torch.randn(like.shape, generator=generator, dtype=like.dtype, device=like.device)
-        return graphs.center(z, batch) if center_graphs else z
-
-    return draw
+def gaussian_source(scale: float = 1.0, *, center_graphs: bool = False) -> GaussianSource:
+    """x0 ~ N(0, scale^2 I), optionally centred per graph: :class:`sciflow.sources.GaussianSource`
+    (kept for old callers; it is also callable as ``source(like, *, cond, batch, generator)``)."""
+    return GaussianSource(scale=scale, center_graphs=center_graphs)
 
 
 @dataclass(frozen=True)
@@ -236,7 +236,7 @@ def best_of_n(
     reward: Reward,
     budget: int,
     steps: int,
-    source: ParticleSource | None = None,
+    source: Source | SourceFunction | None = None,
     dynamics: SDEStep | None = None,
     cond: Any = None,
     batch: Tensor | None = None,
@@ -248,17 +248,15 @@ def best_of_n(
     the draws differ only in x0). Shapes: like (R, *) or graph rows with batch -> ParticleResult.
     """
     _check_common(like, budget, steps, batch)
-    source = source if source is not None else gaussian_source()
+    src = as_source(source)
     dyn = dynamics if dynamics is not None else SDEStep()
     k = budget // steps
     base = _Runs.of(like, batch, cond)
     runs = base.tile(k)
-    x = source(runs.x, cond=runs.cond, batch=runs.batch, generator=generator)
-    dt = 1.0 / steps
-    for i in range(steps):
-        v = _velocity(model, runs, x, i * dt)
-        x = dyn(v, x, i * dt, dt, batch=runs.batch, last=i == steps - 1, cond=runs.cond,
-                generator=generator)
+    x = src.sample(runs.x, cond=runs.cond, batch=runs.batch, generator=generator)
+    advance = dyn.advance(lambda x, t: _velocity(model, runs, x, t), cond=runs.cond,
+                          batch=runs.batch, generator=generator)
+    x = time_loop(advance, x, uniform_grid(0.0, 1.0, steps))
     r = _reward(reward, runs, x)
     pick, best = _best_per_run(r, k, base.n)
     out = runs.with_x(x).take(pick)
@@ -278,6 +276,18 @@ def _systematic_resample(weights: Tensor, generator: torch.Generator | None) -> 
     return torch.searchsorted(cdf.T.contiguous(), u.T.contiguous()).T.clamp_max(k - 1)
 
 
+@dataclass(frozen=True)
+class _Swarm:
+    """SMC's state on the time loop: the particles (with their conditions), their velocity at the
+    current time, the reward of their current data estimate, log-weights (k, n), resamplings."""
+
+    runs: _Runs
+    v: Tensor
+    reward: Tensor
+    log_w: Tensor
+    resamples: int
+
+
 @torch.no_grad()
 def smc(
     model: Callable[..., Tensor],
@@ -286,7 +296,7 @@ def smc(
     reward: Reward,
     budget: int,
     steps: int,
-    source: ParticleSource | None = None,
+    source: Source | SourceFunction | None = None,
     dynamics: SDEStep | None = None,
     temperature: float = 1.0,
     ess_threshold: float = 0.5,
@@ -305,50 +315,65 @@ def smc(
         raise ValueError(f"temperature must be > 0, got {temperature}")
     if not 0 <= ess_threshold <= 1:
         raise ValueError(f"ess_threshold must lie in [0, 1], got {ess_threshold}")
-    source = source if source is not None else gaussian_source()
+    src = as_source(source)
     dyn = dynamics if dynamics is not None else SDEStep()
     k = budget // steps
     base = _Runs.of(like, batch, cond)
     n = base.n
     runs = base.tile(k)
-    x = source(runs.x, cond=runs.cond, batch=runs.batch, generator=generator)
-    dt = 1.0 / steps
+    x = src.sample(runs.x, cond=runs.cond, batch=runs.batch, generator=generator)
+    runs = runs.with_x(x)
     v = _velocity(model, runs, x, 0.0)
-    r_old = _reward(reward, runs, _x1_hat(dyn, runs, v, x, 0.0))
-    log_w = torch.zeros(k, n, dtype=torch.float64, device=like.device)
-    resamples = 0
-    for i in range(steps):
-        t, last = i * dt, i == steps - 1
-        x = dyn(v, x, t, dt, batch=runs.batch, last=last, cond=runs.cond, generator=generator)
-        if last:
-            r_new = _reward(reward, runs, x)
+    start = _Swarm(runs=runs, v=v, reward=_reward(reward, runs, _x1_hat(dyn, runs, v, x, 0.0)),
+                   log_w=torch.zeros(k, n, dtype=torch.float64, device=like.device), resamples=0)
+
+    def advance(sw: _Swarm, s: Interval) -> _Swarm:
+        runs = sw.runs
+        x = dyn(sw.v, runs.x, s.t, s.dt, batch=runs.batch, last=s.last, cond=runs.cond,
+                generator=generator)
+        runs = runs.with_x(x)
+        if s.last:
+            v, r_new = sw.v, _reward(reward, runs, x)
         else:
-            v = _velocity(model, runs, x, t + dt)
-            r_new = _reward(reward, runs, _x1_hat(dyn, runs, v, x, t + dt))
-        log_w = log_w + temperature * (r_new - r_old).reshape(k, n)
-        r_old = r_new
-        if last or k == 1:
-            continue
+            v = _velocity(model, runs, x, s.t_next)
+            r_new = _reward(reward, runs, _x1_hat(dyn, runs, v, x, s.t_next))
+        log_w = sw.log_w + temperature * (r_new - sw.reward).reshape(k, n)
+        if s.last or k == 1:
+            return _Swarm(runs=runs, v=v, reward=r_new, log_w=log_w, resamples=sw.resamples)
         w = torch.softmax(log_w, dim=0)
         ess = 1.0 / (w**2).sum(dim=0)
-        if bool((ess < ess_threshold * k).any()):
-            resample = ess < ess_threshold * k
-            idx = _systematic_resample(w, generator)
-            keep = torch.arange(k, device=idx.device)[:, None].expand(k, n)
-            idx = torch.where(resample[None, :], idx, keep)
-            flat = (idx * n + torch.arange(n, device=idx.device)[None, :]).reshape(-1)
-            moved = runs.with_x(torch.cat([x, v], dim=-1)).take(flat)
-            d = x.shape[-1]
-            x, v = moved.x[..., :d], moved.x[..., d:]
-            runs = _Runs(x, moved.batch, moved.cond, moved.n)
-            r_old = r_old[flat]
-            log_w = torch.where(resample[None, :], torch.zeros_like(log_w), log_w)
-            resamples += int(resample.sum())
-    pick, best = _best_per_run(r_old, k, n)
-    out = runs.with_x(x).take(pick)
+        if not bool((ess < ess_threshold * k).any()):
+            return _Swarm(runs=runs, v=v, reward=r_new, log_w=log_w, resamples=sw.resamples)
+        resample = ess < ess_threshold * k
+        idx = _systematic_resample(w, generator)
+        keep = torch.arange(k, device=idx.device)[:, None].expand(k, n)
+        idx = torch.where(resample[None, :], idx, keep)
+        flat = (idx * n + torch.arange(n, device=idx.device)[None, :]).reshape(-1)
+        moved = runs.with_x(torch.cat([x, v], dim=-1)).take(flat)
+        d = x.shape[-1]
+        return _Swarm(runs=_Runs(moved.x[..., :d], moved.batch, moved.cond, moved.n),
+                      v=moved.x[..., d:], reward=r_new[flat],
+                      log_w=torch.where(resample[None, :], torch.zeros_like(log_w), log_w),
+                      resamples=sw.resamples + int(resample.sum()))
+
+    end = time_loop(advance, start, uniform_grid(0.0, 1.0, steps))
+    pick, best = _best_per_run(end.reward, k, n)
+    out = end.runs.take(pick)
     nfe = torch.full((n,), k * steps, dtype=torch.long, device=like.device)
     return ParticleResult(x=out.x, reward=best, nfe=nfe, budget=budget, particles=k,
-                          rewards_seen=r_old.reshape(k, n), resamples=resamples)
+                          rewards_seen=end.reward.reshape(k, n), resamples=end.resamples)
+
+
+@dataclass(frozen=True)
+class _Climber:
+    """RBF's state on the time loop: one particle per run (with its conditions), its velocity, the
+    best reward accepted so far, the evaluations rolled over from the last step, NFE spent."""
+
+    runs: _Runs
+    v: Tensor
+    best: Tensor
+    carry: Tensor
+    nfe: Tensor
 
 
 @torch.no_grad()
@@ -359,7 +384,7 @@ def rollover_budget_forcing(
     reward: Reward,
     budget: int,
     steps: int,
-    source: ParticleSource | None = None,
+    source: Source | SourceFunction | None = None,
     dynamics: SDEStep | None = None,
     initial_particles: int | None = None,
     cond: Any = None,
@@ -396,28 +421,31 @@ def rollover_budget_forcing(
         raise ValueError(f"initial_particles must be an integer in [1, budget - (steps - 1)] = "
                          f"[1, {budget - steps + 1}] (each later step needs one NFE), got "
                          f"{initial_particles!r}")
-    source = source if source is not None else gaussian_source()
+    src = as_source(source)
     dyn = dynamics if dynamics is not None else SDEStep()
     base = _Runs.of(like, batch, cond)
     n, dev = base.n, like.device
     starts = base.tile(initial_particles)
-    x = source(starts.x, cond=starts.cond, batch=starts.batch, generator=generator)
+    x = src.sample(starts.x, cond=starts.cond, batch=starts.batch, generator=generator)
     v = _velocity(model, starts, x, 0.0)
     r0 = _reward(reward, starts, _x1_hat(dyn, starts, v, x, 0.0))
     pick, best_r = _best_per_run(r0, initial_particles, n)
     runs = starts.with_x(torch.cat([x, v], dim=-1)).take(pick)
     d = x.shape[-1]
-    x, v = runs.x[..., :d], runs.x[..., d:]
-    runs = _Runs(x, runs.batch, runs.cond, n)
-    nfe = torch.full((n,), initial_particles, dtype=torch.long, device=dev)
-    dt = 1.0 / steps
+    start = _Climber(runs=_Runs(runs.x[..., :d], runs.batch, runs.cond, n), v=runs.x[..., d:],
+                     best=best_r, carry=torch.zeros(n, dtype=torch.long, device=dev),
+                     nfe=torch.full((n,), initial_particles, dtype=torch.long, device=dev))
     proposal_steps = steps - 1
-    carry = torch.zeros(n, dtype=torch.long, device=dev)
     spare = budget - initial_particles
-    for i in range(proposal_steps):
-        t, final = i * dt, i == proposal_steps - 1
+
+    def advance(st: _Climber, s: Interval) -> _Climber:
+        runs, x, v = st.runs, st.runs.x, st.v
+        if s.last:  # deterministic: x1_hat of the best proposal on the linear path
+            x = dyn(v, x, s.t, s.dt, batch=runs.batch, last=True, cond=runs.cond, generator=generator)
+            return dataclasses.replace(st, runs=runs.with_x(x))
+        i, final = s.index, s.index == proposal_steps - 1
         quota = spare // proposal_steps + (1 if i < spare % proposal_steps else 0)
-        allowed = carry + quota
+        allowed = st.carry + quota
         used = torch.zeros(n, dtype=torch.long, device=dev)
         searching = allowed > 0
         step_r = torch.full((n,), -math.inf, dtype=torch.float64, device=dev)
@@ -427,10 +455,11 @@ def rollover_budget_forcing(
             sub = runs.with_x(torch.cat([x, v], dim=-1)).take(sel)
             xs, vs = sub.x[..., :d], sub.x[..., d:]
             sub = _Runs(xs, sub.batch, sub.cond, sub.n)
-            xp = dyn(vs, xs, t, dt, batch=sub.batch, last=False, cond=sub.cond, generator=generator)
-            vp = _velocity(model, sub, xp, t + dt)
+            xp = dyn(vs, xs, s.t, s.dt, batch=sub.batch, last=False, cond=sub.cond,
+                     generator=generator)
+            vp = _velocity(model, sub, xp, s.t_next)
             used[sel] += 1
-            rp = _reward(reward, sub, _x1_hat(dyn, sub, vp, xp, t + dt))
+            rp = _reward(reward, sub, _x1_hat(dyn, sub, vp, xp, s.t_next))
             better = (rp > step_r[sel]) | (used[sel] == 1)  # the first proposal always moves
             if bool(better.any()):
                 won = sel[better]
@@ -438,16 +467,15 @@ def rollover_budget_forcing(
                 _scatter_samples(new_x, xp, runs.batch, sub.batch, won, better)
                 _scatter_samples(new_v, vp, runs.batch, sub.batch, won, better)
             if not final:  # a winner ends the step; the last step searches to the end of the budget
-                searching[sel[rp > best_r[sel]]] = False
+                searching[sel[rp > st.best[sel]]] = False
             searching &= used < allowed
-        x, v = new_x, new_v
-        best_r = torch.maximum(best_r, step_r)
-        carry = allowed - used
-        nfe += used
-    x = dyn(v, x, (steps - 1) * dt, dt, batch=runs.batch, last=True, cond=runs.cond,
-            generator=generator)
-    r = _reward(reward, runs, x)
-    return ParticleResult(x=x, reward=r, nfe=nfe, budget=budget, particles=initial_particles)
+        return _Climber(runs=runs.with_x(new_x), v=new_v, best=torch.maximum(st.best, step_r),
+                        carry=allowed - used, nfe=st.nfe + used)
+
+    end = time_loop(advance, start, uniform_grid(0.0, 1.0, steps))
+    r = _reward(reward, end.runs, end.runs.x)
+    return ParticleResult(x=end.runs.x, reward=r, nfe=end.nfe, budget=budget,
+                          particles=initial_particles)
 
 
 def _scatter_samples(dest: Tensor, src: Tensor, batch: Tensor | None, sub_batch: Tensor | None,

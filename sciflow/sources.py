@@ -1,12 +1,23 @@
-"""Source choices beyond N(0, I): norm-aligned Gaussians for training, pruned draws for sampling.
+"""Source distributions: the :class:`Source` interface, the Gaussian source, and choices beyond it.
 
-Lee, Kim & Lee 2025 ("Is there a better source distribution than Gaussian? Exploring source
-distributions for image flow matching") keep the Gaussian's omnidirectional coverage but
+Every consumer of x0 draws — :class:`~sciflow.matcher.FlowMatcher` in training, the particle
+searches of :mod:`sciflow.particles` at inference, the domains — calls one interface::
+
+    x0 = source.sample(like, cond=cond, batch=batch, generator=generator)    # shaped like ``like``
+
+``cond`` lets a source depend on the condition (a transition-state source centred on the
+reactant/product midpoint: ``GaussianSource(scale=0.2, center_graphs=True, mean=midpoint_of)``);
+sources that ignore it accept it all the same. A plain function with that signature is adapted by
+:func:`as_source`.
+
+Beyond N(0, I), after Lee, Kim & Lee 2025 ("Is there a better source distribution than Gaussian?
+Exploring source distributions for image flow matching"), which keep the Gaussian's
+omnidirectional coverage but
 
 - **norm alignment** (training): scale the Gaussian so E||x0|| = E||x1||; a norm mismatch costs the
-  flow a radial transport it must learn first. :class:`NormAlignedGaussianSource` is a
-  :class:`sciflow.matcher.Source` (drop it into ``FlowMatcher(source=...)``) whose scale is fitted
-  exactly from data with the chi mean E||z|| = sqrt(2) Gamma((k+1)/2) / Gamma(k/2) for z ~ N(0, I_k).
+  flow a radial transport it must learn first. :class:`NormAlignedGaussianSource` (drop it into
+  ``FlowMatcher(source=...)``) has its scale fitted exactly from data with the chi mean
+  E||z|| = sqrt(2) Gamma((k+1)/2) / Gamma(k/2) for z ~ N(0, I_k).
 - **directionally pruned sampling** (inference, no retraining): the principal axes +-u_j of the
   L2-normalised data along which *no* data point has cosine similarity above ``fit_threshold`` are
   data-sparse; at sampling, Gaussian draws whose cosine with any such axis exceeds ``threshold`` are
@@ -14,22 +25,128 @@ distributions for image flow matching") keep the Gaussian's omnidirectional cove
   on the accepted cone, so the norm distribution is unchanged.
 
 Graph batches: the norm-aligned source fits per graph (the chi mean with that graph's degrees of
-freedom: n d, or (n - 1) d when centred) and samples like :class:`~sciflow.matcher.GaussianSource`.
-Pruning compares whole samples as vectors, so for graphs every graph must have the same number of
-nodes (each graph is one vector of n d coordinates).
+freedom: n d, or (n - 1) d when centred) and samples like :class:`GaussianSource`. Pruning
+compares whole samples as vectors, so for graphs every graph must have the same number of nodes
+(each graph is one vector of n d coordinates).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
 
 from sciflow import graphs
 
-__all__ = ["chi_mean", "NormAlignedGaussianSource", "DirectionalPruning", "PruningRejectedError"]
+__all__ = [
+    "Source",
+    "SourceFunction",
+    "GaussianSource",
+    "FunctionSource",
+    "as_source",
+    "chi_mean",
+    "NormAlignedGaussianSource",
+    "DirectionalPruning",
+    "PruningRejectedError",
+]
+
+
+@runtime_checkable
+class Source(Protocol):
+    """Where x0 comes from: ``sample(like, *, cond, batch, generator)`` -> a tensor shaped like
+    ``like`` (N, *), with ``batch`` (N,) for ragged graph batches and ``cond`` the conditions of
+    the rows (per sample, per graph or per node, as the model takes them)."""
+
+    def sample(self, like: Tensor, *, cond: Any = None, batch: Tensor | None = None,
+               generator: torch.Generator | None = None) -> Tensor: ...
+
+
+SourceFunction = Callable[..., Tensor]
+"""A source written as a function ``fn(like, *, cond=None, batch=None, generator=None)``."""
+
+
+def _source_mean(mean: Tensor | Callable[[Any], Tensor] | None, cond: Any, like: Tensor) -> Tensor | None:
+    if mean is None:
+        return None
+    m = mean(cond) if callable(mean) else mean
+    if not isinstance(m, Tensor):
+        raise TypeError(f"the source mean must be a tensor (or a function of cond returning one), "
+                        f"got {type(m).__name__}")
+    try:
+        torch.broadcast_shapes(m.shape, like.shape)
+    except RuntimeError as err:
+        raise ValueError(f"the source mean of shape {tuple(m.shape)} does not broadcast against "
+                         f"the samples of shape {tuple(like.shape)}") from err
+    return m.to(dtype=like.dtype, device=like.device)
+
+
+@dataclass(frozen=True)
+class GaussianSource:
+    """x0 = m + scale * z, z ~ N(0, I), optionally with each graph's centre of mass removed from z.
+
+    ``center_graphs=True`` draws z in the zero-centre-of-mass subspace, the right source for
+    translation-invariant point clouds (molecules): then flows never drift the centre of mass.
+    ``mean`` m is None (zero), a tensor broadcastable to the samples, or a function of ``cond``
+    returning one (per node row for graphs), e.g. the midpoint (R + P) / 2 of a reaction.
+
+    Shapes: like (N, *), batch (N,) -> (N, *).
+    """
+
+    scale: float = 1.0
+    center_graphs: bool = False
+    mean: Tensor | Callable[[Any], Tensor] | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.scale, (int, float)) and self.scale > 0 and math.isfinite(self.scale)):
+            raise ValueError(f"scale must be a finite number > 0, got {self.scale!r}")
+        if self.mean is not None and not (isinstance(self.mean, Tensor) or callable(self.mean)):
+            raise TypeError(f"mean must be None, a tensor or a function of cond, got "
+                            f"{type(self.mean).__name__}")
+
+    def sample(self, like: Tensor, *, cond: Any = None, batch: Tensor | None = None,
+               generator: torch.Generator | None = None) -> Tensor:
+        """Draw x0 shaped like ``like`` (the :class:`Source` interface)."""
+        z = torch.randn(like.shape, generator=generator, dtype=like.dtype, device=like.device)
+        x0 = self.scale * (graphs.center(z, batch) if self.center_graphs else z)
+        m = self.mean_of(like, cond=cond)
+        return x0 if m is None else m + x0
+
+    def mean_of(self, like: Tensor, *, cond: Any = None) -> Tensor | None:
+        """The mean m for samples shaped like ``like`` with conditions ``cond``; None when zero."""
+        return _source_mean(self.mean, cond, like)
+
+    def __call__(self, like: Tensor, *, cond: Any = None, batch: Tensor | None = None,
+                 generator: torch.Generator | None = None) -> Tensor:
+        """The function form (``sciflow.particles.gaussian_source`` returned a function)."""
+        return self.sample(like, cond=cond, batch=batch, generator=generator)
+
+
+@dataclass(frozen=True)
+class FunctionSource:
+    """Adapts a :data:`SourceFunction` to the :class:`Source` interface."""
+
+    fn: SourceFunction
+
+    def sample(self, like: Tensor, *, cond: Any = None, batch: Tensor | None = None,
+               generator: torch.Generator | None = None) -> Tensor:
+        return self.fn(like, cond=cond, batch=batch, generator=generator)
+
+
+def as_source(source: Source | SourceFunction | None) -> Source:
+    """The :class:`Source` for what a caller passed: None -> N(0, I), an object with ``sample``
+    -> itself, a function ``fn(like, *, cond, batch, generator)`` -> :class:`FunctionSource`."""
+    if source is None:
+        return GaussianSource()
+    if callable(getattr(source, "sample", None)):
+        return source  # type: ignore[return-value]
+    if callable(source):
+        return FunctionSource(source)
+    raise TypeError(f"source must have a sample(like, *, cond, batch, generator) method or be such "
+                    f"a function, got {type(source).__name__}")
 
 
 def chi_mean(k: Tensor | float) -> Tensor:
@@ -93,9 +210,9 @@ class NormAlignedGaussianSource:
             raise ValueError("data has zero norm everywhere; a norm-aligned source would be a point")
         return cls(scale=mean_norm / float(chi_mean(dof).mean()), center_graphs=center_graphs)
 
-    def sample(self, like: Tensor, *, batch: Tensor | None = None,
+    def sample(self, like: Tensor, *, cond: Any = None, batch: Tensor | None = None,
                generator: torch.Generator | None = None) -> Tensor:
-        """Draw x0 shaped like ``like`` (the :class:`sciflow.matcher.Source` protocol)."""
+        """Draw x0 shaped like ``like`` (the :class:`Source` interface; ``cond`` is unused)."""
         x0 = self.scale * torch.randn(like.shape, generator=generator, dtype=like.dtype,
                                       device=like.device)
         return graphs.center(x0, batch) if self.center_graphs else x0
@@ -173,12 +290,12 @@ class DirectionalPruning:
         cos = (vec / vec.norm(dim=1, keepdim=True)) @ self.axes.T.to(vec.dtype)
         return (cos <= self.threshold).all(dim=1)
 
-    def sample(self, like: Tensor, *, batch: Tensor | None = None,
+    def sample(self, like: Tensor, *, cond: Any = None, batch: Tensor | None = None,
                generator: torch.Generator | None = None, max_rounds: int = 1000) -> Tensor:
         """Draw x0 shaped like ``like``, redrawing rejected samples (graphs) until all are accepted.
 
-        A :class:`sciflow.matcher.Source`; also usable at inference only, on a model trained with
-        the plain Gaussian (the paper's post-hoc use).
+        A :class:`Source` (``cond`` is unused); also usable at inference only, on a model trained
+        with the plain Gaussian (the paper's post-hoc use).
         """
         out = torch.randn(like.shape, generator=generator, dtype=like.dtype, device=like.device)
         for _ in range(max_rounds):

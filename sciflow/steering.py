@@ -11,6 +11,9 @@ while treating the velocity as a constant:
 
 For the linear path d x1_hat / d x = I with v frozen, so the update is eta grad L(x1_hat) itself:
 no vector-Jacobian product with the network, and the network's parameters never see a gradient.
+The sampler is an advance function on the one time loop of :mod:`sciflow.solvers`
+(:func:`~sciflow.solvers.time_loop` over :func:`~sciflow.solvers.uniform_grid`), so hooks such as
+a precision emulation plug into it as they do into :func:`~sciflow.solvers.odeint`.
 
 Losses (each returns one value per sample, or per graph with ``batch``):
 :func:`masked_measurement_loss` (inpainting, cloud removal: observed entries y under a mask),
@@ -21,7 +24,7 @@ batch)`` (property guidance).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -29,7 +32,8 @@ import torch
 from torch import Tensor
 
 from sciflow import graphs
-from sciflow.paths import AffinePath
+from sciflow.paths import AffinePath, ProbPath
+from sciflow.solvers import Interval, StepHook, time_loop, uniform_grid
 
 __all__ = [
     "SteeringLoss",
@@ -123,6 +127,38 @@ def classifier_loss(classifier: Callable[[Tensor], Tensor], target: Tensor | int
     return loss
 
 
+class _FlowChefAdvance:
+    """One FlowChef step per interval (module docstring); keeps the loss history."""
+
+    def __init__(self, model: Callable[..., Tensor], loss: SteeringLoss,
+                 eta: Callable[[float], float], inner_steps: int, stop_at: float, path: ProbPath,
+                 cond: Any, batch: Tensor | None, n: int) -> None:
+        self.model, self.loss, self.eta, self.inner_steps = model, loss, eta, inner_steps
+        self.stop_at, self.path, self.cond, self.batch, self.n = stop_at, path, cond, batch, n
+        self.history: list[float] = []
+
+    def __call__(self, x: Tensor, s: Interval) -> Tensor:
+        t, cond, batch = s.t, self.cond, self.batch
+        tt = torch.full((self.n,), t, dtype=x.dtype, device=x.device)
+        with torch.no_grad():
+            v = self.model(x, tt, cond=cond, batch=batch)
+        t_rows = graphs.expand_per_graph(tt, batch)
+        lr = float(self.eta(t))
+        for k in range(self.inner_steps if t < self.stop_at else 0):
+            with torch.enable_grad():
+                xg = x.detach().requires_grad_(True)
+                values = self.loss(self.path.velocity_to_x1(v, xg, t_rows), cond=cond, batch=batch)
+                if k == 0:
+                    self.history.append(float(values.detach().mean()))
+                (grad,) = torch.autograd.grad(values.sum(), xg)
+            x = (x - lr * grad).detach()
+        if len(self.history) < s.index + 1:
+            with torch.no_grad():
+                self.history.append(float(self.loss(self.path.velocity_to_x1(v, x, t_rows),
+                                                    cond=cond, batch=batch).mean()))
+        return x + s.dt * v
+
+
 def flowchef(
     model: Callable[..., Tensor],
     x0: Tensor,
@@ -132,9 +168,10 @@ def flowchef(
     step_size: float | Callable[[float], float] = 1.0,
     inner_steps: int = 1,
     stop_at: float = 1.0,
-    path: AffinePath | None = None,
+    path: ProbPath | None = None,
     cond: Any = None,
     batch: Tensor | None = None,
+    hooks: Sequence[StepHook] = (),
 ) -> SteeringResult:
     """Sample from t = 0 to 1 with FlowChef steering (equations in the module docstring).
 
@@ -148,6 +185,8 @@ def flowchef(
         Steer only while t < ``stop_at`` (late steps then refine freely).
     path:
         The path the model was trained on, for x1_hat; the linear path by default.
+    hooks:
+        Run after every step, as in :func:`sciflow.solvers.odeint`.
 
     The network is called under ``torch.no_grad`` once per step; gradients flow only through the
     loss and the (affine) conversion to x1_hat. Shapes: x0 (N, *) -> SteeringResult.x (N, *).
@@ -158,30 +197,9 @@ def flowchef(
         raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
     if not isinstance(inner_steps, int) or inner_steps < 0:
         raise ValueError(f"inner_steps must be an integer >= 0, got {inner_steps!r}")
-    path = path if path is not None else AffinePath()
     eta = step_size if callable(step_size) else (lambda t, c=float(step_size): c)
     n = graphs.num_graphs(batch, x0.shape[0]) if batch is not None else x0.shape[0]
-    dt = 1.0 / steps
-    x = x0.detach()
-    history: list[float] = []
-    for i in range(steps):
-        t = i * dt
-        tt = torch.full((n,), t, dtype=x.dtype, device=x.device)
-        with torch.no_grad():
-            v = model(x, tt, cond=cond, batch=batch)
-        t_rows = graphs.expand_per_graph(tt, batch)
-        lr = float(eta(t))
-        for k in range(inner_steps if t < stop_at else 0):
-            with torch.enable_grad():
-                xg = x.detach().requires_grad_(True)
-                values = loss(path.velocity_to_x1(v, xg, t_rows), cond=cond, batch=batch)
-                if k == 0:
-                    history.append(float(values.detach().mean()))
-                (grad,) = torch.autograd.grad(values.sum(), xg)
-            x = (x - lr * grad).detach()
-        if len(history) < i + 1:
-            with torch.no_grad():
-                history.append(float(loss(path.velocity_to_x1(v, x, t_rows), cond=cond,
-                                          batch=batch).mean()))
-        x = x + dt * v
-    return SteeringResult(x=x, nfe=steps, loss_history=tuple(history))
+    advance = _FlowChefAdvance(model, loss, eta, inner_steps, stop_at,
+                               path if path is not None else AffinePath(), cond, batch, n)
+    x = time_loop(advance, x0.detach(), uniform_grid(0.0, 1.0, steps), hooks=hooks)
+    return SteeringResult(x=x, nfe=steps, loss_history=tuple(advance.history))

@@ -9,9 +9,9 @@ import torch
 
 from sciflow.datasets.toy2d import TOY2D
 from sciflow.distill import GridTime, distill, generate_pairs, reflow, straightness, train_on_pairs
+from sciflow.domains.toy import Config, train
 from sciflow.metrics import wasserstein2
 from sciflow.solvers import odeint
-from sciflow.domains.toy import Config, train
 
 
 @pytest.fixture(scope="module")

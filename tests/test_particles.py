@@ -8,6 +8,7 @@ from gaussian_flow import GaussianTargetVelocity, rotated_cov
 
 from sciflow import graphs, solvers
 from sciflow.particles import (
+    ParticleSource,
     SDEStep,
     _systematic_resample,
     best_of_n,
@@ -17,6 +18,7 @@ from sciflow.particles import (
     take_samples,
 )
 from sciflow.solvers import sde_sample
+from sciflow.sources import GaussianSource, Source
 
 GOAL = torch.tensor([2.0, 0.0], dtype=torch.float64)
 
@@ -234,3 +236,18 @@ def test_nan_rewards_are_rejected_and_minus_inf_still_advances():
         res = rollover_budget_forcing(model, like, reward=reward, budget=4, steps=4,
                                       generator=torch.Generator().manual_seed(0))
         torch.testing.assert_close(res.x, plain.x)
+
+
+@pytest.mark.parametrize("search", SEARCHES)
+def test_searches_take_a_source_object_with_a_conditional_mean(search):
+    # the TS-style source m(cond) + s z, given once as a Source and once as the matching SDE step
+    m = torch.tensor([1.0, -1.0], dtype=torch.float64)
+    src = GaussianSource(scale=0.3, mean=lambda cond: cond["mean"])
+    model = _model()
+    like = torch.zeros(5, 2, dtype=torch.float64)
+    res = search(model, like, reward=reward_dense, budget=8, steps=4, source=src,
+                 dynamics=SDEStep.for_source(src), cond={"mean": m.expand(5, 2)},
+                 generator=torch.Generator().manual_seed(0))
+    assert res.x.shape == like.shape and bool(torch.isfinite(res.x).all())
+    assert int(res.nfe.sum()) == model.evals
+    assert ParticleSource is Source and isinstance(gaussian_source(0.5), GaussianSource)

@@ -5,7 +5,20 @@ import torch
 from gaussian_flow import GaussianTargetVelocity, rotated_cov
 
 from sciflow.paths import AffinePath
-from sciflow.solvers import SOLVERS, SDEStep, log_likelihood, odeint, sde_sample
+from sciflow.solvers import (
+    SOLVERS,
+    ButcherTableau,
+    Dopri5,
+    Interval,
+    RungeKutta,
+    SDEStep,
+    log_likelihood,
+    odeint,
+    sde_sample,
+    time_loop,
+    uniform_grid,
+)
+from sciflow.sources import GaussianSource
 
 
 def linear_field(x, t, *, cond=None, batch=None):
@@ -184,6 +197,7 @@ def test_likelihood_on_graph_batches_sums_over_nodes():
     "kwargs, err, words",
     [
         (dict(method="rk5", steps=4), ValueError, "unknown ODE method"),
+        (dict(method="dopri5", atol=0.0), ValueError, "atol"),
         (dict(method="euler"), ValueError, "steps"),
         (dict(method="euler", steps=4, t1=1.5), ValueError, "t1"),
         (dict(method="euler", steps=4, t0=1.0, t1=1.0), ValueError, "differ"),
@@ -197,3 +211,72 @@ def test_bad_solver_input(kwargs, err, words):
 def test_integer_start_is_rejected():
     with pytest.raises(TypeError, match="floating"):
         odeint(linear_field, torch.ones(2, 1, dtype=torch.long), method="euler", steps=2)
+
+
+def test_time_loop_owns_the_grid_and_runs_hooks_after_each_step():
+    seen = []
+
+    def advance(state, s):
+        seen.append((s.index, s.t, s.t_next, s.last))
+        return state + [s.index]
+
+    def hook(state, s):
+        return state + ["hook"]
+
+    out = time_loop(advance, [], uniform_grid(0.0, 1.0, 3), hooks=[hook])
+    assert out == [0, "hook", 1, "hook", 2, "hook"]
+    assert seen == [(0, 0.0, 1 / 3, False), (1, 1 / 3, 2 / 3, False), (2, 2 / 3, 1.0, True)]
+    assert Interval(index=0, t=0.25, t_next=0.5, last=False).dt == 0.25
+    with pytest.raises(ValueError, match="steps"):
+        uniform_grid(0.0, 1.0, 0)
+
+
+def test_every_solver_is_a_tableau_on_one_base():
+    for name, kind in SOLVERS.items():
+        assert issubclass(kind, RungeKutta), name
+        tab = kind.tableau
+        assert kind.order == tab.order and kind.evals == tab.stages
+        # consistency of the tableau: c_i = sum_j a_ij and sum_i b_i = denominator
+        for c, row in zip(tab.c, tab.a):
+            assert abs(c - sum(row)) < 1e-12, name
+        assert abs(sum(tab.b) - tab.denominator) < 1e-12, name
+    assert SOLVERS["dopri5"].adaptive and not SOLVERS["rk4"].adaptive
+    with pytest.raises(ValueError, match="lower-triangular"):
+        ButcherTableau(order=1, c=(0.0, 1.0), a=((), (0.5, 0.5)), b=(0.5, 0.5))
+
+
+def test_dopri5_as_a_fixed_step_method_has_order_five():
+    x0 = torch.ones(1, 1, dtype=torch.float64)
+    exact = math.exp(-1.5)
+    f = lambda x, t: linear_field(x, torch.full((1,), t, dtype=torch.float64))  # noqa: E731
+    errs = []
+    for n in (4, 8):
+        x = x0
+        for s in (Interval(index=i, t=i / n, t_next=(i + 1) / n, last=i == n - 1) for i in range(n)):
+            x = Dopri5().step(f, x, s.t, s.dt)
+        errs.append(abs(float(x[0, 0]) - exact))
+    assert 4.5 < math.log2(errs[0] / errs[1]) < 6.5
+
+
+def test_hooks_in_the_adaptive_loop_keep_the_nfe_unless_they_change_the_state():
+    x0 = torch.ones(3, 1, dtype=torch.float64)
+    plain = odeint(linear_field, x0, method="dopri5")
+    seen = []
+    watched = odeint(linear_field, x0, method="dopri5", return_trajectory=True,
+                     hooks=[lambda x, s: seen.append(s) or x])
+    assert watched.nfe == plain.nfe and torch.equal(watched.x, plain.x)
+    assert len(seen) == len(watched.times) - 1 == len(watched.trajectory) - 1
+    assert seen[-1].last and not seen[0].last and seen[-1].t_next == watched.times[-1]
+    rounded = odeint(linear_field, x0, method="dopri5", step_hook=lambda x: x.clone())
+    assert rounded.nfe == plain.nfe + len(rounded.times) - 1  # FSAL voided by a new state
+
+
+def test_sde_step_for_a_gaussian_source_and_sde_hooks():
+    mean = torch.tensor([1.0, -1.0], dtype=torch.float64)
+    src = GaussianSource(scale=0.3, center_graphs=True, mean=lambda cond: cond)
+    step = SDEStep.for_source(src, diffusion=0.5)
+    assert step.source_scale == 0.3 and step.center_noise and step.source_mean is src.mean
+    count = []
+    x = sde_sample(lambda x, t, **k: torch.zeros_like(x), mean.expand(4, 2).clone(), steps=5,
+                   hooks=[lambda x, s: count.append(s.index) or x])
+    assert count == [0, 1, 2, 3, 4] and x.shape == (4, 2)

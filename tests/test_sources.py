@@ -8,7 +8,15 @@ import torch
 from sciflow import graphs
 from sciflow.matcher import FlowMatcher
 from sciflow.nn.mlp import MLPVelocity
-from sciflow.sources import DirectionalPruning, NormAlignedGaussianSource, chi_mean
+from sciflow.sources import (
+    DirectionalPruning,
+    FunctionSource,
+    GaussianSource,
+    NormAlignedGaussianSource,
+    Source,
+    as_source,
+    chi_mean,
+)
 
 
 def test_chi_mean_matches_monte_carlo():
@@ -86,3 +94,35 @@ def test_pruning_on_equal_size_graphs_and_clear_errors():
         NormAlignedGaussianSource(scale=0.0)
     with pytest.raises(ValueError, match="zero norm"):
         NormAlignedGaussianSource.fit(torch.zeros(4, 2))
+
+
+def test_gaussian_source_mean_scale_and_centring_per_graph():
+    batch = torch.tensor([0, 0, 0, 1, 1])
+    mid = torch.arange(15.0).reshape(5, 3)
+    src = GaussianSource(scale=0.2, center_graphs=True, mean=lambda cond: cond["mid"])
+    g = torch.Generator().manual_seed(0)
+    x0 = src.sample(torch.zeros(5, 3), cond={"mid": mid}, batch=batch, generator=g)
+    # x0 = m + s * center(z): the noise has zero mean per graph and the draw is the documented one
+    z = torch.randn(5, 3, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(x0, mid + 0.2 * graphs.center(z, batch))
+    torch.testing.assert_close(graphs.graph_mean(x0 - mid, batch), torch.zeros(2, 3), atol=1e-6, rtol=0)
+    assert torch.equal(src(torch.zeros(5, 3), cond={"mid": mid}, batch=batch,
+                           generator=torch.Generator().manual_seed(0)), x0)  # the function form
+
+
+def test_source_adapters_and_errors():
+    def fn(like, *, cond=None, batch=None, generator=None):
+        return torch.ones_like(like)
+
+    assert isinstance(as_source(fn), FunctionSource) and isinstance(as_source(fn), Source)
+    assert isinstance(as_source(None), GaussianSource)
+    src = GaussianSource()
+    assert as_source(src) is src
+    with pytest.raises(TypeError, match="sample"):
+        as_source(3)
+    with pytest.raises(ValueError, match="scale"):
+        GaussianSource(scale=0.0)
+    with pytest.raises(TypeError, match="mean"):
+        GaussianSource(mean=[1.0, 2.0])
+    with pytest.raises(ValueError, match="does not broadcast"):
+        GaussianSource(mean=torch.zeros(4)).sample(torch.zeros(2, 3))

@@ -113,3 +113,17 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="steps"):
         flowchef(_gaussian(2), torch.zeros(2, 2, dtype=torch.float64),
                  loss=masked_measurement_loss(torch.zeros(2, 2), torch.ones(2, 2)), steps=0)
+
+
+def test_flowchef_runs_on_the_time_loop_with_hooks():
+    # a hook sees every step (index, time) and may change the state, as in odeint
+    model = _gaussian(2)
+    x0 = torch.randn(16, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    loss = masked_measurement_loss(torch.zeros(16, 2, dtype=torch.float64), torch.ones(16, 2))
+    seen = []
+    res = flowchef(model, x0, loss=loss, steps=4, step_size=0.1,
+                   hooks=[lambda x, s: seen.append((s.index, s.t, s.last)) or x])
+    assert seen == [(0, 0.0, False), (1, 0.25, False), (2, 0.5, False), (3, 0.75, True)]
+    rounded = flowchef(model, x0, loss=loss, steps=4, step_size=0.1,
+                       hooks=[lambda x, s: torch.round(x * 8) / 8])
+    assert torch.equal(rounded.x, torch.round(rounded.x * 8) / 8) and not torch.equal(rounded.x, res.x)
