@@ -1,15 +1,79 @@
-"""Testbeds of the low-precision study (Paxton et al., J. Climate 35(4), 2022), in plain torch.
+"""Low-precision arithmetic on climate testbeds and a flow sampler (Paxton et al., J. Climate
+35(4), 2022), in plain torch.
 
 Every model is written with torch ops on tensors with arbitrary leading dimensions, so
 :func:`sciflow.precision.emulate` rounds each op like the Fortran emulator rpe, and
 :func:`sciflow.precision.emulate_sweep` runs a whole sweep of precisions as one batch (a leading
-"arm" dimension):
+"arm" dimension).
 
-* :mod:`.lorenz` -- Lorenz 1963 (sigma 10, rho 28, beta 8/3), RK4 with dt 0.01, ensembles.
-* :mod:`.heat` -- heat diffusion in a 60 m soil column, forward Euler, dt 1800 s (the stagnation
-  example: increments below half an ulp are lost under round-to-nearest).
-* :mod:`.shallow_water` -- wind-driven flow over a ridge in a periodic channel, C-grid,
-  vector-invariant form, RK4.
-* :mod:`.study` -- the sweeps, the Wasserstein test, tables and figures; :mod:`.cli` the
-  ``sciflow precision`` commands; :mod:`.demo` the section of ``sciflow demo``.
+>>> from sciflow.domains.climate import Config, evaluate, run             # doctest: +SKIP
+>>> config = Config(testbeds=("lorenz", "stagnation"), bits=(8, 12, 23), lorenz_steps=2000)
+>>> result = evaluate(config)                       # measure, write nothing
+>>> result.sweeps[0].threshold("stochastic")        # fewest sbits like float64 under SR
+>>> run(config, "study")                            # the report folder (README, figures, cache)
+
+The domain shape (``domains/README.md``) without a network of its own: there is no ``Model``,
+``load``, ``train`` or ``sample`` (the testbeds are physical models, not trained ones; the flow
+testbed trains its small 2-D flow for each study with the core, :func:`train_flow`). Modules:
+
+* :mod:`.config` -- :class:`Config`, the study's settings (it contains the flow's
+  :class:`~sciflow.train.TrainConfig`; ``train.seed`` is the study's seed), :func:`quick_config`.
+* :mod:`.lorenz`, :mod:`.heat`, :mod:`.shallow_water` -- the testbed models: Lorenz 1963 (RK4,
+  dt 0.01), heat diffusion in a 60 m soil column (forward Euler, dt 1800 s: the stagnation example)
+  and wind-driven flow over a ridge in a periodic channel (C-grid, vector-invariant, RK4).
+* :mod:`.sweeps` (Lorenz, heat, shallow water), :mod:`.flow` (the flow sampler),
+  :mod:`.increments` (stagnation of tiny increments) -- the measurements; :mod:`.results` their
+  frozen results.
+* :mod:`.evaluation` -- :func:`evaluate` (all chosen testbeds -> :class:`StudyResult`),
+  :func:`validate`; :mod:`.runner` -- :func:`run` / :func:`run_study` (the report folder);
+  :mod:`.folder` -- the claimed ``--out`` folder and its caches (``save_tensors``: a cache holds
+  tensors, numbers and strings only, so a crafted file is refused, never run).
+* :mod:`.tables`, :mod:`.figures`, :mod:`.report` -- markdown, CSV, PNGs and README.md.
+* :mod:`.cli` -- ``sciflow climate`` (alias ``precision``); :mod:`.demo` -- its demo section.
+
+Former names, kept: ``StudyConfig`` (= :class:`Config`; its ``seed`` is now ``train.seed`` and
+``flow_train_steps`` is ``train.steps``, ``flow_steps`` is ``flow_sample_steps``);
+``cli.QUICK`` and ``config.QUICK`` (= :func:`quick_config`); ``cli.parse_bits`` (in
+:mod:`.config`); the modules ``study`` (its names now in results/sweeps/flow/increments),
+``report`` (tables and figures still importable from it) and ``runner``. ``flow_sweep`` takes
+``train=TrainConfig`` (was ``train_steps``/``seed``) and ``solver``/``sample_steps`` (were
+``method``/``steps``).
 """
+
+from sciflow.plugins import lazy_exports
+
+_EXPORTS = {
+    "Config": ".config",
+    "StudyConfig": ".config",
+    "KIND": ".config",
+    "TESTBEDS": ".config",
+    "QUICK_SETTINGS": ".config",
+    "quick_config": ".config",
+    "parse_bits": ".config",
+    "evaluate": ".evaluation",
+    "validate": ".evaluation",
+    "StudyResult": ".evaluation",
+    "run": ".runner",
+    "run_study": ".runner",
+    "SweepRow": ".results",
+    "TestbedSweep": ".results",
+    "HeatProfiles": ".results",
+    "FlowRow": ".results",
+    "FlowSweep": ".results",
+    "Stagnation": ".results",
+    "sweep_arms": ".sweeps",
+    "lorenz_sweep": ".sweeps",
+    "heat_sweep": ".sweeps",
+    "shallow_water_sweep": ".sweeps",
+    "PAPER_CLAIMS": ".sweeps",
+    "flow_sweep": ".flow",
+    "train_flow": ".flow",
+    "stagnation": ".increments",
+    "Lorenz63": ".lorenz",
+    "lorenz_ensemble": ".lorenz",
+    "SoilColumn": ".heat",
+    "ShallowWater": ".shallow_water",
+    "SWState": ".shallow_water",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

@@ -1,94 +1,111 @@
-"""``sciflow precision ...``: the low-precision study, formats, and rounding at the prompt.
+"""``sciflow climate ...`` (also ``sciflow precision ...``): the low-precision study, the number
+formats, and rounding at the prompt.
 
     sciflow precision study --out precision_study            the full study (tens of minutes)
     sciflow precision study --quick --testbeds lorenz,flow   a few minutes
     sciflow precision formats                                the named formats and their ranges
     sciflow precision round 0.1 70000 --format float16 --rounding stochastic --draws 5
+
+This module imports no torch: the handlers import what they use when they run, after every
+argument has been checked.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shlex
 import sys
-from dataclasses import replace
+from typing import Any
 
-import torch
-
-from sciflow.plugins import Domain
-from sciflow.precision import PRESETS, ROUNDINGS, format_from_name, round_to
-
-from .runner import TESTBEDS, StudyConfig, run_study
-
-__all__ = ["configure", "DOMAIN", "parse_bits", "QUICK"]
-
-#: a few-minute version of the study (for trying things out)
-QUICK = StudyConfig(
-    bits=(4, 6, 8, 10, 12, 14, 16, 20, 23),
-    sw_bits=(8, 12, 23),
-    lorenz_members=5,
-    lorenz_steps=3000,
-    heat_years=2.0,
-    sw_spinup_days=60.0,
-    sw_days=5.0,
-    flow_train_steps=800,
-    flow_samples=1000,
-    flow_steps=16,
+from sciflow.cli_args import (
+    add_device_argument,
+    add_solver_arguments,
+    add_threads_argument,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+    set_threads,
 )
+from sciflow.plugins import Domain
 
+from .config import FLOW_TRAIN, QUICK_SETTINGS, TESTBEDS, Config, parse_bits
+
+__all__ = ["configure", "DOMAIN", "parse_bits", "ROUNDINGS"]
+
+#: the roundings of sciflow.precision.ROUNDINGS (a test keeps the two equal)
+ROUNDINGS = ("nearest", "stochastic")
 
 DOMAIN = Domain(
-    name='climate', aliases=('precision',), order=40, requires=(),
-    summary='low-precision arithmetic and stochastic rounding on the climate testbeds of Paxton et al.',
+    name="climate", aliases=("precision",), order=40, requires=(),
+    summary="low-precision arithmetic and stochastic rounding on the climate testbeds of "
+            "Paxton et al.",
     package="sciflow.domains.climate", cli="sciflow.domains.climate.cli:configure",
     demo="sciflow.domains.climate.demo:demo",
 )
 
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Config)}
 
-def parse_bits(text: str) -> tuple[int, ...]:
-    """``"4-23"``, ``"4-23:2"`` (a step) or ``"6,8,10"`` -> a tuple of significand bits."""
-    out: list[int] = []
-    try:
-        for part in text.split(","):
-            part = part.strip()
-            if "-" in part:
-                span, _, step = part.partition(":")
-                lo, hi = (int(v) for v in span.split("-"))
-                out.extend(range(lo, hi + 1, int(step) if step else 1))
-            elif part:
-                out.append(int(part))
-    except ValueError:
-        raise ValueError(
-            f"cannot read significand bits from {text!r}; use e.g. '4-23', '4-23:2' or '6,8,10'"
-        ) from None
-    if not out or any(not 1 <= k <= 52 for k in out):
-        raise ValueError(f"significand bits {text!r} must name values in 1..52")
-    return tuple(sorted(set(out)))
+#: flag -> Config field for the settings given as plain numbers
+_SIZES = ("lorenz_members", "lorenz_steps", "heat_years", "sw_nx", "sw_days", "sw_spinup_days",
+          "flow_samples")
 
 
-def _study(args: argparse.Namespace) -> int:
-    config = QUICK if args.quick else StudyConfig()
-    changes: dict = {"seed": args.seed}
+def _text(value: Any) -> str:
+    if isinstance(value, tuple):
+        if len(value) > 2 and list(value) == list(range(value[0], value[-1] + 1)):
+            return f"{value[0]}-{value[-1]}"
+        return ",".join(map(str, value))
+    return f"{value:g}"
+
+
+def _default(name: str) -> str:
+    """'(default X; --quick Y)' for a Config field, read from the class (nothing is built)."""
+    value = FLOW_TRAIN["steps"] if name == "steps" else _DEFAULTS[name]
+    quick = QUICK_SETTINGS["train"]["steps"] if name == "steps" else QUICK_SETTINGS.get(name)
+    if quick is not None:
+        return f"(default {_text(value)}; --quick {_text(quick)})"
+    return f"(default {_text(value)})"
+
+
+def _config(args: argparse.Namespace) -> Config:
+    """The Config the flags ask for: the full or quick study with the given flags on top."""
+    from .config import quick_config
+
+    changes: dict[str, Any] = {}
     if args.testbeds:
         changes["testbeds"] = tuple(t.strip() for t in args.testbeds.split(",") if t.strip())
     if args.bits:
         changes["bits"] = parse_bits(args.bits)
     if args.sw_bits:
         changes["sw_bits"] = parse_bits(args.sw_bits)
-    for name in ("heat_years", "lorenz_steps", "sw_nx", "sw_days", "sw_spinup_days",
-                 "flow_train_steps"):
-        value = getattr(args, name)
-        if value is not None:
-            changes[name] = value
-    config = replace(config, **changes)
-    torch.set_num_threads(args.threads)
+    for name in _SIZES:
+        if getattr(args, name) is not None:
+            changes[name] = getattr(args, name)
+    changes["flow_solver"] = args.solver
+    if args.sample_steps is not None:
+        changes["flow_sample_steps"] = args.sample_steps
+    train = {k: getattr(args, k) for k in ("steps", "lr", "seed", "device")
+             if getattr(args, k) is not None}
+    base = quick_config() if args.quick else Config()
+    return base.replace(**changes, train=train)
+
+
+def _study(args: argparse.Namespace) -> int:
+    config = _config(args)
+    set_threads(args)
+    from .runner import run_study
+
     command = "sciflow " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    path, _ = run_study(config, args.out, command=command, reuse=not args.fresh)
+    path, _ = run_study(config, args.out, command=command, reuse=not args.fresh,
+                        overwrite=args.overwrite, reuse_from=args.reuse_from)
     print(f"wrote {path}")
     return 0
 
 
 def _formats(args: argparse.Namespace) -> int:
+    from sciflow.precision import PRESETS
+
     print(f"{'name':10} {'sbits':>5} {'ebits':>5} {'eps':>10} {'max':>12} {'min normal':>12} "
           f"{'min > 0':>12}  notes")
     for name, f in PRESETS.items():
@@ -104,6 +121,10 @@ def _formats(args: argparse.Namespace) -> int:
 
 
 def _round(args: argparse.Namespace) -> int:
+    import torch
+
+    from sciflow.precision import format_from_name, round_to
+
     fmt = format_from_name(args.format)
     x = torch.tensor(args.values, dtype=torch.float64)
     g = torch.Generator().manual_seed(args.seed)
@@ -114,64 +135,125 @@ def _round(args: argparse.Namespace) -> int:
     return 0
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
-    """Add the ``precision`` command group."""
-    parser.description = ("Emulate low-precision arithmetic in any torch code (sciflow.precision) and run the "
-            "study of Paxton et al. (J. Climate 2022): Lorenz 1963, a soil column, shallow water "
-            "over a ridge and a flow-matching sampler, swept over significand bits with "
-            "round-to-nearest and stochastic rounding.\n\n"
-            "example: sciflow precision study --quick --out precision_study")
-    sub = parser.add_subparsers(dest="precision_command", metavar="<subcommand>")
-
+def _add_study(sub: Any) -> None:
     p = sub.add_parser(
         "study",
         help="run the sweep and write tables, figures and README.md",
         description=(
             "Sweep significand bits x {RN, SR} on each testbed; every op is rounded. Writes "
             "README.md (tables, the bits at which each model is indistinguishable from float64, "
-            "beside the paper's claims), figures and results.csv into --out.\n\n"
-            "example: sciflow precision study --testbeds lorenz,heat --bits 6-23:2 --heat-years 20"
+            "beside the paper's claims), figures, results.csv, config.json and cache/ into --out."
+            "\n\nEach finished testbed is kept in OUT/cache/<testbed>.pt; a later run into the "
+            "same folder reuses the testbeds whose settings match and writes the report anew, so "
+            "testbeds can run one process at a time:\n"
+            "  sciflow precision study --testbeds lorenz --out study\n"
+            "  sciflow precision study --testbeds heat --out study\n"
+            "  sciflow precision study --out study        (computes the rest, reuses both)\n"
+            "Replacing a cache saved with other settings, or --fresh on an existing cache, needs "
+            "--overwrite; so does writing into a folder that holds no study.\n\n"
+            "examples:\n"
+            "  sciflow precision study --quick --out precision_quick\n"
+            "  sciflow precision study --testbeds lorenz,heat --bits 6-23:2 --heat-years 20\n"
+            "  sciflow precision study --out /tmp/report --reuse-from "
+            "benchmarks/results/precision_study"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--out", default="precision_study", help="report folder (default: %(default)s)")
+    p.add_argument("--out", default="precision_study", metavar="DIR",
+                   help="the study folder (default: %(default)s)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="allow replacing caches of other settings and writing into a folder "
+                        "that holds no study (other files are never deleted)")
     p.add_argument("--quick", action="store_true", help="small sizes: a few minutes in all")
-    p.add_argument("--testbeds", help=f"comma-separated subset of {','.join(TESTBEDS)}")
-    p.add_argument("--bits", help="significand bits, e.g. '4-23' (default) or '6,10,16,23'")
-    p.add_argument("--sw-bits", help="significand bits for shallow water (default 6,8,10,12,16,23)")
-    p.add_argument("--heat-years", type=float, help="soil-column years (default 100)")
-    p.add_argument("--lorenz-steps", type=int, help="recorded Lorenz steps (default 50000)")
-    p.add_argument("--sw-nx", type=int, help="shallow-water cells along x (default 50; paper 100)")
-    p.add_argument("--sw-days", type=float, help="shallow-water days after spin-up (default 30)")
-    p.add_argument("--sw-spinup-days", type=float, help="float64 spin-up days (default 200)")
-    p.add_argument("--flow-train-steps", type=int, help="training steps of the 2-D flow")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    p.add_argument("--fresh", action="store_true",
-                   help="recompute every testbed (default: reuse --out/cache/<testbed>.pt saved "
-                        "with the same settings, so testbeds can run as separate processes)")
+    p.add_argument("--testbeds", metavar="LIST",
+                   help=f"comma-separated subset of {','.join(TESTBEDS)} (default: all)")
+    p.add_argument("--bits", metavar="BITS",
+                   help="significand bits of lorenz, heat and flow: '4-23', '4-23:2' (a step) or "
+                        f"'6,10,16,23' {_default('bits')}")
+    p.add_argument("--sw-bits", metavar="BITS",
+                   help=f"significand bits of shallow water {_default('sw_bits')}")
+    p.add_argument("--lorenz-members", type=positive_int, metavar="N",
+                   help=f"Lorenz ensemble members {_default('lorenz_members')}")
+    p.add_argument("--lorenz-steps", type=positive_int, metavar="N",
+                   help=f"recorded Lorenz RK4 steps of dt 0.01, >= 10 {_default('lorenz_steps')}")
+    p.add_argument("--heat-years", type=positive_float, metavar="YEARS",
+                   help=f"simulated soil-column years {_default('heat_years')}")
+    p.add_argument("--sw-nx", type=positive_int, metavar="N",
+                   help=f"shallow-water cells along x, even, >= 6 (the paper: 100) "
+                        f"{_default('sw_nx')}")
+    p.add_argument("--sw-days", type=positive_float, metavar="DAYS",
+                   help=f"recorded shallow-water days after the spin-up {_default('sw_days')}")
+    p.add_argument("--sw-spinup-days", type=positive_float, metavar="DAYS",
+                   help=f"float64 spin-up days {_default('sw_spinup_days')}")
+    f = p.add_argument_group("the flow testbed (a 2-D flow trained for the study)")
+    f.add_argument("--steps", type=positive_int, metavar="N",
+                   help=f"training updates of the flow {_default('steps')}")
+    f.add_argument("--flow-train-steps", type=positive_int, dest="steps", help=argparse.SUPPRESS)
+    f.add_argument("--lr", type=positive_float, help=f"learning rate (default {FLOW_TRAIN['lr']})")
+    f.add_argument("--flow-samples", type=positive_int, metavar="N",
+                   help=f"samples drawn per precision, >= 2 {_default('flow_samples')}")
+    add_solver_arguments(f, solver=_DEFAULTS["flow_solver"], steps=_DEFAULTS["flow_sample_steps"])
+    f.set_defaults(sample_steps=None)  # None: the config's (16 with --quick)
+    add_device_argument(f)
+    r = p.add_argument_group("seeds, threads and caches")
+    r.add_argument("--seed", type=nonnegative_int,
+                   help="fixes every noise draw and the flow's training (default 0)")
+    add_threads_argument(r)
+    r.add_argument("--fresh", action="store_true",
+                   help="recompute every testbed instead of reusing OUT/cache (replacing an "
+                        "existing cache needs --overwrite)")
+    r.add_argument("--reuse-from", metavar="DIR",
+                   help="also reuse matching caches of another study folder (read only), e.g. "
+                        "benchmarks/results/precision_study; must not be --out")
     p.set_defaults(func=_study)
 
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Fill the ``climate`` (``precision``) command group."""
+    parser.description = (
+        "Emulate low-precision arithmetic in any torch code (sciflow.precision) and run the "
+        "study of Paxton et al. (J. Climate 2022): Lorenz 1963, a soil column, shallow water "
+        "over a ridge and a flow-matching sampler, swept over significand bits with "
+        "round-to-nearest and stochastic rounding.\n\n"
+        "example: sciflow precision study --quick --out precision_study")
+    sub = parser.add_subparsers(dest="precision_command", metavar="<subcommand>")
+    _add_study(sub)
     p = sub.add_parser(
         "formats",
         help="list the named number formats and their ranges",
-        description="Print each preset's bits, epsilon, largest, smallest normal and positive value.",
+        description="Print each preset's bits, epsilon, largest, smallest normal and positive "
+                    "value.\n\nexample: sciflow precision formats",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.set_defaults(func=_formats)
-
     p = sub.add_parser(
         "round",
         help="round numbers to a format",
         description=(
-            "Round values to a format with round-to-nearest-even or stochastic rounding.\n\n"
-            "example: sciflow precision round 0.1 1.0001 --format bfloat16 --rounding stochastic "
-            "--draws 4"
+            "Round values to a format with round-to-nearest-even or stochastic rounding; one "
+            "line per draw, values in the order given (inf where the format overflows).\n\n"
+            "examples:\n"
+            "  sciflow precision round 0.1 70000 --format float16\n"
+            "  sciflow precision round 0.1 1.0001 --format bfloat16 --rounding stochastic "
+            "--draws 4\n"
+            "  sciflow precision round 3.14159 --format sbits5"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("values", type=float, nargs="+", help="numbers to round (read as float64)")
-    p.add_argument("--format", default="float16", help="preset name or sbits<k> (default float16)")
+    p.add_argument("--format", default="float16",
+                   help="a preset (see `sciflow precision formats`) or sbits<k> for k "
+                        "significand bits (default %(default)s)")
     p.add_argument("--rounding", choices=ROUNDINGS, default="nearest")
-    p.add_argument("--draws", type=int, default=3, help="stochastic draws to print (default 3)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--draws", type=positive_int, default=3,
+                   help="stochastic draws to print (default %(default)s)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the stochastic draws")
     p.set_defaults(func=_round)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "QUICK":  # the former module constant: the quick study's Config, built on use
+        from .config import quick_config
+
+        return quick_config()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""The ``precision`` section of ``sciflow demo``: a small, real run of the low-precision study.
+"""The ``climate`` section of ``sciflow demo``: a small, real run of the low-precision study.
 
 Lorenz 1963 and the soil column (one year) swept over a few significand bits, the stagnation of
 many tiny increments, and a trained 2-D flow sampler under emulation; about a minute on one core.
@@ -11,24 +11,28 @@ import re
 import time
 from pathlib import Path
 
-from .runner import StudyConfig, run_study
+from .config import Config
+from .runner import run_study
 
 __all__ = ["demo", "DEMO_CONFIG"]
 
-DEMO_CONFIG = StudyConfig(
+DEMO_CONFIG = Config(
     testbeds=("lorenz", "heat", "flow", "stagnation"),
     bits=(6, 10, 16, 23),
     lorenz_members=5,
     lorenz_steps=2000,
     heat_years=1.0,
-    flow_train_steps=600,
     flow_samples=800,
-    flow_steps=16,
-)
+    flow_sample_steps=16,
+).replace(train={"steps": 600})
 
 
 def demo(out_dir: Path) -> str:
-    """Run :data:`DEMO_CONFIG` into ``out_dir/precision`` and return the report section."""
+    """Run :data:`DEMO_CONFIG` into ``out_dir/precision`` and return the report section.
+
+    ``out_dir/precision`` is a study folder: a second demo into the same ``out_dir`` rewrites it
+    (no caches are kept, so every number is from this run).
+    """
     t0 = time.perf_counter()
     folder = Path(out_dir) / "precision"
     _, body = run_study(DEMO_CONFIG, folder, command="sciflow demo (precision section)",

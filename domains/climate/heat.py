@@ -98,8 +98,11 @@ class SoilColumn:
         steps: int,
         every: int | None = None,
         state_rounding: Callable[[Tensor], Tensor] | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> Tensor:
         """Integrate ``steps`` steps; record every ``every`` steps (default: only the end).
+
+        ``progress`` is called with the number of steps done after each step.
 
         Returns
         -------
@@ -125,6 +128,8 @@ class SoilColumn:
                 temperature = state_rounding(temperature)
             if n % every == 0:
                 record.append(temperature)
+            if progress is not None:
+                progress(n)
         if not record:
             return temperature.unsqueeze(0)
         return torch.stack(record)

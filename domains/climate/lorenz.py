@@ -60,6 +60,7 @@ class Lorenz63:
         spinup: int = 0,
         every: int = 1,
         state_rounding: Callable[[Tensor], Tensor] | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> Tensor:
         """Integrate and record the state every ``every`` steps after ``spinup`` steps.
 
@@ -72,6 +73,8 @@ class Lorenz63:
         state_rounding:
             applied to the state after every step (the lighter emulation mode, e.g.
             :class:`sciflow.precision.StateRounding`).
+        progress:
+            called with the number of steps done (spin-up included) after each step.
 
         Returns
         -------
@@ -92,6 +95,8 @@ class Lorenz63:
                 state = state_rounding(state)
             if n >= spinup and (n - spinup + 1) % every == 0:
                 record.append(state)
+            if progress is not None:
+                progress(n + 1)
         if not record:
             return state.new_empty((0, *state.shape))
         return torch.stack(record)

@@ -1,336 +1,187 @@
-"""Tables, figures and the markdown report of the low-precision study.
+"""The report folder of a study: README.md (tables beside the paper's claims), figures,
+results.csv and config.json, written from a :class:`~.evaluation.StudyResult`.
 
-Everything here reads the frozen results of :mod:`.study` and writes files; nothing is computed
-that the study did not measure. Figures use matplotlib's Agg backend.
+The tables live in :mod:`.tables` and the figures in :mod:`.figures`; their functions are also
+reachable here under their former names (``report.sweep_table``, ``report.plot_heat``, ...).
 """
 
 from __future__ import annotations
 
-import csv
-import math
-from collections.abc import Callable, Sequence
+import platform
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 
-from sciflow.precision import format_from_name, round_to
+from sciflow.outputs import dumps_json
 
-from .study import (
-    PAPER_CLAIMS,
-    FlowSweep,
-    HeatProfiles,
-    Stagnation,
-    TestbedSweep,
+from .config import Config
+from .evaluation import StudyResult
+from .figures import (
+    FIGURES,
+    RATIO_FIGURE,
+    plot_climatology,
+    plot_flow,
+    plot_heat,
+    plot_ratios,
+    plot_stagnation,
+)
+from .folder import StudyFolder
+from .tables import (
+    flow_table,
+    heat_table,
+    sweep_table,
+    threshold_table,
+    w1_table,
+    warming_summary,
+    write_csv,
 )
 
 __all__ = [
+    "NOTES",
+    "UNITS",
+    "report_files",
+    "write_config",
+    "write_report",
+    # the former contents of this module, now in .tables and .figures
     "sweep_table",
     "w1_table",
     "threshold_table",
     "heat_table",
     "warming_summary",
     "flow_table",
+    "write_csv",
     "plot_ratios",
     "plot_heat",
     "plot_stagnation",
     "plot_climatology",
     "plot_flow",
-    "write_csv",
 ]
 
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
+UNITS = {"x": "", "y": "", "z": "", "T": "K", "eta": "m", "u": "m/s", "v": "m/s"}
 
-_LABEL = {"nearest": "RN", "stochastic": "SR"}
+NOTES = {
+    "lorenz": (
+        "Chaotic: the 1e-3 initial perturbations of the null runs saturate within ~10 time units, "
+        "so W1 / null compares climates. Cells beyond the null's range at high sbits occur at "
+        "about the chance rate 1/(nulls + 1)."
+    ),
+    "heat": (
+        "Diffusive, not chaotic: the null runs' initial noise decays, so the null W1 is tiny and "
+        "W1 / null flags any systematic drift (RN's stagnation at every sbits here). Read the W1 "
+        "in kelvin and the depth profiles below."
+    ),
+    "shallow_water": (
+        "At this coarse grid and 30-day window the 1 mm eta perturbations of the null runs do not "
+        "grow (the null W1 stays far below 1 mm): the flow is not chaotic enough for a climate "
+        "null, so W1 / null flags any systematic difference. Read the W1 in physical units."
+    ),
+}
 
-
-def _pyplot():  # noqa: ANN202
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _fmt(x: float) -> str:
-    if math.isnan(x):
-        return "nan"
-    if math.isinf(x):
-        return "inf"
-    return f"{x:.3g}"
-
-
-def _row(cells: Sequence[str]) -> str:
-    return "| " + " | ".join(cells) + " |"
+_SWEPT = ("lorenz", "heat", "shallow_water")
 
 
-def _head(cells: Sequence[str]) -> list[str]:
-    """A markdown table's header row and its separator."""
-    return [_row(cells), "|" + "---|" * len(cells)]
+def report_files(testbeds: Sequence[str]) -> list[str]:
+    """The files a report of ``testbeds`` writes into its folder."""
+    files = ["README.md", "results.csv", "config.json"]
+    if any(t in testbeds for t in _SWEPT):
+        files.append(RATIO_FIGURE)
+    return files + [FIGURES[t] for t in testbeds if t in FIGURES]
 
 
-def _save(fig: Figure, path: Path, *, dpi: int = 110) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
-    _pyplot().close(fig)
-    return path
+def _sections(folder: StudyFolder, result: StudyResult) -> list[str]:
+    """The "Details" sections, each with its figure written into ``folder``."""
+    sections = []
+    if result.heat is not None:
+        profiles = result.heat
+        folder.write(FIGURES["heat"], lambda tmp: plot_heat(profiles, tmp))
+        sections.append(
+            f"### Soil column: depth profiles after {profiles.years:g} years\n\n"
+            "float32, float16 and bfloat16 here have their own exponent ranges (IEEE-like "
+            "formats, every op rounded), RN = round-to-nearest-even, SR = stochastic.\n\n"
+            + heat_table(profiles) + "\n\n" + warming_summary(profiles)
+            + f"\n\n![heat profiles]({FIGURES['heat']})\n"
+        )
+    if result.climatology is not None:
+        bits = result.config.sw_bits
+        mid = sorted(bits)[len(bits) // 2 - 1] if len(bits) > 1 else bits[0]
+        names = ["float64", f"sbits{mid}-RN", f"sbits{mid}-SR"]
+        means = result.climatology
+        folder.write(FIGURES["shallow_water"], lambda tmp: plot_climatology(means, names, tmp))
+        sections.append("### Shallow water: time-mean fields\n\n"
+                        f"![climatology]({FIGURES['shallow_water']})\n")
+    if result.flow is not None:
+        flow = result.flow
+        folder.write(FIGURES["flow"], lambda tmp: plot_flow(flow, tmp))
+        sections.append(
+            "### Flow-matching sampler\n\n"
+            f"{flow.settings}. Float64-vs-float64 sample W1 (independent noise): "
+            f"{flow.null_w1:.4f}. 'dev' = same-noise deviation mean ||x_low - x_64|| (bounds W1 "
+            f"to the same-noise float64 samples from above); 'emulate' = every op rounded, "
+            f"'state' = only the state after each solver step (step_hook).\n\n"
+            + flow_table(flow) + f"\n\n![flow sweep]({FIGURES['flow']})\n"
+        )
+    if result.stagnation is not None:
+        stag = result.stagnation
+        folder.write(FIGURES["stagnation"], lambda tmp: plot_stagnation(stag, tmp))
+        final = {r: float(m[-1]) for r, m in stag.mean.items()}
+        sections.append(
+            "### Stagnation: many tiny increments\n\n"
+            f"x = 1 plus {int(stag.steps[-1])} increments of {stag.increment:g} in {stag.fmt} "
+            f"(half a unit in the last place at 1 is 2^-11 = 4.9e-4): exact "
+            f"{float(stag.exact[-1]):.4f}, RN {final['nearest']:.4f}, SR mean "
+            f"{final['stochastic']:.4f} (sd {float(stag.spread['stochastic'][-1]):.4f} over "
+            f"{stag.members} members).\n\n![stagnation]({FIGURES['stagnation']})\n"
+        )
+    return sections
 
 
-# ------------------------------------------------------------------------------------ tables
-def _roundings(sweep: TestbedSweep) -> list[str]:
-    return [r for r in ("nearest", "stochastic") if any(x.rounding == r for x in sweep.rows)]
+def write_config(folder: StudyFolder, config: Config) -> Path:
+    """Write ``config.json`` (the settings, as :meth:`Config.to_dict`): first, before any work,
+    so that even an interrupted study's folder is recognised (and resumed) as a study."""
+    text = dumps_json(config.to_dict())
+    return folder.write("config.json", lambda tmp: tmp.write_text(text))
 
 
-def _sweep_lines(sweep: TestbedSweep, field: str, label: Callable[[str, str], str]) -> list[str]:
-    """Markdown lines: one row per sbits of the rows' ``field``, one column per rounding x
-    variable, headed ``label(rounding, variable)``."""
-    roundings = _roundings(sweep)
-    cells = {(r.sbits, r.rounding, r.variable): getattr(r, field) for r in sweep.rows}
-    lines = _head(["sbits"] + [label(r, v) for r in roundings for v in sweep.variables])
-    for k in sorted({r.sbits for r in sweep.rows}):
-        lines.append(_row([str(k)] + [
-            _fmt(cells.get((k, r, v), math.nan)) for r in roundings for v in sweep.variables
-        ]))
-    return lines
-
-
-def sweep_table(sweep: TestbedSweep) -> str:
-    """Markdown: W1 / null per sbits (rows), rounding x variable (columns)."""
-    return "\n".join(_sweep_lines(sweep, "ratio", lambda r, v: f"{_LABEL[r]} {v}"))
-
-
-def w1_table(sweep: TestbedSweep, units: dict[str, str]) -> str:
-    """Markdown: W1 to float64 in physical units per sbits, and the mean null W1 per variable."""
-    lines = _sweep_lines(sweep, "w1", lambda r, v: f"{_LABEL[r]} {v} ({units.get(v, '')})")
-    nulls = {r.variable: r.null for r in sweep.rows}
-    lines.append(_row(["null"] + [
-        _fmt(nulls.get(v, math.nan)) for _ in _roundings(sweep) for v in sweep.variables
-    ]))
-    return "\n".join(lines)
-
-
-def threshold_table(sweeps: Sequence[TestbedSweep], flow: FlowSweep | None = None) -> str:
-    """Markdown: the fewest sbits indistinguishable from float64, RN and SR, beside the paper.
-
-    A testbed arm counts as indistinguishable while every variable's W1 / null is within the
-    null's range (<= the largest null run's W1 / mean null); a flow arm while its same-noise
-    deviation (an upper bound on its W1 to float64) is below the float64-vs-float64 sample W1,
-    i.e. the rounding moves samples less than sampling noise separates two float64 sample sets.
-    """
-    lines = [
-        "| testbed | RN: from sbits | SR: from sbits | swept | the paper says |",
-        "|---|---|---|---|---|",
+def write_report(folder: StudyFolder, result: StudyResult, *, command: str = "",
+                 seconds: float = 0.0) -> tuple[Path, str]:
+    """Write the figures, ``results.csv`` and ``README.md`` of ``result`` into the claimed
+    ``folder`` (``config.json`` is :func:`write_config`'s); returns the README's path and its
+    markdown body."""
+    sweeps, flow = result.sweeps, result.flow
+    sections = _sections(folder, result)
+    figures = []
+    if sweeps:
+        folder.write(RATIO_FIGURE, lambda tmp: plot_ratios(sweeps, tmp))
+        figures.append(f"![W1 / null against significand bits]({RATIO_FIGURE})")
+    folder.write("results.csv", lambda tmp: write_csv(tmp, sweeps, flow))
+    reused = (f"testbeds reused from {folder.path / 'cache'} ({', '.join(result.reused)}) took "
+              "the seconds given in their sections" if result.reused else "no testbed reused")
+    parts = [
+        "# Low-precision study (after Paxton et al., J. Climate 2022)\n",
+        f"Command: `{command or 'run_study(...)'}`; torch {torch.__version__}, "
+        f"{torch.get_num_threads()} thread(s), {platform.machine()}; this run {seconds / 60:.1f} "
+        f"min, {reused}. "
+        "Every op of each model is rounded (sciflow.precision.emulate_sweep: one batch of "
+        "precision arms); 'sbits k' keeps float64's exponent range (rpe's convention). "
+        "Figure of merit: W1 to the float64 reference over the mean W1 of float64 runs from "
+        "perturbed initial conditions (per variable, per grid point for fields).\n",
+        "## Indistinguishable from float64\n",
+        "Fewest significand bits k from which on a model behaves like one more float64 null run: "
+        "at k every variable's W1 / mean null is within the null's range (<= the largest null "
+        "run's W1 / mean null), and over all bits >= k no more cells exceed it than chance "
+        "allows (a fraction 1/(nulls + 1)). Flow samplers: the same-noise deviation is below the "
+        "float64-vs-float64 sample W1.\n",
+        threshold_table(sweeps, flow) + "\n",
+        *figures,
     ]
     for s in sweeps:
-        bits = sorted({r.sbits for r in s.rows})
-        swept = f"{bits[0]}..{bits[-1]} ({len(bits)} values)" if bits else "-"
-        rn, sr = s.threshold("nearest"), s.threshold("stochastic")
-        lines.append(
-            f"| {s.testbed} | {rn if rn is not None else 'none'} | "
-            f"{sr if sr is not None else 'none'} | {swept} | {PAPER_CLAIMS.get(s.testbed, '')} |"
+        parts.append(
+            f"\n## {s.testbed}\n\n{s.settings}; {s.seconds:.0f} s.\n\n{NOTES.get(s.testbed, '')}"
+            f"\n\nW1 / mean null W1:\n\n{sweep_table(s)}\n\nW1 to float64 in physical "
+            f"units (last row: mean null W1):\n\n{w1_table(s, UNITS)}\n"
         )
-    if flow is not None:
-        for mode in ("emulate", "state"):
-            found = {}
-            for rounding in ("nearest", "stochastic"):
-                best = None
-                for r in reversed(flow.series(mode, rounding)):
-                    if not r.deviation <= flow.null_w1:
-                        break
-                    best = r.sbits
-                found[rounding] = best
-            bits = sorted({r.sbits for r in flow.rows})
-            lines.append(
-                f"| flow ({mode}; deviation <= null W1) | {found['nearest'] or 'none'} | "
-                f"{found['stochastic'] or 'none'} | {bits[0]}..{bits[-1]} | {PAPER_CLAIMS['flow']} |"
-            )
-    return "\n".join(lines)
-
-
-def heat_table(profiles: HeatProfiles, depths: Sequence[float] = (1, 5, 10, 20, 30, 40, 60)) -> str:
-    """Markdown: final temperature (K) at chosen depths, one column per arm."""
-    names = list(profiles.profiles)
-    lines = _head(["depth (m)", *names])
-    for d in depths:
-        idx = int(torch.argmin((profiles.depths - d).abs()))
-        lines.append(_row([f"{profiles.depths[idx].item():g}"] + [
-            f"{profiles.profiles[n][idx].item():.3f}" for n in names
-        ]))
-    return "\n".join(lines)
-
-
-def warming_summary(profiles: HeatProfiles) -> str:
-    """Markdown list: each arm's largest and mean deviation from float64 (K) and, for
-    round-to-nearest arms, the deepest level that warmed at all above the rounded initial value."""
-    ref = profiles.profiles["float64"]
-    lines = []
-    for name, temp in profiles.profiles.items():
-        if name == "float64":
-            continue
-        dev = (temp - ref).abs()
-        text = (f"- {name}: deviation from float64 up to {float(dev.max()):.3f} K "
-                f"(mean {float(dev.mean()):.3f} K)")
-        fmt_name, _, rounding = name.rpartition("-")
-        if rounding == "RN":
-            start = round_to(torch.tensor([profiles.initial], dtype=torch.float64),
-                             format_from_name(fmt_name)).item()
-            warmed = temp > start
-            deepest = float(profiles.depths[warmed].max()) if bool(warmed.any()) else 0.0
-            text += (f"; warmed above its rounded initial {start:.4f} K only down to {deepest:g} m"
-                     if deepest else f"; never warmed above its rounded initial {start:.4f} K")
-        lines.append(text)
-    return "\n".join(lines)
-
-
-def flow_table(flow: FlowSweep) -> str:
-    """Markdown: same-noise deviation and sample W1 per sbits, RN/SR, both emulation modes."""
-    cells = {(r.sbits, r.rounding, r.mode): r for r in flow.rows}
-    bits = sorted({r.sbits for r in flow.rows})
-    head = [
-        "sbits",
-        "dev RN emulate",
-        "dev SR emulate",
-        "dev RN state",
-        "dev SR state",
-        "W1 RN emulate",
-        "W1 SR emulate",
-    ]
-    lines = _head(head)
-    for k in bits:
-
-        def get(rounding: str, mode: str, what: str, k: int = k) -> str:
-            row = cells.get((k, rounding, mode))
-            return _fmt(getattr(row, what)) if row else "-"
-
-        lines.append(
-            f"| {k} | {get('nearest', 'emulate', 'deviation')} | "
-            f"{get('stochastic', 'emulate', 'deviation')} | {get('nearest', 'state', 'deviation')} | "
-            f"{get('stochastic', 'state', 'deviation')} | {get('nearest', 'emulate', 'w1')} | "
-            f"{get('stochastic', 'emulate', 'w1')} |"
-        )
-    return "\n".join(lines)
-
-
-def write_csv(path: Path, sweeps: Sequence[TestbedSweep], flow: FlowSweep | None) -> Path:
-    """Every measured row as CSV: testbed, arm, sbits, rounding, variable/mode, numbers."""
-    with path.open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(
-            ["testbed", "arm", "sbits", "rounding", "variable", "w1", "null", "ratio", "limit"]
-        )
-        for s in sweeps:
-            for r in s.rows:
-                w.writerow([s.testbed, r.arm, r.sbits, r.rounding, r.variable, r.w1, r.null,
-                            r.ratio, r.limit])
-        if flow is not None:
-            for r in flow.rows:
-                w.writerow(["flow", r.arm, r.sbits, r.rounding, r.mode, r.w1, flow.null_w1,
-                            r.w1 / flow.null_w1 if flow.null_w1 > 0 else math.nan, 1.0])
-                w.writerow(["flow-deviation", r.arm, r.sbits, r.rounding, r.mode, r.deviation,
-                            "", "", ""])
-    return path
-
-
-# ----------------------------------------------------------------------------------- figures
-def plot_ratios(sweeps: Sequence[TestbedSweep], path: Path) -> Path:
-    """W1 / null against sbits, one panel per testbed; solid RN, dashed SR; log scale."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, len(sweeps), figsize=(4.6 * len(sweeps), 3.8), squeeze=False)
-    for ax, s in zip(axes[0], sweeps):
-        for vi, var in enumerate(s.variables):
-            for rounding, style in (("nearest", "-"), ("stochastic", "--")):
-                pts = s.ratios(rounding, var)
-                if not pts:
-                    continue
-                xs = [p[0] for p in pts]
-                ys = [p[1] if math.isfinite(p[1]) and p[1] > 0 else float("nan") for p in pts]
-                ax.plot(xs, ys, style, marker="o", ms=3, color=f"C{vi}",
-                        label=f"{var} {_LABEL[rounding]}")
-        ax.axhline(1.0, color="k", lw=0.8)
-        ax.set_yscale("log")
-        ax.set_xlabel("significand bits")
-        ax.set_ylabel("W1 / null")
-        ax.set_title(s.testbed)
-        ax.legend(fontsize=7)
-    return _save(fig, path)
-
-
-def plot_heat(profiles: HeatProfiles, path: Path) -> Path:
-    """Final temperature against depth (downwards) for each arm."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5.5, 5))
-    depth = profiles.depths.numpy()
-    for k, (name, temp) in enumerate(profiles.profiles.items()):
-        style = "--" if name.endswith("SR") else "-"
-        lw = 2.5 if name == "float64" else 1.2
-        ax.plot(temp.numpy(), depth, style, lw=lw, color="k" if name == "float64" else f"C{k}",
-                label=name)
-    ax.invert_yaxis()
-    ax.set_xlabel("temperature (K)")
-    ax.set_ylabel("depth (m)")
-    ax.set_title(f"soil column after {profiles.years:g} years")
-    ax.legend(fontsize=8)
-    return _save(fig, path)
-
-
-def plot_stagnation(result: Stagnation, path: Path) -> Path:
-    """Mean (and +/- 1 sd) of the running sum under RN and SR against the exact sum."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    steps = result.steps.numpy()
-    ax.plot(steps, result.exact.numpy(), "k-", lw=2, label="exact")
-    for k, (rounding, mean) in enumerate(result.mean.items()):
-        sd = result.spread[rounding].numpy()
-        m = mean.numpy()
-        ax.plot(steps, m, color=f"C{k}", label=f"{result.fmt} {_LABEL[rounding]}")
-        ax.fill_between(steps, m - sd, m + sd, color=f"C{k}", alpha=0.2)
-    ax.set_xlabel("increments")
-    ax.set_ylabel("x")
-    ax.set_title(f"x <- x + {result.increment:g} in {result.fmt}")
-    ax.legend(fontsize=8)
-    return _save(fig, path)
-
-
-def plot_climatology(means: dict[str, dict[str, torch.Tensor]], names: Sequence[str],
-                     path: Path) -> Path:
-    """Time-mean eta and u of the named arms (rows) as maps."""
-    plt = _pyplot()
-    names = [n for n in names if n in means]
-    fig, axes = plt.subplots(len(names), 2, figsize=(9, 2.2 * len(names)), squeeze=False)
-    ref = means[names[0]]
-    limits = {v: float(ref[v].abs().max()) or 1.0 for v in ("eta", "u")}
-    for row, name in zip(axes, names):
-        for ax, var in zip(row, ("eta", "u")):
-            im = ax.imshow(means[name][var].numpy(), origin="lower", cmap="RdBu_r",
-                           vmin=-limits[var], vmax=limits[var], aspect="auto")
-            ax.set_title(f"{name}: mean {var}", fontsize=9)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            fig.colorbar(im, ax=ax, fraction=0.03)
-    return _save(fig, path, dpi=100)
-
-
-def plot_flow(flow: FlowSweep, path: Path) -> Path:
-    """Same-noise deviation and sample W1 against sbits, RN/SR, emulate/state."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for mode, marker in (("emulate", "o"), ("state", "s")):
-        for rounding, style in (("nearest", "-"), ("stochastic", "--")):
-            rows = flow.series(mode, rounding)
-            if not rows:
-                continue
-            xs = [r.sbits for r in rows]
-            label = f"{_LABEL[rounding]} {mode}"
-            axes[0].plot(xs, [r.deviation for r in rows], style, marker=marker, ms=3, label=label)
-            axes[1].plot(xs, [r.w1 for r in rows], style, marker=marker, ms=3, label=label)
-    axes[0].set_yscale("log")
-    axes[0].set_ylabel("mean ||x_low - x_64||")
-    axes[1].axhline(flow.null_w1, color="k", lw=0.8, label="float64 null")
-    axes[1].set_yscale("log")
-    axes[1].set_ylabel("W1 to float64 samples")
-    for ax in axes:
-        ax.set_xlabel("significand bits")
-        ax.legend(fontsize=7)
-    return _save(fig, path)
+    parts += ["\n## Details\n"] + sections
+    body = "\n".join(parts) + "\n"
+    path = folder.write("README.md", lambda tmp: tmp.write_text(body))
+    return path, body
