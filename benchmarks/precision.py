@@ -171,9 +171,9 @@ def pychop_rows(n: int, repeats: int) -> list[tuple[str, float, float]] | None:
 def sampler_overhead(repeats: int) -> list[tuple[str, float, float]]:
     """Euler-32 sampling of 2,000 points with a trained toy flow: seconds and ratio to plain."""
     from sciflow.datasets.toy2d import TOY2D
-    from sciflow.solvers import odeint
     from sciflow.domains.toy import Config as ToyConfig
     from sciflow.domains.toy import train as train_toy
+    from sciflow.solvers import odeint
 
     torch.set_num_threads(1)
     spec = ToyConfig()
