@@ -21,8 +21,8 @@ from pathlib import Path
 
 import torch
 
-from sciflow.domains.feature_forecasting import pipeline as P
-from sciflow.domains.feature_forecasting.autoencoder import fit_compressor
+from sciflow.domains import feature_forecasting as FF
+from sciflow.domains.feature_forecasting import fit_compressor
 from sciflow.domains.feature_forecasting.metrics import ForecastScores, reconstruction_error
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,21 +52,22 @@ def main() -> int:
     started, cpu0 = time.perf_counter(), time.process_time()
     load0 = os.getloadavg()
     q = args.quick
-    cfg = P.VFMConfig(
+    cfg = FF.Config(
         context=args.context, min_context=min(2, args.context), horizon=3,
         train_clips=120 if q else args.clips, latent_dim=8, ae_steps=100 if q else 1500,
-        width=16 if q else args.width, depth=1 if q else args.depth, heads=4, steps=20 if q else args.steps,
-        batch_size=32, lr=2e-3, head_steps=50 if q else 800, samples=8,
-        sample_steps=3 if q else 10, prediction="x1", residual=True)
+        width=16 if q else args.width, depth=1 if q else args.depth, heads=4,
+        batch_size=32, head_steps=50 if q else 800, samples=8,
+        sample_steps=3 if q else 10, prediction="x1", residual=True,
+        train=FF.forecaster_schedule(20 if q else args.steps, lr=2e-3, progress=False))
     test_clips = 6 if q else args.test_clips
     log = lambda msg: print(f"[{time.perf_counter() - started:6.0f} s] {msg}", flush=True)  # noqa
 
-    ext = P.build_extractor(cfg)
-    data = P.make_sprite_training_set(cfg, ext)
-    ev = P.make_sprite_eval_set(cfg, ext, clips=test_clips)
+    ext = FF.build_extractor(cfg)
+    data = FF.make_sprite_training_set(cfg, ext)
+    ev = FF.make_sprite_eval_set(cfg, ext, clips=test_clips)
     log(f"data: {tuple(data.features.shape)} training features, {test_clips} test clips x "
         f"{ev.branches.shape[1]} branches")
-    heads, _ = P.fit_decoder_heads(data, cfg)
+    heads, _ = FF.fit_decoder_heads(data, cfg)
     norm = heads.norm
     log("decoder heads fitted")
 
@@ -94,18 +95,19 @@ def main() -> int:
         c = cfg.replace(compressor=comp, objective=objective,
                         latent_dim=comps[comp].latent_dim)
         c0 = time.process_time()
-        system, report = P.train_system(c, data, compressor=comps[comp], heads=heads)
+        model, report = FF.train(data, c, compressor=comps[comp], heads=heads,
+                                 return_result=True)
         train_cpu = time.process_time() - c0
         c0 = time.process_time()
-        scores, _ = P.evaluate_system(system, ev, norm=norm)
+        scores = FF.evaluate(model, ev, norm=norm).scores
         sample_s = time.process_time() - c0
         nfe = cfg.sample_steps if objective == "flow" else 1
         results.append((name, scores, report.parameters, train_cpu, sample_s, nfe))
         log(f"{name}: min-of-K {scores.min_of_k:.4f} mean {scores.mse_of_mean:.4f} "
             f"TV {scores.tv_first:.3f} sharp {scores.sharpness:.3f}")
-    refs = [("copy last frame", P.score_forecast(P.copy_last_forecast(ev), ev, heads, norm)),
+    refs = [("copy last frame", FF.score_forecast(FF.copy_last_forecast(ev), ev, heads, norm)),
             ("exact branches, known probabilities (ceiling)",
-             P.score_forecast(P.oracle_forecast(ev, cfg.samples), ev, heads, norm))]
+             FF.score_forecast(FF.oracle_forecast(ev, cfg.samples), ev, heads, norm))]
     total = (time.perf_counter() - started, time.process_time() - cpu0)
     write_report(Path(args.out), cfg, args, data, ev, recon_rows, results, refs, total,
                  (load0, os.getloadavg()))
@@ -113,8 +115,8 @@ def main() -> int:
     return 0
 
 
-def write_report(path: Path, cfg: P.VFMConfig, args: argparse.Namespace, data: P.TrainSet,
-                 ev: P.EvalSet, recon_rows, results, refs, total: tuple[float, float],
+def write_report(path: Path, cfg: FF.Config, args: argparse.Namespace, data: FF.TrainSet,
+                 ev: FF.EvalSet, recon_rows, results, refs, total: tuple[float, float],
                  loads) -> None:
     by = {name: s for name, s, *_ in results}
     fm, reg = by["flow, VAE latent"], by["regression, VAE latent"]
@@ -134,7 +136,7 @@ def write_report(path: Path, cfg: P.VFMConfig, args: argparse.Namespace, data: P
         "downloaded here). Forecaster: sciflow.nn.spacetime.SpaceTimeTransformer "
         f"(width {cfg.width}, {cfg.depth} blocks, transformer patch {cfg.patch_size}), x1 "
         "prediction with a persistence residual (the same for every method), context "
-        f"{cfg.context} frames, autoregressive horizon {cfg.horizon}, {cfg.steps} AdamW updates "
+        f"{cfg.context} frames, autoregressive horizon {cfg.horizon}, {cfg.train.steps} AdamW updates "
         f"x batch {cfg.batch_size} per method (matched compute), EMA weights, K = {cfg.samples} "
         f"samples, {cfg.sample_steps} Euler steps. Regression = the same network and parameters "
         "trained on the MSE of its one-shot prediction. Training clips: "

@@ -11,59 +11,63 @@ decoded back to features and on to segmentation maps; scored against every exact
 Outputs in $SCIFLOW_EXAMPLE_OUT (default sciflow-out/examples/feature_forecasting).
 """
 
-import json
 import os
 from pathlib import Path
 
-from sciflow.domains.feature_forecasting import figures
-from sciflow.domains.feature_forecasting.autoencoder import fit_compressor
-from sciflow.domains.feature_forecasting.metrics import reconstruction_error
-from sciflow.domains.feature_forecasting.pipeline import (
-    VFMConfig,
+from sciflow.domains.feature_forecasting import (
+    Config,
     build_extractor,
-    evaluate_system,
-    load_system,
+    evaluate,
+    figures,
+    fit_compressor,
+    forecaster_schedule,
+    load,
     make_sprite_eval_set,
     make_sprite_training_set,
-    train_system,
+    sample,
+    train,
 )
+from sciflow.domains.feature_forecasting.metrics import reconstruction_error
+from sciflow.outputs import dumps_json
 
 quick = os.environ.get("SCIFLOW_EXAMPLE_QUICK") == "1"
 out = Path(os.environ.get("SCIFLOW_EXAMPLE_OUT", "sciflow-out/examples/feature_forecasting"))
 out.mkdir(parents=True, exist_ok=True)
 
 # 1. data: training clips and test clips whose every possible future is rendered exactly
-cfg = VFMConfig(context=2, min_context=2, horizon=3, latent_dim=8, prediction="x1",
-                residual=True, lr=2e-3,
-                train_clips=120 if quick else 1000, ae_steps=300 if quick else 1000,
-                steps=60 if quick else 1500, head_steps=60 if quick else 600,
-                width=16 if quick else 48, depth=1 if quick else 3, heads=4,
-                samples=4 if quick else 8, sample_steps=4 if quick else 10)
+cfg = Config(context=2, min_context=2, horizon=3, latent_dim=8, prediction="x1", residual=True,
+             train_clips=120 if quick else 1000, ae_steps=300 if quick else 1000,
+             head_steps=60 if quick else 600, width=16 if quick else 48,
+             depth=1 if quick else 3, heads=4, samples=4 if quick else 8,
+             sample_steps=4 if quick else 10,
+             train=forecaster_schedule(60 if quick else 1500, lr=2e-3))
 extractor = build_extractor(cfg)  # offline default: a fixed filter bank, not a foundation model
-train = make_sprite_training_set(cfg, extractor)
+clips = make_sprite_training_set(cfg, extractor)
 test = make_sprite_eval_set(cfg, extractor, clips=6 if quick else 48)
-print(f"features {tuple(train.features.shape)}; {test.branches.shape[1]} future branches per "
+print(f"features {tuple(clips.features.shape)}; {test.branches.shape[1]} future branches per "
       "test clip")
 
 # 2. compress each token to k channels: channel-wise VAE against PCA of the same size
-vae = fit_compressor("vae", train.features, cfg.latent_dim, steps=cfg.ae_steps)
-pca = fit_compressor("pca", train.features, cfg.latent_dim)
+vae = fit_compressor("vae", clips.features, cfg.latent_dim, steps=cfg.ae_steps, seed=cfg.seed)
+pca = fit_compressor("pca", clips.features, cfg.latent_dim)
 held_out = test.future.flatten(0, 1)
 print(f"reconstruction NMSE at k={cfg.latent_dim}: VAE {reconstruction_error(vae, held_out):.3f}, "
       f"PCA {reconstruction_error(pca, held_out):.3f}")
 
 # 3. train the flow-matching forecaster in the VAE latent (heads for decoding come along)
-system, report = train_system(cfg, train, compressor=vae)
-path = system.save(out / "vfm.pt")
+model, report = train(clips, cfg, compressor=vae, return_result=True)
+path = model.save(out / "model.pt")
 print(f"trained {report.forecaster.step} updates in {report.seconds['forecaster']:.0f} s, "
       f"final loss {report.forecaster.final_loss:.3f}; saved {path}")
 
-# 4. reload the way lab code would, forecast K samples per clip, score and draw
-system = load_system(path)
-scores, forecast = evaluate_system(system, test)
-print(json.dumps({k: round(v, 3) for k, v in scores.__dict__.items() if isinstance(v, float)}))
-(out / "scores.json").write_text(json.dumps(scores.__dict__, indent=2))
-labels = system.heads.decode(forecast.features).segmentation
+# 4. reload the way lab code would: K rollouts per clip (any sciflow solver), then score them
+model = load(path)
+rollouts = sample(model, test.context, solver="midpoint", sample_steps=cfg.sample_steps // 2)
+print(f"midpoint rollouts: latents {tuple(rollouts.latents.shape)}")
+result = evaluate(model, test)
+print({k: round(v, 3) for k, v in result.to_dict().items() if isinstance(v, float)})
+(out / "scores.json").write_text(dumps_json(result.to_dict()))
+labels = model.heads.decode(result.forecast.features).segmentation
 figure = figures.plot_sprite_forecasts(out / "forecasts.png", test.frames, test.segmentation,
                                        {"flow": labels}, context=cfg.context)
 print(f"saved scores and {figure}")

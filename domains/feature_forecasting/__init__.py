@@ -1,57 +1,84 @@
 """Feature forecasting (VFMF-style): forecast a video's future in a vision model's feature space.
 
-    frames --extractors--> token features --autoencoder--> per-token latents (VAE / PCA / raw)
-    latents --model (space-time transformer; flow matching or regression)--> K rollouts
-    rollouts --autoencoder.decode--> features --heads--> segmentation, depth, RGB
-    scores: metrics (feature MSE of the mean / mean-of-K / min-of-K, mIoU, depth, sharpness,
-    branch-distribution TV against exactly known futures of the sprite videos)
+    frames --extractor--> token features --compressor--> per-token latents (VAE / PCA / raw)
+    latents --forecaster (space-time transformer; flow matching or regression)--> K rollouts
+    rollouts --compressor.decode--> features --heads--> segmentation, depth, RGB
+    scores: feature MSE of the mean / mean-of-K / min-of-K, mIoU, depth, sharpness, and the
+    branch-distribution TV against the exactly known futures of the sprite videos
 
-Modules: :mod:`.extractors` (DINOv2 from a local file; the offline filter-bank default),
-:mod:`.autoencoder`, :mod:`.model`, :mod:`.heads`, :mod:`.metrics`, :mod:`.pipeline` (train /
-forecast / evaluate), :mod:`.figures`, :mod:`.cli` (``sciflow vfm``), :mod:`.demo`.
-Data: :mod:`sciflow.datasets.sprites` and :mod:`sciflow.datasets.video`.
+>>> from sciflow.domains.feature_forecasting import Config, evaluate, load, sample, train
+>>> from sciflow.domains.feature_forecasting import build_extractor, make_sprite_eval_set
+>>> model = train(config=Config(compressor="pca").replace(train={"steps": 200}))  # doctest: +SKIP
+>>> test = make_sprite_eval_set(model.config, build_extractor(model.config))      # doctest: +SKIP
+>>> fc = sample(model, test.context, samples=8)     # K = 8 rollouts       # doctest: +SKIP
+>>> evaluate(model, test).to_dict()["min_of_k"]                            # doctest: +SKIP
+>>> model.save("vfm.pt"); load("vfm.pt")                                  # doctest: +SKIP
+
+Modules (the domain shape of ``domains/README.md``): :mod:`.config` (Config), :mod:`.data`
+(sprite and video clips, input checks), :mod:`.extractors` and :mod:`.dinov2` (features),
+:mod:`.autoencoder` (compressors), :mod:`.model` (the forecaster network, Model, load),
+:mod:`.heads` (decoders), :mod:`.training`, :mod:`.sampling` (rollouts through sciflow.solvers),
+:mod:`.evaluation`, :mod:`.baselines`, :mod:`.metrics`, :mod:`.figures`, :mod:`.cli`
+(``sciflow feature-forecasting``, alias ``vfm``), :mod:`.demo`. Data:
+:mod:`sciflow.datasets.sprites` and :mod:`sciflow.datasets.video`. Public names load on first use,
+so ``sciflow --help`` imports no torch.
+
+Names of sciflow 0.1, kept as aliases: ``VFMConfig`` (builds a Config from the old flat fields
+``steps``/``lr``/``seed``/``checkpoint``), ``VFMSystem`` = Model, ``load_system`` = load,
+``train_system(cfg, data)`` -> (model, report), ``evaluate_system(system, data)`` -> (scores,
+forecast), ``evaluate_video(system, windows)`` -> (score dict, forecast); ``Model.cfg`` =
+``Model.config`` and ``Model.forecast(context, steps=...)`` = sample; the old
+``pipeline`` module's functions are exported here.
 """
 
-from sciflow.domains.feature_forecasting.autoencoder import (
-    ChannelVAE,
-    Compressor,
-    PCACompressor,
-    RawFeatures,
-    fit_compressor,
-)
-from sciflow.domains.feature_forecasting.extractors import (
-    DINOv2Extractor,
-    FeatureExtractor,
-    FilterBankExtractor,
-    make_extractor,
-)
-from sciflow.domains.feature_forecasting.heads import DecoderHeads
-from sciflow.domains.feature_forecasting.model import ForecasterSpec, LatentForecaster, rollout
-from sciflow.domains.feature_forecasting.pipeline import (
-    VFMConfig,
-    VFMSystem,
-    evaluate_system,
-    load_system,
-    train_system,
-)
+from sciflow.plugins import lazy_exports
 
-__all__ = [
-    "ChannelVAE",
-    "Compressor",
-    "DINOv2Extractor",
-    "DecoderHeads",
-    "FeatureExtractor",
-    "FilterBankExtractor",
-    "ForecasterSpec",
-    "LatentForecaster",
-    "PCACompressor",
-    "RawFeatures",
-    "VFMConfig",
-    "VFMSystem",
-    "evaluate_system",
-    "fit_compressor",
-    "load_system",
-    "make_extractor",
-    "rollout",
-    "train_system",
-]
+_EXPORTS = {
+    "Config": ".config",
+    "forecaster_schedule": ".config",
+    "KIND": ".model",
+    "Model": ".model",
+    "load": ".model",
+    "ForecasterSpec": ".model",
+    "LatentForecaster": ".model",
+    "train": ".training",
+    "TrainReport": ".training",
+    "train_forecaster": ".training",
+    "fit_decoder_heads": ".training",
+    "sample": ".sampling",
+    "rollout": ".sampling",
+    "Forecast": ".sampling",
+    "evaluate": ".evaluation",
+    "Evaluation": ".evaluation",
+    "VideoScores": ".evaluation",
+    "score_forecast": ".evaluation",
+    "copy_last_forecast": ".baselines",
+    "oracle_forecast": ".baselines",
+    "TrainSet": ".data",
+    "EvalSet": ".data",
+    "build_extractor": ".data",
+    "make_sprite_training_set": ".data",
+    "make_video_training_set": ".data",
+    "make_sprite_eval_set": ".data",
+    "bikes_split": ".data",
+    "ChannelVAE": ".autoencoder",
+    "Compressor": ".autoencoder",
+    "PCACompressor": ".autoencoder",
+    "RawFeatures": ".autoencoder",
+    "fit_compressor": ".autoencoder",
+    "FeatureExtractor": ".extractors",
+    "FilterBankExtractor": ".extractors",
+    "make_extractor": ".extractors",
+    "DINOv2Extractor": ".dinov2",
+    "DecoderHeads": ".heads",
+    "ForecastScores": ".metrics",
+    # sciflow 0.1
+    "VFMConfig": ".config",
+    "VFMSystem": ".model",
+    "load_system": ".model",
+    "train_system": ".training",
+    "evaluate_system": ".evaluation",
+    "evaluate_video": ".evaluation",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

@@ -25,7 +25,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from sciflow.errors import InputError
 from sciflow.nn.mlp import mlp
+from sciflow.seeding import seed_everything
 from sciflow.train import TrainConfig, Trainer, TrainResult
 
 __all__ = [
@@ -80,7 +82,8 @@ class FeatureStandardizer(nn.Module):
 
     def _shape(self, x: Tensor) -> tuple[Tensor, Tensor]:
         view = (-1, 1, 1)
-        return self.mean.to(x.dtype).reshape(view), self.std.to(x.dtype).reshape(view)
+        return (self.mean.to(x.device, x.dtype).reshape(view),
+                self.std.to(x.device, x.dtype).reshape(view))
 
     def forward(self, f: Tensor) -> Tensor:
         m, s = self._shape(f)
@@ -103,10 +106,10 @@ class Compressor(nn.Module):
     def __init__(self, feature_dim: int, latent_dim: int) -> None:
         super().__init__()
         if not isinstance(feature_dim, int) or feature_dim < 1:
-            raise ValueError(f"feature_dim={feature_dim!r}; expected an integer >= 1")
+            raise InputError(f"feature_dim={feature_dim!r}; expected an integer >= 1")
         if not isinstance(latent_dim, int) or not 1 <= latent_dim <= feature_dim:
-            raise ValueError(f"latent_dim={latent_dim!r}; expected an integer in "
-                             f"[1, feature_dim={feature_dim}]")
+            raise InputError(f"latent_dim={latent_dim!r}; expected an integer in "
+                             f"[1, feature_dim={feature_dim}] (the extractor's channels)")
         self.feature_dim, self.latent_dim = feature_dim, latent_dim
         self.features = FeatureStandardizer(feature_dim)
         self.latents = FeatureStandardizer(latent_dim)
@@ -244,16 +247,19 @@ class ChannelVAE(Compressor):
                    ) -> tuple[Tensor, Tensor]:
         """Per-batch mean reconstruction error and KL (both divided by D) of standardised rows."""
         m, logvar = self._posterior(x)
-        eps = torch.randn(m.shape, generator=generator, dtype=m.dtype, device=m.device)
+        # drawn on the CPU (the generator's device) so the noise is the same on every device
+        eps = torch.randn(m.shape, generator=generator, dtype=m.dtype).to(m.device)
         z = m + torch.exp(0.5 * logvar) * eps
         recon = (self.decoder(z) - x).square().sum(dim=1).mean() / self.feature_dim
         kl = 0.5 * (m.square() + logvar.exp() - logvar - 1).sum(dim=1).mean() / self.feature_dim
         return recon, kl
 
     def fit(self, features: Tensor, *, steps: int = 1500, batch_size: int = 512,
-            lr: float = 2e-3, seed: int = 0, progress: bool | None = False) -> VAEFit:
-        """Fit standardisation and the VAE on (*, D, h, w) features (random token mini-batches),
-        then the latent standardisation on the posterior means. Keeps the EMA weights."""
+            lr: float = 2e-3, seed: int = 0, progress: bool | None = False,
+            device: str = "cpu") -> VAEFit:
+        """Fit standardisation and the VAE on (*, D, h, w) features (random token mini-batches,
+        trained on ``device``), then the latent standardisation on the posterior means. Keeps the
+        EMA weights; the VAE ends on the device of ``features``."""
         self.requires_grad_(True).train()
         self.features.fit(features)
         with torch.no_grad():
@@ -273,12 +279,12 @@ class ChannelVAE(Compressor):
         config = TrainConfig(steps=steps, lr=lr, schedule="cosine",
                              warmup_steps=min(100, steps // 10),
                              ema_decay=min(0.99, max(0.0, 1.0 - 10.0 / max(steps, 1))), seed=seed,
-                             progress=progress,
+                             progress=progress, device=device,
                              log_every=max(steps // 10, 1))
         trainer = Trainer(self, loss_fn, config)
         result = trainer.fit(batch_fn)
         self.load_state_dict(trainer.ema_model.state_dict())
-        self.requires_grad_(False).eval()
+        self.to(features.device).requires_grad_(False).eval()
         self._fit_latent_stats(features)
         return VAEFit(train=result, reconstruction=last.get("reconstruction", float("nan")),
                       kl=last.get("kl", float("nan")))
@@ -300,15 +306,21 @@ def make_compressor(kind: str, feature_dim: int, latent_dim: int, *, hidden: int
         return PCACompressor(feature_dim, latent_dim)
     if kind == "raw":
         return RawFeatures(feature_dim)
-    raise ValueError(f"unknown compressor {kind!r}; choose from {sorted(COMPRESSORS)}")
+    raise InputError(f"unknown compressor {kind!r}; choose from {sorted(COMPRESSORS)}")
 
 
 def fit_compressor(kind: str, features: Tensor, latent_dim: int, *, steps: int = 1500,
-                   seed: int = 0, hidden: int = 128, beta: float = 0.01) -> Compressor:
-    """Build and fit a compressor on (*, D, h, w) training features; returns it in eval mode."""
+                   seed: int = 0, hidden: int = 128, beta: float = 0.01,
+                   progress: bool | None = False, device: str = "cpu") -> Compressor:
+    """Build and fit a compressor on (*, D, h, w) training features; returns it in eval mode.
+
+    ``seed`` fixes everything from the VAE's initial weights on (two processes give identical
+    compressors); ``device`` is where the VAE trains.
+    """
+    seed_everything(seed)
     comp = make_compressor(kind, features.shape[-3], latent_dim, hidden=hidden, beta=beta)
     if isinstance(comp, ChannelVAE):
-        comp.fit(features, steps=steps, seed=seed)
+        comp.fit(features, steps=steps, seed=seed, progress=progress, device=device)
     else:
         comp.fit(features)
     return comp.requires_grad_(False).eval()

@@ -10,16 +10,20 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from sciflow.domains.feature_forecasting import figures
-from sciflow.domains.feature_forecasting import pipeline as P
-from sciflow.domains.feature_forecasting.autoencoder import fit_compressor
+from . import figures
+from .autoencoder import fit_compressor
+from .baselines import copy_last_forecast, oracle_forecast
+from .config import Config, forecaster_schedule
+from .data import build_extractor, make_sprite_eval_set, make_sprite_training_set
+from .evaluation import evaluate, score_forecast
+from .training import fit_decoder_heads, train
 
 __all__ = ["demo", "DEMO_CONFIG"]
 
-DEMO_CONFIG = P.VFMConfig(context=2, min_context=2, horizon=3, train_clips=400, ae_steps=400,
-                          latent_dim=8, width=48, depth=3, heads=4, steps=400, batch_size=32,
-                          lr=2e-3, head_steps=300, samples=4, sample_steps=8, prediction="x1",
-                          residual=True)
+DEMO_CONFIG = Config(context=2, min_context=2, horizon=3, train_clips=400, ae_steps=400,
+                     latent_dim=8, width=48, depth=3, heads=4, batch_size=32, head_steps=300,
+                     samples=4, sample_steps=8, prediction="x1", residual=True,
+                     train=forecaster_schedule(400, lr=2e-3, progress=False))
 
 
 def _row(name: str, s, seconds: str) -> str:
@@ -31,21 +35,21 @@ def demo(out_dir: Path) -> str:
     """Run the section; write ``vfm_forecasts.png`` into ``out_dir``; return markdown."""
     cfg = DEMO_CONFIG
     t0 = time.perf_counter()
-    ext = P.build_extractor(cfg)
-    data = P.make_sprite_training_set(cfg, ext)
-    ev = P.make_sprite_eval_set(cfg, ext, clips=16)
-    heads, _ = P.fit_decoder_heads(data, cfg)
-    vae = fit_compressor("vae", data.features, cfg.latent_dim, steps=cfg.ae_steps)
+    ext = build_extractor(cfg)
+    data = make_sprite_training_set(cfg, ext)
+    ev = make_sprite_eval_set(cfg, ext, clips=16)
+    heads, _ = fit_decoder_heads(data, cfg)
+    vae = fit_compressor("vae", data.features, cfg.latent_dim, steps=cfg.ae_steps, seed=cfg.seed)
     rows, labels = [], {}
     for objective in ("regression", "flow"):
         t1 = time.perf_counter()
-        system, report = P.train_system(cfg.replace(objective=objective), data, compressor=vae,
-                                        heads=heads)
-        scores, fc = P.evaluate_system(system, ev)
-        rows.append(_row(f"{objective} (VAE latent)", scores, f"{time.perf_counter() - t1:.0f}"))
-        labels[objective] = heads.decode(fc.features).segmentation
-    copy = P.score_forecast(P.copy_last_forecast(ev), ev, heads, heads.norm)
-    oracle = P.score_forecast(P.oracle_forecast(ev, cfg.samples), ev, heads, heads.norm)
+        model = train(data, cfg.replace(objective=objective), compressor=vae, heads=heads)
+        result = evaluate(model, ev)
+        rows.append(_row(f"{objective} (VAE latent)", result.scores,
+                         f"{time.perf_counter() - t1:.0f}"))
+        labels[objective] = heads.decode(result.forecast.features).segmentation
+    copy = score_forecast(copy_last_forecast(ev), ev, heads, heads.norm)
+    oracle = score_forecast(oracle_forecast(ev, cfg.samples), ev, heads, heads.norm)
     rows += [_row("copy last frame", copy, "-"), _row("exact branches (ceiling)", oracle, "-")]
     figure = figures.plot_sprite_forecasts(Path(out_dir) / "vfm_forecasts.png", ev.frames,
                                            ev.segmentation, labels, clips=(0, 1), samples=3,
@@ -56,7 +60,7 @@ def demo(out_dir: Path) -> str:
         f"Sprite videos (32x32, one sprite that turns straight/left/right with p = 0.6/0.25/0.15 "
         f"each frame) -> fixed filter-bank features ({data.features.shape[2]} channels on an "
         f"8x8 token grid; not a foundation model) -> channel-wise VAE to k = {cfg.latent_dim} -> "
-        f"space-time transformer ({cfg.width} wide, {cfg.depth} blocks), {cfg.steps} updates per "
+        f"space-time transformer ({cfg.width} wide, {cfg.depth} blocks), {cfg.train.steps} updates per "
         f"objective, {cfg.train_clips} training clips, context {cfg.context}, horizon "
         f"{cfg.horizon}, K = {cfg.samples} samples, {cfg.sample_steps} Euler steps. Scores on "
         f"{ev.context.shape[0]} test clips against the exactly rendered future branches; feature "

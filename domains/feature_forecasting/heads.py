@@ -99,14 +99,16 @@ class DecoderHeads(nn.Module):
             rgb=torch.sigmoid(raw["rgb"]) if "rgb" in raw else None)
 
     def decode(self, features: Tensor, *, batch_size: int = 512) -> HeadOutputs:
-        """Decode feature maps with any leading dims (*, D, h, w) in chunks, without gradients;
-        the segmentation comes back as labels (*, H, W) (argmax), not logits."""
+        """Decode feature maps with any leading dims (*, D, h, w) in chunks, without gradients,
+        on the heads' device; the maps come back on the device of ``features``, the segmentation
+        as labels (*, H, W) (argmax), not logits."""
         lead = features.shape[:-3]
         flat = features.reshape(-1, *features.shape[-3:])
+        device = self.norm.mean.device
         segs, depths, rgbs = [], [], []
         with torch.no_grad():
             for i in range(0, flat.shape[0], batch_size):
-                out = self(flat[i:i + batch_size])
+                out = self(flat[i:i + batch_size].to(device))
                 if out.segmentation is not None:
                     segs.append(out.segmentation.argmax(dim=1))
                 if out.depth is not None:
@@ -115,7 +117,10 @@ class DecoderHeads(nn.Module):
                     rgbs.append(out.rgb)
 
         def join(parts: list[Tensor]) -> Tensor | None:
-            return torch.cat(parts).reshape(*lead, *parts[0].shape[1:]) if parts else None
+            if not parts:
+                return None
+            joined = torch.cat([p.to(features.device) for p in parts])
+            return joined.reshape(*lead, *parts[0].shape[1:])
 
         return HeadOutputs(segmentation=join(segs), depth=join(depths), rgb=join(rgbs))
 
@@ -136,9 +141,11 @@ class DecoderHeads(nn.Module):
 
 
 def fit_heads(heads: DecoderHeads, data: HeadTargets, *, steps: int = 800, batch_size: int = 64,
-              lr: float = 2e-3, seed: int = 0, progress: bool | None = False) -> TrainResult:
-    """Fit the feature standardisation on ``data.features``, then train the heads (AdamW, cosine);
-    keeps the EMA weights and leaves the heads frozen in eval mode."""
+              lr: float = 2e-3, seed: int = 0, progress: bool | None = False,
+              device: str = "cpu") -> TrainResult:
+    """Fit the feature standardisation on ``data.features``, then train the heads (AdamW, cosine)
+    on ``device``; keeps the EMA weights and leaves the heads frozen in eval mode, on the device
+    of ``data.features``."""
     m = data.features.shape[0]
     for name in ("segmentation", "depth", "rgb"):
         value = getattr(data, name)
@@ -155,10 +162,10 @@ def fit_heads(heads: DecoderHeads, data: HeadTargets, *, steps: int = 800, batch
 
     config = TrainConfig(steps=steps, lr=lr, schedule="cosine", warmup_steps=min(50, steps // 10),
                          ema_decay=min(0.99, max(0.0, 1.0 - 10.0 / max(steps, 1))), seed=seed,
-                         progress=progress,
+                         progress=progress, device=device,
                          log_every=max(steps // 10, 1))
     trainer = Trainer(heads, lambda net, b: net.loss(b), config)
     result = trainer.fit(batch_fn)
     heads.load_state_dict(trainer.ema_model.state_dict())
-    heads.requires_grad_(False).eval()
+    heads.to(data.features.device).requires_grad_(False).eval()
     return result

@@ -213,3 +213,9 @@ class ForecastScores:
     tv_first_floor: float
     tv_joint_floor: float
     branch_hist_first: tuple[float, ...]
+
+    def to_dict(self) -> dict[str, float | int | list[float]]:
+        """Plain JSON-able dict of every score."""
+        d = dict(self.__dict__)
+        d["branch_hist_first"] = list(self.branch_hist_first)
+        return d

@@ -13,34 +13,51 @@ persistence prior. The deterministic baseline (DINO-Foresight-style regression) 
 network called with an all-zero target slot at t = 0, predicting z_n directly under an MSE loss: the
 same parameters, and one network evaluation per training example in both cases.
 
-Forecasts roll out autoregressively: each new latent joins the context window, the oldest leaves.
+Forecasts roll out autoregressively (:mod:`.sampling`): each new latent joins the context
+window, the oldest leaves.
 
 Shapes: latents (B, k, h, w); context (B, L, k, h, w) with 1 <= L <= max_context.
+
+:class:`Model` is the trained bundle (fitted compressor + forecaster + decoder heads + the
+:class:`~.config.Config` that made them); it saves to one safe checkpoint of kind :data:`KIND`
+that :func:`load` reads back. The extractor is rebuilt from the configuration (the filter bank has
+no weights; DINOv2 is read from its own file).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
+from sciflow.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from sciflow.devices import resolve_device
+from sciflow.errors import InputError
 from sciflow.matcher import FlowMatcher
 from sciflow.nn.spacetime import SpaceTimeCondition, SpaceTimeTransformer
-from sciflow.solvers import odeint
-from sciflow.train import TrainConfig, Trainer, TrainResult
+
+from .autoencoder import Compressor, make_compressor
+from .config import Config
+from .heads import DecoderHeads
 
 __all__ = [
+    "KIND",
     "Objective",
     "ForecasterSpec",
     "LatentForecaster",
     "ForecastBatch",
     "sample_windows",
-    "train_forecaster",
-    "rollout",
+    "forecaster_spec",
+    "Model",
+    "load",
+    "VFMSystem",
+    "load_system",
 ]
+
+KIND = "feature_forecasting"
 
 Objective = Literal["flow", "regression"]
 
@@ -64,12 +81,12 @@ class ForecasterSpec:
         for name in ("latent_dim", "patch_size", "dim", "depth", "heads", "max_context"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"ForecasterSpec.{name}={value!r}; expected an integer >= 1")
+                raise InputError(f"ForecasterSpec.{name}={value!r}; expected an integer >= 1")
         if self.prediction not in ("velocity", "x1"):
-            raise ValueError(f"ForecasterSpec.prediction={self.prediction!r}; expected "
+            raise InputError(f"ForecasterSpec.prediction={self.prediction!r}; expected "
                              "'velocity' or 'x1'")
         if self.residual and self.prediction != "x1":
-            raise ValueError("ForecasterSpec.residual=True adds the last context frame to a "
+            raise InputError("ForecasterSpec.residual=True adds the last context frame to a "
                              "predicted next frame, so it needs prediction='x1'")
 
     def matcher(self) -> FlowMatcher:
@@ -97,16 +114,16 @@ class LatentForecaster(nn.Module):
     def _condition(self, x: Tensor, context: Tensor | None) -> SpaceTimeCondition:
         k = self.spec.latent_dim
         if x.dim() != 4 or x.shape[1] != k:
-            raise ValueError(f"x must be a latent frame batch (B, {k}, h, w), got {tuple(x.shape)}")
+            raise InputError(f"x must be a latent frame batch (B, {k}, h, w), got {tuple(x.shape)}")
         if not isinstance(context, Tensor):
             raise TypeError("cond must be the context latents, a tensor (B, L, k, h, w); got "
                             f"{type(context).__name__}")
         if context.dim() != 5 or context.shape[0] != x.shape[0] or context.shape[2:] != x.shape[1:]:
-            raise ValueError(f"context must have shape ({x.shape[0]}, L, {k}, {x.shape[2]}, "
+            raise InputError(f"context must have shape ({x.shape[0]}, L, {k}, {x.shape[2]}, "
                              f"{x.shape[3]}), got {tuple(context.shape)}")
         n_ctx = context.shape[1]
         if not 1 <= n_ctx <= self.spec.max_context:
-            raise ValueError(f"context holds {n_ctx} frames; this forecaster takes 1 to "
+            raise InputError(f"context holds {n_ctx} frames; this forecaster takes 1 to "
                              f"{self.spec.max_context}")
         times = torch.arange(-n_ctx, 1, dtype=x.dtype, device=x.device).expand(x.shape[0], -1)
         return SpaceTimeCondition(context=context.to(x.dtype), times=times)
@@ -114,7 +131,7 @@ class LatentForecaster(nn.Module):
     def forward(self, x: Tensor, t: Tensor | float, *, cond: Tensor | None = None,
                 batch: Tensor | None = None) -> Tensor:
         if batch is not None:
-            raise ValueError("LatentForecaster works on dense latent frames; batch must be None")
+            raise InputError("LatentForecaster works on dense latent frames; batch must be None")
         out = self.net(x[:, None], t, cond=self._condition(x, cond))[:, 0]
         return out + cond[:, -1].to(out.dtype) if self.spec.residual else out
 
@@ -126,7 +143,7 @@ class LatentForecaster(nn.Module):
     def predict(self, context: Tensor) -> Tensor:
         """Regression: the next latent in one evaluation (zero target slot, t = 0)."""
         if context.dim() != 5:
-            raise ValueError(f"context must have shape (B, L, k, h, w), got {tuple(context.shape)}")
+            raise InputError(f"context must have shape (B, L, k, h, w), got {tuple(context.shape)}")
         b, _, k, h, w = context.shape
         x = torch.zeros(b, k, h, w, dtype=context.dtype, device=context.device)
         return self(x, torch.zeros(b, dtype=context.dtype, device=context.device), cond=context)
@@ -153,7 +170,7 @@ def sample_windows(latents: Tensor, batch_size: int, *, min_context: int, max_co
     n, t = latents.shape[:2]
     hi = min(max_context, t - 1)
     if hi < min_context:
-        raise ValueError(f"clips of {t} frames cannot give a context of {min_context} frames plus "
+        raise InputError(f"clips of {t} frames cannot give a context of {min_context} frames plus "
                          "a target")
     length = int(torch.randint(min_context, hi + 1, (1,), generator=generator))
     clip = torch.randint(n, (batch_size,), generator=generator)
@@ -162,77 +179,90 @@ def sample_windows(latents: Tensor, batch_size: int, *, min_context: int, max_co
     return ForecastBatch(context=latents[clip[:, None], frames], target=latents[clip, end])
 
 
-def train_forecaster(latents: Tensor, spec: ForecasterSpec, *, objective: Objective = "flow",
-                     steps: int = 1500, batch_size: int = 32, lr: float = 1e-3,
-                     min_context: int = 1, seed: int = 0, out_dir: str | Path | None = None,
-                     progress: bool | None = False) -> tuple[LatentForecaster, TrainResult]:
-    """Train a forecaster on latent clips (N, T, k, h, w); returns its EMA copy (eval mode).
+def forecaster_spec(config: Config, latent_dim: int) -> ForecasterSpec:
+    """The network a Config asks for, on latents of ``latent_dim`` channels."""
+    return ForecasterSpec(latent_dim=latent_dim, patch_size=config.patch_size, dim=config.width,
+                          depth=config.depth, heads=config.heads, max_context=config.context,
+                          prediction=config.prediction, residual=config.residual)
 
-    ``objective="flow"``: the flow-matching loss on the next latent (linear path, uniform t);
-    ``"regression"``: the MSE of :meth:`LatentForecaster.predict`. Same network, same batches.
+
+class Model(nn.Module):
+    """A trained feature forecaster: ``compressor``, ``forecaster`` and decoder ``heads`` with the
+    ``config`` that made them (eval mode, no gradients)."""
+
+    def __init__(self, config: Config, compressor: Compressor, forecaster: LatentForecaster,
+                 heads: DecoderHeads) -> None:
+        super().__init__()
+        self.config = config
+        self.compressor, self.forecaster, self.heads = compressor, forecaster, heads
+
+    @property
+    def cfg(self) -> Config:
+        """The old name of :attr:`config`."""
+        return self.config
+
+    @property
+    def feature_dim(self) -> int:
+        """D: channels of the extractor's features the model reads and forecasts."""
+        return self.compressor.feature_dim
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.forecaster.parameters()).device
+
+    def forecast(self, context: Tensor, *, horizon: int | None = None,
+                 samples: int | None = None, steps: int | None = None, seed: int = 0,
+                 solver: str | None = None) -> Any:
+        """:func:`~.sampling.sample` with its old argument names (``steps``: solver steps)."""
+        from .sampling import sample
+
+        return sample(self, context, horizon=horizon, samples=samples, sample_steps=steps,
+                      solver=solver, seed=seed)
+
+    def meta(self) -> dict[str, Any]:
+        h = self.heads
+        return {"config": self.config.to_dict(), "feature_dim": self.feature_dim,
+                "heads": {"outputs": list(h.outputs), "patch_size": h.patch_size,
+                          "num_classes": h.num_classes}}
+
+    def save(self, path: str | Path) -> Path:
+        """One safe checkpoint (kind ``"feature_forecasting"``, digest checked on load)."""
+        return save_checkpoint(path, self, kind=KIND, meta=self.meta())
+
+
+def load(path: str | Path, *, device: str = "cpu") -> Model:
+    """Rebuild a :class:`Model` saved by :meth:`Model.save` (or by sciflow 0.1's
+    ``VFMSystem.save``: untagged, its flat configuration under ``meta["vfm"]``).
+
+    Raises FileNotFoundError for a missing file and CheckpointError for a file that is not a
+    whole feature-forecasting model (another domain's, a training checkpoint of the forecaster
+    alone, a tampered file).
     """
-    if objective not in ("flow", "regression"):
-        raise ValueError(f"objective={objective!r}; expected 'flow' or 'regression'")
-    if latents.dim() != 5 or latents.shape[2] != spec.latent_dim:
-        raise ValueError(f"latents must be clips (N, T, {spec.latent_dim}, h, w), got "
-                         f"{tuple(latents.shape)}")
-    model = LatentForecaster(spec)
-    matcher = spec.matcher()
-    noise = torch.Generator().manual_seed(seed + 7)
-
-    def batch_fn(step: int, g: torch.Generator) -> ForecastBatch:
-        return sample_windows(latents, batch_size, min_context=min_context,
-                              max_context=spec.max_context, generator=g)
-
-    def loss_fn(net: nn.Module, b: ForecastBatch) -> Tensor:
-        if objective == "regression":
-            return (net.predict(b.context) - b.target).square().mean()
-        return matcher.loss(net, b.target, cond=b.context, generator=noise)
-
-    config = TrainConfig(steps=steps, lr=lr, schedule="cosine", warmup_steps=min(100, steps // 10),
-                         ema_decay=min(0.999, max(0.0, 1.0 - 10.0 / max(steps, 1))), seed=seed,
-                         out_dir=out_dir, progress=progress, log_every=max(steps // 20, 1))
-    trainer = Trainer(model, loss_fn, config, meta={"forecaster": spec.__dict__,
-                                                    "objective": objective})
-    result = trainer.fit(batch_fn)
-    ema = trainer.ema_model
-    ema.requires_grad_(False).eval()
-    return ema, result
+    ck = load_checkpoint(path)
+    meta = ck.meta
+    if ck.kind not in (KIND, "") or not ("config" in meta or "vfm" in meta):
+        raise CheckpointError(f"{str(path)!r} holds a {ck.kind or 'untagged'} checkpoint, not a "
+                              "feature-forecasting model; pass the model.pt written by "
+                              "`sciflow feature-forecasting train`")
+    if "heads" not in meta or "feature_dim" not in meta:
+        raise CheckpointError(f"{str(path)!r} is a training checkpoint of the forecaster alone "
+                              "(no compressor or heads); pass OUT/model.pt of that run")
+    config = Config.from_dict(meta["config"]) if "config" in meta else \
+        Config.from_legacy(meta["vfm"])
+    d = int(meta["feature_dim"])
+    comp = make_compressor(config.compressor, d, config.latent_dim, beta=config.kl_weight)
+    hm = meta["heads"]
+    heads = DecoderHeads(d, patch_size=hm["patch_size"], num_classes=hm["num_classes"],
+                         outputs=hm["outputs"])
+    model = Model(config, comp, LatentForecaster(forecaster_spec(config, comp.latent_dim)), heads)
+    try:
+        model.load_state_dict(ck.state_dict)
+    except RuntimeError as err:
+        raise CheckpointError(f"{str(path)!r} does not fit the model its configuration "
+                              f"describes: {str(err).splitlines()[0]}") from err
+    return model.to(resolve_device(device)).requires_grad_(False).eval()
 
 
-@torch.no_grad()
-def rollout(model: LatentForecaster, context: Tensor, *, horizon: int, samples: int = 1,
-            objective: Objective = "flow", steps: int = 10, method: str = "euler",
-            generator: torch.Generator | None = None, chunk: int = 512) -> Tensor:
-    """Autoregressive forecasts with a sliding window: (B, L, k, h, w) -> (B, K, H, k, h, w).
-
-    Flow: each of the K samples draws its own noise at every step and is integrated with
-    ``steps`` Euler (or ``method``) steps from t = 0 to 1; the window then drops its oldest frame
-    and appends the new one. Regression is deterministic, so it returns K = 1.
-    """
-    if not isinstance(horizon, int) or horizon < 1:
-        raise ValueError(f"horizon={horizon!r}; expected an integer >= 1")
-    if not isinstance(samples, int) or samples < 1:
-        raise ValueError(f"samples={samples!r}; expected an integer >= 1")
-    if objective not in ("flow", "regression"):
-        raise ValueError(f"objective={objective!r}; expected 'flow' or 'regression'")
-    if context.dim() != 5:
-        raise ValueError(f"context must have shape (B, L, k, h, w), got {tuple(context.shape)}")
-    k_samples = samples if objective == "flow" else 1
-    ctx_all = context.repeat_interleave(k_samples, dim=0)
-    outs = []
-    for i in range(0, ctx_all.shape[0], chunk):
-        ctx = ctx_all[i:i + chunk]
-        frames = []
-        for _ in range(horizon):
-            if objective == "regression":
-                nxt = model.predict(ctx)
-            else:
-                x0 = torch.randn(ctx[:, 0].shape, generator=generator, dtype=ctx.dtype,
-                                 device=ctx.device)
-                nxt = odeint(model.velocity, x0, method=method, steps=steps, cond=ctx).x
-            frames.append(nxt)
-            ctx = torch.cat([ctx[:, 1:], nxt[:, None]], dim=1)
-        outs.append(torch.stack(frames, dim=1))
-    out = torch.cat(outs)
-    return out.reshape(context.shape[0], k_samples, horizon, *context.shape[2:])
+#: the names of sciflow 0.1
+VFMSystem = Model
+load_system = load

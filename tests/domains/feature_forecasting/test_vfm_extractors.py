@@ -7,10 +7,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from sciflow.domains.feature_forecasting.extractors import (
+from sciflow.domains.feature_forecasting.dinov2 import (
     CheckpointLayoutError,
     DINOv2Extractor,
     DinoVisionTransformer,
+)
+from sciflow.domains.feature_forecasting.extractors import (
     FeatureExtractor,
     FilterBankExtractor,
     extract_frames,
@@ -196,3 +198,12 @@ def test_default_vit_matches_the_released_vitb14_reg4_shapes():
     assert shapes["blocks.11.mlp.fc1.weight"] == (3072, 768)
     assert shapes["blocks.11.ls2.gamma"] == (768,)
     assert set(shapes) == _official_keys(12)
+
+
+def test_dinov2_names_still_import_from_extractors():
+    from sciflow.domains.feature_forecasting import extractors
+
+    assert extractors.DINOv2Extractor is DINOv2Extractor
+    assert extractors.CheckpointLayoutError is CheckpointLayoutError
+    with pytest.raises(AttributeError, match="no attribute"):
+        extractors.NoSuchExtractor  # noqa: B018

@@ -6,10 +6,10 @@ import torch
 from sciflow.domains.feature_forecasting.model import (
     ForecasterSpec,
     LatentForecaster,
-    rollout,
     sample_windows,
-    train_forecaster,
 )
+from sciflow.domains.feature_forecasting.sampling import rollout
+from sciflow.domains.feature_forecasting.training import train_forecaster
 from sciflow.paths import AffinePath
 
 

@@ -1,0 +1,166 @@
+"""Scoring forecasts: against every exact future branch (sprites) or the realised future (video).
+
+:func:`evaluate` forecasts every test clip from its context with :func:`~.sampling.sample` and
+scores it (:func:`score_forecast`, the scores of :mod:`.metrics`): feature errors of the K
+samples, decoded segmentation and depth, sharpness, and the branch distribution's total
+variation from the known probabilities. On real video windows (no branches) it reports the
+feature errors against repeating the last context frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from sciflow.errors import InputError
+from sciflow.resources import check_memory
+
+from . import metrics as M
+from .autoencoder import FeatureStandardizer
+from .data import EvalSet, TrainSet
+from .heads import DecoderHeads
+from .model import Model
+from .sampling import Forecast, forecast_bytes, sample
+
+__all__ = ["VideoScores", "Evaluation", "score_forecast", "evaluate", "evaluation_bytes",
+           "evaluate_system", "evaluate_video"]
+
+
+@dataclass(frozen=True)
+class VideoScores:
+    """Feature errors of forecasts of real video windows in the heads' standardised units, and
+    the MSE of repeating the last context frame."""
+
+    samples: int
+    mse_of_mean: float
+    mean_of_k: float
+    min_of_k: float
+    spread: float
+    copy_last_mse: float
+
+    def to_dict(self) -> dict[str, float | int]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What :func:`evaluate` measured (``scores``) and the forecasts it scored."""
+
+    scores: M.ForecastScores | VideoScores
+    forecast: Forecast
+
+    def to_dict(self) -> dict[str, object]:
+        """The scores as a JSON-able dict."""
+        return self.scores.to_dict()
+
+
+def score_forecast(sample_features: Tensor, data: EvalSet, heads: DecoderHeads,
+                   norm: FeatureStandardizer) -> M.ForecastScores:
+    """All scores of forecasts (B, K, H, D, h, w) (raw feature units) on an evaluation set.
+
+    Feature errors, sharpness and branch assignment use the standardised features ``norm``; the
+    decoded maps come from ``heads``.
+    """
+    b, k, h = sample_features.shape[:3]
+    if (b, h) != tuple(data.future.shape[:2]):
+        raise InputError(f"forecasts cover {b} clips x {h} frames but the evaluation set has "
+                         f"{tuple(data.future.shape[:2])}")
+    s, truth, branches = norm(sample_features), norm(data.future), norm(data.branches)
+    err = M.sample_errors(s, truth)
+    sharp = M.sharpness(s, truth[:, None].expand_as(s))
+    dec = heads.decode(sample_features)
+    rows = torch.arange(b)
+    seg_true = data.segmentation[:, None].expand(b, k, *data.segmentation.shape[1:])
+    dep_true = data.depth[:, None].expand(b, k, *data.depth.shape[1:])
+    miou = M.mean_iou(dec.segmentation, seg_true, data.num_classes)
+    miou_best = M.mean_iou(dec.segmentation[rows, err.best], data.segmentation, data.num_classes)
+    absrel, delta1 = M.depth_errors(dec.depth, dep_true)
+    absrel_best, _ = M.depth_errors(dec.depth[rows, err.best], data.depth)
+    # one-step branches: distinct first frames, one representative branch per group
+    n_first = int(data.first.max()) + 1
+    reps = torch.stack([torch.nonzero(data.first == g)[0, 0] for g in range(n_first)])
+    first_assign = M.nearest_branch(s[:, :, 0], branches[:, reps, 0])
+    p_first = torch.zeros(n_first, dtype=torch.float64).index_add_(0, data.first, data.probs)
+    joint = M.nearest_branch(s, branches)
+    return M.ForecastScores(
+        samples=k, mse_of_mean=err.mse_of_mean, mean_of_k=err.mean_of_k, min_of_k=err.min_of_k,
+        spread=err.spread, sharpness=sharp, miou=miou, miou_best=miou_best, absrel=absrel,
+        absrel_best=absrel_best, delta1=delta1,
+        tv_first=M.per_forecast_tv(p_first, first_assign),
+        tv_joint=M.per_forecast_tv(data.probs, joint),
+        tv_first_pooled=M.total_variation(p_first, M.branch_histogram(first_assign, n_first)),
+        tv_first_floor=M.tv_sampling_floor(p_first, k),
+        tv_joint_floor=M.tv_sampling_floor(data.probs, k),
+        branch_hist_first=tuple(float(v) for v in M.branch_histogram(first_assign, n_first)))
+
+
+def evaluation_bytes(model: Model, clips: int, *, samples: int, horizon: int) -> float:
+    """Rough peak bytes of forecasting and scoring ``clips`` clips: :func:`~.sampling.
+    forecast_bytes` plus the decoded maps (labels, depth, RGB) and standardised copies."""
+    cfg = model.config
+    h, w = cfg.grid
+    pixels = h * w * cfg.feature_patch ** 2
+    rows = float(clips) * samples * horizon
+    return (forecast_bytes(model, clips, samples=samples, horizon=horizon)
+            + rows * (24 * pixels + 8 * model.feature_dim * h * w))
+
+
+def evaluate(model: Model, data: EvalSet | TrainSet, *, samples: int | None = None,
+             sample_steps: int | None = None, solver: str | None = None, seed: int = 0,
+             norm: FeatureStandardizer | None = None) -> Evaluation:
+    """Forecast every clip of ``data`` from its context and score it.
+
+    ``data``: an :class:`~.data.EvalSet` (sprites: every score of :func:`score_forecast`) or
+    real-video windows, a :class:`~.data.TrainSet` whose first ``config.context`` frames are the
+    context (:class:`VideoScores`). Feature scores use ``norm`` (default: the heads'
+    standardisation, fit on the training data). Sampling settings default to the model's.
+    """
+    cfg = model.config
+    norm = norm if norm is not None else model.heads.norm
+    k = cfg.samples if samples is None else samples
+    if isinstance(data, EvalSet):
+        context, future = data.context, data.future
+    elif isinstance(data, TrainSet):
+        c = cfg.context
+        if data.features.shape[1] <= c:
+            raise InputError(f"video windows of {data.features.shape[1]} frames leave nothing to "
+                             f"forecast after a context of {c}")
+        context, future = data.features[:, :c], data.features[:, c:]
+    else:
+        raise InputError(f"data must be an EvalSet or TrainSet, got {type(data).__name__}")
+    if isinstance(k, int) and not isinstance(k, bool) and k >= 1:
+        check_memory(evaluation_bytes(model, context.shape[0], samples=k,
+                                      horizon=future.shape[1]),
+                     f"{context.shape[0]} clips x {k} samples x {future.shape[1]} frames",
+                     name="samples")
+    fc = sample(model, context, horizon=future.shape[1], samples=samples,
+                sample_steps=sample_steps, solver=solver, seed=seed)
+    if isinstance(data, EvalSet):
+        return Evaluation(scores=score_forecast(fc.features, data, model.heads, norm),
+                          forecast=fc)
+    err = M.sample_errors(norm(fc.features), norm(future))
+    copy = norm(context[:, -1:, None].expand(-1, 1, future.shape[1], *context.shape[2:]))
+    base = M.sample_errors(copy, norm(future))
+    scores = VideoScores(samples=fc.features.shape[1], mse_of_mean=err.mse_of_mean,
+                         mean_of_k=err.mean_of_k, min_of_k=err.min_of_k, spread=err.spread,
+                         copy_last_mse=base.mse_of_mean)
+    return Evaluation(scores=scores, forecast=fc)
+
+
+def evaluate_system(system: Model, data: EvalSet, *, samples: int | None = None,
+                    steps: int | None = None, seed: int = 0,
+                    norm: FeatureStandardizer | None = None) -> tuple[M.ForecastScores, Forecast]:
+    """The old form of :func:`evaluate` (sciflow 0.1): returns (scores, forecast)."""
+    result = evaluate(system, data, samples=samples, sample_steps=steps, seed=seed, norm=norm)
+    return result.scores, result.forecast  # type: ignore[return-value]
+
+
+def evaluate_video(system: Model, windows: TrainSet, *, samples: int | None = None,
+                   seed: int = 0) -> tuple[dict[str, float], Forecast]:
+    """The old video form of :func:`evaluate` (sciflow 0.1): returns (score dict, forecast)."""
+    result = evaluate(system, windows, samples=samples, seed=seed)
+    scores = result.to_dict()
+    scores.pop("samples")
+    return scores, result.forecast  # type: ignore[return-value]
