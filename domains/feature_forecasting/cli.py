@@ -28,7 +28,7 @@ from sciflow.cli_args import (
     set_threads,
     train_config,
 )
-from sciflow.errors import OutputError
+from sciflow.errors import InputError, OutputError
 from sciflow.outputs import claim_output
 from sciflow.plugins import Domain
 
@@ -115,6 +115,9 @@ def _forecast(args: argparse.Namespace) -> int:
 
 
 def _claim_forecast(args: argparse.Namespace) -> int:
+    if not args.checkpoint:
+        raise InputError("--checkpoint FILE is required: the model.pt written by `sciflow "
+                         "feature-forecasting train`")
     output = Path(args.output)
     claims = {"forecast": claim_output(output, inputs=[args.checkpoint], suffixes=(".pt",),
                                        overwrite=args.overwrite)}
@@ -214,9 +217,10 @@ def _add_train_parser(sub: Any) -> None:
                    help=f"context frames the forecaster reads, 1-4 (default {D['context']})")
     g.add_argument("--horizon", type=positive_int, default=D["horizon"],
                    help=f"frames per forecast (default {D['horizon']})")
-    g.add_argument("--train-clips", "--clips", dest="train_clips", type=positive_int,
-                   default=D["train_clips"],
+    g.add_argument("--train-clips", type=positive_int, default=D["train_clips"],
                    help=f"sprite training clips (default {D['train_clips']})")
+    g.add_argument("--clips", dest="train_clips", type=positive_int, default=argparse.SUPPRESS,
+                   help=argparse.SUPPRESS)  # the old spelling
     g.add_argument("--extractor", choices=EXTRACTORS, default=D["extractor"],
                    help="filterbank: fixed filters, offline (default); dinov2: needs "
                         "--extractor-weights")
@@ -282,8 +286,10 @@ def _add_forecast_parser(sub: Any) -> None:
                     "Example:\n  sciflow feature-forecasting forecast --checkpoint "
                     "runs/vfm/model.pt -o runs/vfm/forecast.pt --samples 8",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    f.add_argument("--checkpoint", "--model", dest="checkpoint", required=True, metavar="FILE",
-                   help="model.pt written by `sciflow feature-forecasting train`")
+    f.add_argument("--checkpoint", default=None, metavar="FILE",
+                   help="model.pt written by `sciflow feature-forecasting train` (required)")
+    f.add_argument("--model", dest="checkpoint", default=argparse.SUPPRESS,
+                   help=argparse.SUPPRESS)  # the old spelling
     f.add_argument("-o", "--output", default="forecast.pt",
                    help="the rollouts file (.pt; default forecast.pt); never the checkpoint")
     f.add_argument("--overwrite", action="store_true",

@@ -107,6 +107,8 @@ CLI_ROWS: list[tuple[str, Callable[[dict[str, Path]], list[Any]], tuple[str, ...
     ("forecast folder is a file",
      lambda f: ["vfm", "forecast", "--checkpoint", f["model"], "-o", f["text"] / "x.pt"],
      ("notes.txt", "not a folder")),
+    ("forecast without checkpoint", lambda f: ["vfm", "forecast", "-o", f["dir"] / "new.pt"],
+     ("--checkpoint FILE is required",)),
     ("forecast missing checkpoint",
      lambda f: ["vfm", "forecast", "--checkpoint", f["dir"] / "none.pt", "-o",
                 f["dir"] / "new.pt"], ("none.pt", "does not exist")),

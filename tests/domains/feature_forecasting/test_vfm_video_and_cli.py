@@ -77,7 +77,8 @@ def test_cli_train_then_forecast(tmp_path, cli, tiny_train_args):
 def test_cli_resume_continues_the_run(tmp_path, cli, tiny_train_args):
     out = tmp_path / "run"
     assert cli("vfm", "train", "--out", out, *tiny_train_args)[0] == 0
-    args = [a if a != "3" else "5" for a in tiny_train_args]  # --steps 3 -> 5
+    # --steps 3 -> 5, and the old spelling --clips of --train-clips
+    args = [{"3": "5", "--train-clips": "--clips"}.get(a, a) for a in tiny_train_args]
     code, _, err = cli("vfm", "train", "--out", out, *args, "--resume")
     assert code == 0, err
     assert json.loads((out / "train.json").read_text())["config"]["train"]["steps"] == 5
