@@ -5,53 +5,77 @@ untreated sample) becomes its target population (e.g. the treated sample), condi
 embedding of the source population itself (Atanackovic et al., ICLR 2025), so it generalises to
 populations never seen in training.
 
-- :mod:`.data`: populations, roles and conditions from AnnData ``obs`` columns; results back.
-- :mod:`.model`: the velocity network for MFM (GCN population embedding), FM and CGFM.
-- :mod:`.pipeline`: training (the sciflow Trainer, alternating updates), prediction, baselines
-  (BASE, SHIFT, IDEAL-SHIFT), evaluation, checkpoints.
-- :mod:`.metrics`: W1, W2, RBF-MMD, mean-L2 and the feature-correlation agreement.
-- :mod:`.plots`, :mod:`.cli` (``sciflow cells``), :mod:`.demo` (``sciflow demo``).
+>>> from sciflow.domains.single_cell import Config, evaluate, load, read_populations, sample, train
+>>> cells = read_populations("train.h5ad", population_key="population",     # doctest: +SKIP
+...                          condition_key="treatment", rep="X_pca")
+>>> model = train(cells, Config(model_type="mfm").replace(train={"steps": 2000}))
+>>> predicted = sample(model, test_cells)             # one (n_i, D) tensor per population
+>>> evaluate(model, test_cells, baselines=("base", "shift")).table()
+>>> model.save("mfm.pt"); load("mfm.pt")
+
+Modules (the domain shape of ``domains/README.md``): :mod:`.config` (Config), :mod:`.populations`
+(PopulationPair, CellPopulations, the minimum population size), :mod:`.data` (AnnData ->
+populations, input checks), :mod:`.predictions` (predictions -> AnnData and back),
+:mod:`.network` (the MFM / FM / CGFM velocity network), :mod:`.model` (KIND, Model, load),
+:mod:`.training` (train), :mod:`.sampling` (sample, population_embeddings), :mod:`.baselines`
+(BASE, SHIFT, IDEAL-SHIFT), :mod:`.metrics`, :mod:`.evaluation` (score, evaluate),
+:mod:`.figures`, :mod:`.cli` (``sciflow single-cell``, alias ``cells``), :mod:`.demo`. Public
+names load on first use, so ``sciflow --help`` imports neither torch nor anndata.
+
+Names of sciflow 0.1, kept (:mod:`.legacy`): ``CellFlowSpec(method=...)`` -> a :class:`Config`
+(``model_type=``), ``CellTrainConfig(...)`` -> the batch and run settings of a Config,
+``build_spec``, ``train_cell_flow(cells, spec, cfg)`` -> :func:`train`, ``CellFlow`` =
+:class:`Model` (``.model`` / ``.spec`` still read ``.net`` / ``.config``; the TrainResult is
+``.result``), ``save_cell_flow`` -> :meth:`Model.save`, ``load_cell_flow`` = :func:`load`,
+``predict(flow, pairs, method=)`` -> :func:`sample` (``solver=``), ``evaluate(predictions,
+pairs)`` (= :func:`score`); the modules ``pipeline`` and ``plots`` re-export their old contents.
 """
 
-from sciflow.domains.single_cell.data import (
-    CellDataError,
-    CellPopulations,
-    PopulationPair,
-    predictions_to_anndata,
-    read_populations,
-)
-from sciflow.domains.single_cell.metrics import PopulationScores, mean_scores, score_population
-from sciflow.domains.single_cell.model import CellFlowModel, CellFlowSpec
-from sciflow.domains.single_cell.pipeline import (
-    CellFlow,
-    CellTrainConfig,
-    baseline_predictions,
-    build_spec,
-    evaluate,
-    load_cell_flow,
-    predict,
-    save_cell_flow,
-    train_cell_flow,
-)
+from sciflow.plugins import lazy_exports
 
-__all__ = [
-    "CellDataError",
-    "CellFlow",
-    "CellFlowModel",
-    "CellFlowSpec",
-    "CellPopulations",
-    "CellTrainConfig",
-    "PopulationPair",
-    "PopulationScores",
-    "baseline_predictions",
-    "build_spec",
-    "evaluate",
-    "load_cell_flow",
-    "mean_scores",
-    "predict",
-    "predictions_to_anndata",
-    "read_populations",
-    "save_cell_flow",
-    "score_population",
-    "train_cell_flow",
-]
+_EXPORTS = {
+    "Config": ".config",
+    "MODEL_TYPES": ".config",
+    "MIN_CELLS": ".config",
+    "KIND": ".model",
+    "Model": ".model",
+    "load": ".model",
+    "train": ".training",
+    "sample": ".sampling",
+    "evaluate": ".evaluation",
+    # the domain's extras
+    "Evaluation": ".evaluation",
+    "score": ".evaluation",
+    "scores_table": ".evaluation",
+    "population_embeddings": ".sampling",
+    "CellFlowModel": ".network",
+    "build_network": ".model",
+    "BASELINES": ".baselines",
+    "baseline_predictions": ".baselines",
+    "mean_training_shift": ".baselines",
+    "CellDataError": ".populations",
+    "CellPopulations": ".populations",
+    "PopulationPair": ".populations",
+    "check_population_sizes": ".populations",
+    "read_populations": ".data",
+    "read_h5ad": ".data",
+    "filter_obs": ".data",
+    "predictions_to_anndata": ".predictions",
+    "read_predictions": ".predictions",
+    "PopulationScores": ".metrics",
+    "mean_scores": ".metrics",
+    "score_population": ".metrics",
+    "plot_populations": ".figures",
+    "plot_embeddings": ".figures",
+    # sciflow 0.1's names
+    "CellFlow": ".legacy",
+    "CellFlowSpec": ".legacy",
+    "CellTrainConfig": ".legacy",
+    "build_spec": ".legacy",
+    "train_cell_flow": ".legacy",
+    "save_cell_flow": ".legacy",
+    "load_cell_flow": ".legacy",
+    "predict": ".legacy",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

@@ -1,104 +1,124 @@
-"""``sciflow cells train|predict|evaluate``: population flows on .h5ad files.
+"""``sciflow single-cell train|predict|evaluate`` (alias ``cells``): population flows on .h5ad files.
 
-    sciflow cells train    --data train.h5ad --population-key population --method mfm --out runs/mfm
+    sciflow cells train    --data train.h5ad --population-key population --model-type mfm \\
+                           --out runs/mfm
     sciflow cells predict  --checkpoint runs/mfm/model.pt --data test.h5ad -o predicted.h5ad
     sciflow cells evaluate --checkpoint runs/mfm/model.pt --data test.h5ad --baselines
+
+Every handler checks its arguments and claims its output (:func:`sciflow.outputs.claim_output`:
+never one of the inputs, never an existing file without ``--overwrite``) before any work, then
+imports torch and anndata. Defaults come from :class:`.config.Config` (:data:`.config.DEFAULTS`).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import math
 from pathlib import Path
 
-import anndata
-
-from sciflow.domains.single_cell.data import (
-    CellDataError,
-    CellPopulations,
-    filter_obs,
-    predictions_to_anndata,
-    read_h5ad,
-    read_populations,
-    read_predictions,
+from sciflow.cli_args import (
+    add_device_argument,
+    add_output_arguments,
+    add_solver_arguments,
+    add_threads_argument,
+    add_train_arguments,
+    nonnegative_int,
+    positive_int,
+    set_threads,
+    train_config,
 )
-from sciflow.domains.single_cell.metrics import PopulationScores, mean_scores
-from sciflow.domains.single_cell.model import METHODS
-from sciflow.domains.single_cell.pipeline import (
-    BASELINES,
-    CellFlow,
-    CellTrainConfig,
-    baseline_predictions,
-    build_spec,
-    evaluate,
-    load_cell_flow,
-    predict,
-    save_cell_flow,
-    scores_table,
-    train_cell_flow,
-)
+from sciflow.errors import InputError, OutputError
+from sciflow.outputs import claim_output
 from sciflow.plugins import Domain
 
+from .config import DEFAULTS, MODEL_TYPES, SAMPLE_STEPS, SOLVER, TRAINING_SCHEMES
+
+__all__ = ["DOMAIN", "configure"]
+
 DOMAIN = Domain(
-    name='single-cell', aliases=('cells',), order=30, requires=('anndata',),
-    summary='population flows on single-cell AnnData (Meta Flow Matching, FM, CGFM)',
+    name="single-cell", aliases=("cells",), order=30, requires=("anndata",),
+    summary="population flows on single-cell AnnData (Meta Flow Matching, FM, CGFM)",
     package="sciflow.domains.single_cell", cli="sciflow.domains.single_cell.cli:configure",
     demo="sciflow.domains.single_cell.demo:demo",
 )
 
-__all__ = ["configure", "DOMAIN"]
+_BASELINES = ("base", "shift", "ideal-shift")  # baselines.BASELINES (a test keeps them equal)
 
 
-def _load(path: str, where: list[str]) -> anndata.AnnData:
-    adata = read_h5ad(path)
-    return filter_obs(adata, where) if where else adata
+def _where_clause(text: str) -> str:
+    key, sep, _ = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. split=train), got {text!r}")
+    return text
 
 
-def _keys(args: argparse.Namespace, flow: CellFlow | None = None) -> dict[str, str | None]:
+def _min2(text: str) -> int:
+    value = positive_int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 2, got {value}")
+    return value
+
+
+def _require_file(path: str | None, flag: str) -> None:
+    if path is not None and not Path(path).is_file():
+        raise FileNotFoundError(f"{flag} {path!r} does not exist (or is not a file)")
+
+
+def _keys(args: argparse.Namespace, model: object = None) -> dict[str, str | None]:
     """obs columns from the command line, falling back to those the model was trained with."""
-    saved = dict(flow.keys) if flow is not None else {}
+    saved = dict(getattr(model, "keys", {}) or {})
     out = {}
     for name in ("population", "role", "condition", "pair"):
         given = getattr(args, f"{name}_key", None)
         out[name] = given if given is not None else saved.get(name)
     if out["population"] is None:
-        raise CellDataError("--population-key is required (the obs column naming each cell's "
-                            "population)")
+        raise InputError("--population-key is required (the obs column naming each cell's "
+                         "population)")
     out["role"] = out["role"] or "role"
     return out
 
 
 def _read(args: argparse.Namespace, keys: dict[str, str | None], rep: str, *,
-          require_target: bool, conditions: list[str] | None = None) -> CellPopulations:
+          require_target: bool, conditions: list[str] | None = None) -> object:
+    from .data import filter_obs, read_h5ad, read_populations
+
+    adata = read_h5ad(args.data)
+    if args.where:
+        adata = filter_obs(adata, args.where)
     return read_populations(
-        _load(args.data, args.where), population_key=keys["population"],  # type: ignore[arg-type]
+        adata, population_key=keys["population"],  # type: ignore[arg-type]
         role_key=keys["role"] or "role", condition_key=keys["condition"],
         pair_key=keys["pair"] if require_target else None, source_role=args.source_role,
         target_role=args.target_role, rep=rep, require_target=require_target,
         conditions=conditions)
 
 
-def _train_cmd(args: argparse.Namespace) -> int:
-    keys = _keys(args)
-    cells = _read(args, keys, args.rep, require_target=True)
-    spec = build_spec(cells, args.method, hidden=args.hidden, layers=args.layers, knn=args.knn,
-                      gnn_hidden=args.gnn_hidden, gnn_layers=args.gnn_layers)
-    out = Path(args.out)
-    config = CellTrainConfig(steps=args.steps, lr=args.lr, seed=args.seed,
-                             populations_per_batch=args.populations_per_batch,
-                             cells_per_population=args.cells_per_population,
-                             training=args.training, out_dir=out)
-    try:
-        flow = train_cell_flow(cells, spec, config, resume=args.resume)
-    except FileExistsError as err:
-        raise CellDataError(f"--out {str(out)!r} already holds a training run; pass --resume to "
-                            "continue it or choose another --out") from err
-    path = save_cell_flow(out / "model.pt", flow)
-    print(f"trained {args.method} on {len(cells.pairs)} population pairs x {cells.dim} features: "
-          f"{flow.train.step} steps in {flow.train.wall_time:.1f} s, final loss "
-          f"{flow.train.final_loss:.4f}")
-    print(f"model: {path}")
+def _train(args: argparse.Namespace) -> int:
+    _require_file(args.data, "--data")
+    out_dir = Path(args.out)
+    if not args.resume and any((out_dir / "checkpoints").glob("step_*.pt")):
+        raise OutputError(f"--out {str(out_dir)!r} already holds a training run; pass --resume "
+                          "to continue it or choose another --out")
+    set_threads(args)
+    from .config import Config
+
+    base = Config(model_type=args.model_type, hidden=args.hidden, layers=args.layers,
+                  knn=args.knn, gnn_hidden=args.gnn_hidden, gnn_layers=args.gnn_layers,
+                  populations_per_batch=args.populations_per_batch,
+                  cells_per_population=args.cells_per_population, training=args.training)
+    config = base.replace(train=train_config(args, base.train))
+    with claim_output(out_dir / "model.pt", inputs=[args.data],
+                      overwrite=args.overwrite or args.resume, name="--out") as out:
+        from .training import train
+
+        cells = _read(args, _keys(args), args.rep, require_target=True)
+        model = train(cells, config, resume=args.resume)  # type: ignore[arg-type]
+        out.write(lambda tmp: model.save(tmp))
+    r = model.result
+    loss = "n/a" if r is None or r.final_loss is None else f"{r.final_loss:.4f}"
+    print(f"trained {config.model_type} on {len(cells.pairs)} population pairs x "  # type: ignore[attr-defined]
+          f"{model.config.dim} features: {r.step if r else 0} steps in "
+          f"{r.wall_time if r else 0.0:.1f} s, final loss {loss}")
+    print(f"model: {out.path}")
     return 0
 
 
@@ -106,129 +126,171 @@ def _conditions_arg(text: str | None) -> list[str] | None:
     return [c for c in text.split(",") if c] if text else None
 
 
-def _predict_cmd(args: argparse.Namespace) -> int:
-    flow = load_cell_flow(args.checkpoint)
-    keys = _keys(args, flow)
-    cells = _read(args, keys, args.rep or flow.rep, require_target=False,
-                  conditions=_conditions_arg(args.conditions))
-    preds = predict(flow, cells.pairs, method=args.solver, steps=args.solver_steps)
-    out = predictions_to_anndata(cells, preds, method=flow.spec.method)
-    out.write_h5ad(args.output)
-    print(f"predicted {len(cells.pairs)} populations ({sum(p.shape[0] for p in preds)} cells) "
-          f"with {flow.spec.method}; wrote {args.output}")
+def _predict(args: argparse.Namespace) -> int:
+    _require_file(args.checkpoint, "--checkpoint")
+    _require_file(args.data, "--data")
+    with claim_output(args.output, inputs=[args.data, args.checkpoint], overwrite=args.overwrite,
+                      suffixes=(".h5ad",)) as out:
+        set_threads(args)
+        from .model import load
+        from .predictions import predictions_to_anndata
+        from .sampling import sample
+
+        model = load(args.checkpoint, device=args.device or "cpu")
+        conditions = _conditions_arg(args.conditions)
+        unknown = sorted(set(conditions or ()) - set(model.config.conditions))
+        if unknown:
+            raise InputError(f"--conditions {unknown} are unknown to this model; it was trained "
+                             f"on {list(model.config.conditions)}")
+        cells = _read(args, _keys(args, model), args.rep or model.rep, require_target=False,
+                      conditions=conditions)
+        preds = sample(model, cells, solver=args.solver, steps=args.sample_steps,  # type: ignore[arg-type]
+                       seed=args.seed)
+        adata = predictions_to_anndata(cells, preds, method=model.config.model_type)  # type: ignore[arg-type]
+        out.write(lambda tmp: adata.write_h5ad(tmp))
+    print(f"predicted {len(preds)} populations ({sum(p.shape[0] for p in preds)} cells) with "
+          f"{model.config.model_type}; wrote {out.path}")
     return 0
 
 
-def _evaluate_cmd(args: argparse.Namespace) -> int:
+def _evaluate(args: argparse.Namespace) -> int:
     if (args.checkpoint is None) == (args.predictions is None):
-        raise CellDataError("pass exactly one of --checkpoint (predict, then score) or "
-                            "--predictions (score an .h5ad written by `sciflow cells predict`)")
-    flow = load_cell_flow(args.checkpoint) if args.checkpoint else None
-    keys = _keys(args, flow)
-    rep = args.rep or (flow.rep if flow is not None else "X")
-    cells = _read(args, keys, rep, require_target=True)
-    pairs = cells.pairs
-    runs: dict[str, list] = {}
-    if flow is not None:
-        runs[flow.spec.method.upper()] = predict(flow, pairs, method=args.solver,
-                                                 steps=args.solver_steps)
-    else:
-        found = read_predictions(args.predictions, population_key=keys["population"],  # type: ignore[arg-type]
-                                 role_key=keys["role"] or "role",
-                                 condition_key=keys["condition"], rep=rep)
-        missing = [p.key for p in pairs if p.key not in found]
-        if missing:
-            raise CellDataError(f"the predictions lack population(s) {missing[:10]}")
-        runs["predicted"] = [found[p.key] for p in pairs]
-    if args.baselines:
-        for kind in BASELINES:
-            if kind == "shift" and flow is None:
-                continue  # needs the training shift stored in a checkpoint
-            runs[kind.upper()] = baseline_predictions(
-                kind, pairs, mean_shift=flow.mean_shift if flow is not None else None)
-    per_pop: dict[str, list[PopulationScores]] = {
-        name: evaluate(preds, pairs, max_cells=args.max_cells) for name, preds in runs.items()}
-    print(f"{len(pairs)} populations; mean over populations:\n")
-    print(scores_table({name: mean_scores(s) for name, s in per_pop.items()}))
-    if args.output:
-        with open(args.output, "w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(["method", "population", "condition", "w1", "w2", "mmd", "mean_l2",
-                        "corr_of_feature_corrs"])
-            for name, scores in per_pop.items():
-                for p, s in zip(pairs, scores):
-                    w.writerow([name, p.population, p.condition or "", *(
-                        "" if math.isnan(v) else f"{v:.6g}" for v in s.as_dict().values())])
-        print(f"\nper-population scores: {args.output}")
+        raise InputError("pass exactly one of --checkpoint (predict, then score) or "
+                         "--predictions (score an .h5ad written by `sciflow cells predict`)")
+    for path, flag in ((args.checkpoint, "--checkpoint"), (args.predictions, "--predictions"),
+                       (args.data, "--data")):
+        _require_file(path, flag)
+    out = None
+    if args.output is not None:
+        out = claim_output(args.output, inputs=[args.data, args.checkpoint, args.predictions],
+                           overwrite=args.overwrite, suffixes=(".csv",))
+    try:
+        set_threads(args)
+        from .evaluation import evaluate
+        from .model import load
+        from .predictions import read_predictions
+
+        model = load(args.checkpoint, device=args.device or "cpu") if args.checkpoint else None
+        keys = _keys(args, model)
+        rep = args.rep or (model.rep if model is not None else "X")
+        cells = _read(args, keys, rep, require_target=True)
+        found = None
+        if args.predictions is not None:
+            read = read_predictions(args.predictions, population_key=keys["population"],  # type: ignore[arg-type]
+                                    role_key=keys["role"] or "role",
+                                    condition_key=keys["condition"], rep=rep)
+            missing = [p.key for p in cells.pairs if p.key not in read]  # type: ignore[attr-defined]
+            if missing:
+                raise InputError(f"--predictions {args.predictions!r} lacks population(s) "
+                                 f"{missing[:10]}")
+            found = {"predicted": [read[p.key] for p in cells.pairs]}  # type: ignore[attr-defined]
+        result = evaluate(model, cells, predictions=found,  # type: ignore[arg-type]
+                          baselines=_BASELINES if args.baselines else (), max_cells=args.max_cells,
+                          solver=args.solver, steps=args.sample_steps, seed=args.seed)
+        print(f"{len(result.pairs)} populations; mean over populations:\n")  # type: ignore[union-attr]
+        print(result.table())  # type: ignore[union-attr]
+        if out is not None:
+            out.write(lambda tmp: _write_scores(tmp, result.rows()))  # type: ignore[union-attr]
+            print(f"\nper-population scores: {out.path}")
+    finally:
+        if out is not None:
+            out.release()
     return 0
 
 
-def _data_args(p: argparse.ArgumentParser, *, keys_required: bool) -> None:
-    p.add_argument("--data", required=True, help=".h5ad file with the cells")
-    p.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
+def _write_scores(path: Path, rows: list[dict]) -> None:
+    import csv
+    import math
+
+    names = ("w1", "w2", "mmd", "mean_l2", "corr")
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["method", "population", "condition", "w1", "w2", "mmd", "mean_l2",
+                    "corr_of_feature_corrs"])
+        for r in rows:
+            w.writerow([r["method"], r["population"], r["condition"] or "", *(
+                "" if math.isnan(r[k]) else f"{r[k]:.6g}" for k in names)])
+
+
+def _data_args(p: argparse.ArgumentParser, *, for_training: bool) -> None:
+    g = p.add_argument_group("data (obs columns of the .h5ad)")
+    g.add_argument("--data", required=True, help=".h5ad file with the cells (read, never written)")
+    g.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
+                   type=_where_clause,
                    help="keep only cells with obs[KEY] == VALUE (repeatable), e.g. split=train")
-    p.add_argument("--population-key", required=keys_required, default=None,
-                   help="obs column naming each cell's population"
-                        + ("" if keys_required else " (default: the model's)"))
-    p.add_argument("--role-key", default=None,
+    model = "" if for_training else " (default: the model's)"
+    g.add_argument("--population-key", required=for_training, default=None,
+                   help="obs column naming each cell's population" + model)
+    g.add_argument("--role-key", default=None,
                    help="obs column marking source / target cells (default: 'role')")
-    p.add_argument("--condition-key", default=None,
+    g.add_argument("--condition-key", default=None,
                    help="obs column with each target cell's condition (treatment), if any")
-    p.add_argument("--source-role", default="source", help="role value of source cells")
-    p.add_argument("--target-role", default="target", help="role value of target cells")
-    p.add_argument("--rep", default=None if not keys_required else "X",
-                   help="features: 'X' or an obsm key such as X_pca"
-                        + ("" if keys_required else " (default: the model's)"))
+    g.add_argument("--source-role", default="source", help="role value of source cells")
+    g.add_argument("--target-role", default="target", help="role value of target cells")
+    g.add_argument("--rep", default="X" if for_training else None,
+                   help="features: 'X' or an obsm key such as X_pca" + model)
 
 
-def _solver_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--solver", default="dopri5",
-                   choices=["dopri5", "euler", "midpoint", "heun", "rk4"],
-                   help="ODE solver (default dopri5, atol = rtol = 1e-4 as in the paper)")
-    p.add_argument("--solver-steps", type=int, default=None,
-                   help="steps for a fixed-step solver")
+def _sampling_args(p: argparse.ArgumentParser) -> None:
+    add_solver_arguments(p, solver=SOLVER, steps=SAMPLE_STEPS)
+    p.add_argument("--solver-steps", dest="sample_steps", type=positive_int,
+                   default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # the former spelling
+    p.add_argument("--seed", type=nonnegative_int, default=0,
+                   help="seed of the subsample of source cells MFM embeds (default 0)")
+    add_device_argument(p)
+    add_threads_argument(p)
 
 
-def configure(p: argparse.ArgumentParser) -> None:
-    """Add ``sciflow cells train|predict|evaluate``."""
-    fmt = argparse.RawDescriptionHelpFormatter
-    p.description = ("Meta Flow Matching on .h5ad files: learn how a population of cells "
-                    "(source) turns into its target population, conditioned on the population "
-                    "itself, then predict unseen populations.")
-    sub = p.add_subparsers(dest="cells_command", metavar="<cells-command>")
-
+def _train_parser(sub: argparse._SubParsersAction) -> None:
+    d = DEFAULTS
     t = sub.add_parser(
         "train", help="train MFM / FM / CGFM on source and target populations",
         description="Train a population flow. Cells are grouped by --population-key; "
-                    "--role-key tells source from target cells.\nExample:\n"
+                    "--role-key tells source from target cells. Writes OUT/model.pt, "
+                    "OUT/checkpoints/ and OUT/metrics.jsonl.\nExample:\n"
                     "  sciflow cells train --data pbmc.h5ad --where split=train \\\n"
                     "      --population-key population --condition-key treatment \\\n"
-                    "      --rep X_pca --method mfm --steps 2000 --out runs/mfm",
-        formatter_class=fmt)
-    _data_args(t, keys_required=True)
+                    "      --rep X_pca --model-type mfm --steps 2000 --out runs/mfm\n"
+                    "Every population needs at least 2 source and 2 target cells, and MFM "
+                    "knn + 1 (its k-nearest-neighbour graph).",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _data_args(t, for_training=True)
     t.add_argument("--pair-key", default=None,
                    help="obs column pairing each source cell with its target cell (optional)")
-    t.add_argument("--method", default="mfm", choices=list(METHODS),
-                   help="mfm: GCN population embedding; fm: condition only; cgfm: one-hot "
-                        "population id")
-    t.add_argument("--steps", type=int, default=2000)
-    t.add_argument("--lr", type=float, default=1e-3)
-    t.add_argument("--populations-per-batch", type=int, default=10)
-    t.add_argument("--cells-per-population", type=int, default=256)
-    t.add_argument("--hidden", type=int, default=128, help="velocity MLP width")
-    t.add_argument("--layers", type=int, default=4, help="velocity MLP residual depth")
-    t.add_argument("--knn", type=int, default=20, help="neighbours of the k-NN graph (0: none)")
-    t.add_argument("--gnn-hidden", type=int, default=64)
-    t.add_argument("--gnn-layers", type=int, default=3)
-    t.add_argument("--training", default="joint", choices=["joint", "alternating"],
-                   help="MFM updates: both blocks every step (default) or alternate flow / "
-                        "encoder steps as in the paper")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--out", default="sciflow-out/cells",
-                   help="folder for model.pt, checkpoints/ and metrics.jsonl")
-    t.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its latest checkpoint")
-    t.set_defaults(func=_train_cmd)
+    m = t.add_argument_group("model")
+    m.add_argument("--model-type", default=d["model_type"], choices=MODEL_TYPES,
+                   help="mfm: conditioned on a GCN embedding of the source population; fm: on "
+                        "the condition only; cgfm: on a one-hot population id "
+                        f"(default {d['model_type']})")
+    m.add_argument("--method", dest="model_type", choices=MODEL_TYPES, default=argparse.SUPPRESS,
+                   help=argparse.SUPPRESS)  # the former spelling
+    for flag, key, kind, what in (
+            ("--hidden", "hidden", positive_int, "velocity MLP width"),
+            ("--layers", "layers", positive_int, "velocity MLP residual depth"),
+            ("--knn", "knn", nonnegative_int, "neighbours of MFM's k-NN graph (0: none)"),
+            ("--gnn-hidden", "gnn_hidden", positive_int, "MFM encoder width"),
+            ("--gnn-layers", "gnn_layers", positive_int, "MFM encoder GCN layers"),
+            ("--populations-per-batch", "populations_per_batch", positive_int,
+             "populations per training batch"),
+            ("--cells-per-population", "cells_per_population", positive_int,
+             "cells drawn per population and batch (with replacement when fewer)")):
+        m.add_argument(flag, type=kind, default=d[key], help=f"{what} (default {d[key]})")
+    m.add_argument("--training", default=d["training"], choices=TRAINING_SCHEMES,
+                   help="MFM updates: both blocks every step (joint, default) or alternate flow "
+                        "/ encoder steps as in the paper")
+    add_train_arguments(t, out_default="sciflow-out/cells")
+    t.add_argument("--overwrite", action="store_true", help="replace OUT/model.pt if it exists")
+    t.set_defaults(func=_train)
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    """Fill the ``sciflow single-cell`` group (train, predict, evaluate)."""
+    fmt = argparse.RawDescriptionHelpFormatter
+    p.description = ("Meta Flow Matching on .h5ad files: learn how a population of cells "
+                     "(source) turns into its target population, conditioned on the population "
+                     "itself, then predict unseen populations.")
+    sub = p.add_subparsers(dest="cells_command", metavar="<cells-command>")
+    _train_parser(sub)
 
     q = sub.add_parser(
         "predict", help="push source populations through a trained flow into an .h5ad",
@@ -236,14 +298,17 @@ def configure(p: argparse.ArgumentParser) -> None:
                     "  sciflow cells predict --checkpoint runs/mfm/model.pt --data pbmc.h5ad \\\n"
                     "      --where split=test -o predicted.h5ad\n"
                     "Populations are predicted for the conditions of their target cells, or "
-                    "for --conditions.", formatter_class=fmt)
+                    "for --conditions. The output holds X (and the obsm key of --rep) and obs "
+                    "columns population / role = 'predicted' / condition; it is never the input.",
+        formatter_class=fmt)
     q.add_argument("--checkpoint", required=True, help="model.pt from `sciflow cells train`")
-    _data_args(q, keys_required=False)
+    _data_args(q, for_training=False)
     q.add_argument("--conditions", default=None,
                    help="comma-separated conditions to predict for every population")
-    _solver_args(q)
-    q.add_argument("-o", "--output", default="predicted.h5ad")
-    q.set_defaults(func=_predict_cmd)
+    _sampling_args(q)
+    add_output_arguments(q, suffixes=(".h5ad",), default="predicted.h5ad",
+                         what="the predicted cells")
+    q.set_defaults(func=_predict)
 
     e = sub.add_parser(
         "evaluate", help="score predictions against true target populations (W1, W2, MMD, ...)",
@@ -255,11 +320,14 @@ def configure(p: argparse.ArgumentParser) -> None:
     e.add_argument("--checkpoint", default=None, help="a trained model to predict with")
     e.add_argument("--predictions", default=None,
                    help="an .h5ad written by `sciflow cells predict` (instead of --checkpoint)")
-    _data_args(e, keys_required=False)
+    _data_args(e, for_training=False)
     e.add_argument("--baselines", action="store_true",
                    help="also score BASE, SHIFT (needs --checkpoint) and IDEAL-SHIFT")
-    e.add_argument("--max-cells", type=int, default=None,
-                   help="subsample each population to this many cells for the metrics")
-    _solver_args(e)
-    e.add_argument("-o", "--output", default=None, help="CSV of per-population scores")
-    e.set_defaults(func=_evaluate_cmd)
+    e.add_argument("--max-cells", type=_min2, default=None,
+                   help="subsample each population to this many cells for the metrics (exact "
+                        "OT costs O(n^3))")
+    _sampling_args(e)
+    e.add_argument("-o", "--output", default=None,
+                   help="CSV of per-population scores (optional; never one of the inputs)")
+    e.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
+    e.set_defaults(func=_evaluate)

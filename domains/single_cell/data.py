@@ -1,9 +1,6 @@
-"""AnnData <-> populations: what a population, its source and its targets are, read from ``obs``.
+"""AnnData -> populations: which cells are a population, its source and its targets, from ``obs``.
 
-A *population* is a group of cells measured together (a patient sample, a replicate well, a
-letter at one rotation). Each population has *source* cells (e.g. untreated control) and, for each
-*condition* (a treatment), *target* cells: the population after the process the flow must learn.
-One (population, condition) is a :class:`PopulationPair`. The user names the ``obs`` columns:
+The user names the ``obs`` columns (the objects are in :mod:`.populations`):
 
 - ``population_key``: the population of each cell;
 - ``role_key``: whether a cell is a source or a target (values ``source_role`` / ``target_role``;
@@ -13,21 +10,24 @@ One (population, condition) is a :class:`PopulationPair`. The user names the ``o
 - ``pair_key`` (optional): an index that matches a source cell with its target cell (letters);
   pairs are then kept when training (same rows), otherwise source and target are independent.
 
-Features come from ``X`` (``rep="X"``, sparse matrices are densified) or an ``obsm`` key such as
-``"X_pca"``. Every bad input is reported by name: a missing column, an empty population, NaNs,
-features that differ between the source and the target file.
+Features come from ``X`` (``rep="X"``, sparse matrices are densified after a memory estimate) or
+an ``obsm`` key such as ``"X_pca"``. Every bad input is a :class:`CellDataError` that names it: a
+missing column, an empty population, NaNs, features that differ between the source and the
+target file. Predictions are written back by :mod:`.predictions`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from torch import Tensor
+
+from sciflow.resources import check_memory
+
+from .populations import CellDataError, CellPopulations, PopulationPair
 
 if TYPE_CHECKING:
     import anndata
@@ -38,75 +38,18 @@ __all__ = [
     "CellPopulations",
     "read_h5ad",
     "read_populations",
-    "predictions_to_anndata",
     "feature_matrix",
-    "read_predictions",
     "filter_obs",
 ]
 
 
-class CellDataError(ValueError):
-    """Input cells that cannot be turned into populations (the message says which and why)."""
+def __getattr__(name: str) -> Any:
+    """The writers that moved to :mod:`.predictions` stay importable from here."""
+    if name in ("predictions_to_anndata", "read_predictions"):
+        from . import predictions
 
-
-@dataclass(frozen=True)
-class PopulationPair:
-    """One population under one condition: its source cells and (when known) its target cells.
-
-    source: (n, D) float32; target: (m, D) float32 or None (prediction only). ``paired``: row i
-    of source and row i of target are the same cell before and after (then n == m).
-    ``condition`` is None when the data have no condition column.
-    """
-
-    population: str
-    condition: str | None
-    source: Tensor
-    target: Tensor | None
-    paired: bool = False
-
-    @property
-    def key(self) -> str:
-        """``population`` or ``population|condition``: a unique name for tables."""
-        return self.population if self.condition is None else f"{self.population}|{self.condition}"
-
-
-@dataclass(frozen=True)
-class CellPopulations:
-    """Populations read from AnnData, with what is needed to write results back.
-
-    pairs: every (population, condition) with its cells. features: names of the D features.
-    rep: where the features were read (``"X"`` or an ``obsm`` key). keys: the obs column names
-    used (population, role, condition, pair) so outputs can use the same ones.
-    """
-
-    pairs: tuple[PopulationPair, ...]
-    features: tuple[str, ...]
-    rep: str
-    keys: dict[str, str | None]
-
-    @property
-    def dim(self) -> int:
-        return len(self.features)
-
-    @property
-    def populations(self) -> tuple[str, ...]:
-        """Population names in order of first appearance."""
-        return tuple(dict.fromkeys(p.population for p in self.pairs))
-
-    @property
-    def conditions(self) -> tuple[str, ...]:
-        """Sorted condition names (empty when the data have no condition column)."""
-        return tuple(sorted({p.condition for p in self.pairs if p.condition is not None}))
-
-    def select(self, populations: Sequence[str]) -> CellPopulations:
-        """The pairs of the named populations only (KeyError-free: unknown names raise clearly)."""
-        wanted = set(populations)
-        unknown = wanted - set(self.populations)
-        if unknown:
-            raise CellDataError(f"unknown population(s) {sorted(unknown)[:10]}; known: "
-                                f"{list(self.populations)[:10]}...")
-        return CellPopulations(pairs=tuple(p for p in self.pairs if p.population in wanted),
-                               features=self.features, rep=self.rep, keys=dict(self.keys))
+        return getattr(predictions, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def read_h5ad(path: str | Path) -> anndata.AnnData:
@@ -143,7 +86,13 @@ def feature_matrix(adata: anndata.AnnData, rep: str = "X") -> tuple[np.ndarray, 
         cols = getattr(mat, "columns", None)
         names = tuple(str(c) for c in cols) if cols is not None else \
             tuple(f"{rep}_{i}" for i in range(np.shape(mat)[1]))
+    shape = tuple(np.shape(mat))
+    if len(shape) == 2 and 0 in shape:
+        raise CellDataError(f"features at {rep!r} are empty (shape {shape}): no cells or no "
+                            "features to learn from")
     if hasattr(mat, "toarray"):
+        check_memory(2.0 * np.prod(shape) * 4, f"densifying the sparse {rep!r} of shape {shape}",
+                     name="--rep")
         mat = mat.toarray()
     arr = np.asarray(mat)
     if arr.ndim != 2:
@@ -192,13 +141,11 @@ def _groups(keys: list[np.ndarray], rows: np.ndarray) -> dict[tuple[Any, ...], n
         out[tuple(k[rows[first[g]]] for k in keys)] = split[g]
     return out
 
-
 def _check_finite(x: np.ndarray, population: str, role: str) -> None:
     bad = ~np.isfinite(x).all(axis=1)
     if bad.any():
         raise CellDataError(f"population {population!r} has {int(bad.sum())} {role} cell(s) with "
                             "NaN or inf features; drop or impute them first")
-
 
 def read_populations(
     adata: anndata.AnnData | str | Path,
@@ -346,78 +293,6 @@ def _match_pairs(pop: str, x0: np.ndarray, k0: np.ndarray, x1: np.ndarray, k1: n
                             f"with exactly one target cell ({len(k0)} source, {len(k1)} target "
                             "cells); drop pair_key to treat them as unpaired")
     return x0[np.argsort(k0, kind="stable")], x1[np.argsort(k1, kind="stable")]
-
-
-def predictions_to_anndata(
-    cells: CellPopulations,
-    predictions: Sequence[Tensor | np.ndarray],
-    *,
-    role: str = "predicted",
-    method: str = "",
-) -> anndata.AnnData:
-    """Predicted target cells as AnnData, one block of rows per pair of ``cells``.
-
-    ``X`` holds the predicted features (``var_names`` = the feature names); when the features came
-    from an ``obsm`` key they are copied there too, so the file reads back with the same ``rep``.
-    ``obs`` uses the input's column names: population, role (= ``role``) and condition.
-    """
-    import anndata
-    import pandas as pd
-
-    if len(predictions) != len(cells.pairs):
-        raise ValueError(f"got {len(predictions)} predictions for {len(cells.pairs)} pairs")
-    keys = cells.keys
-    blocks, frames = [], []
-    for pair, pred in zip(cells.pairs, predictions):
-        arr = pred.detach().cpu().numpy() if isinstance(pred, Tensor) else np.asarray(pred)
-        if arr.ndim != 2 or arr.shape[1] != cells.dim:
-            raise ValueError(f"prediction for {pair.key!r} has shape {arr.shape}; expected "
-                             f"(n, {cells.dim})")
-        blocks.append(arr.astype(np.float32))
-        frame = {keys["population"]: pair.population, keys["role"]: role}
-        if keys.get("condition"):
-            frame[keys["condition"]] = pair.condition
-        frames.append(pd.DataFrame(frame, index=range(arr.shape[0])))
-    obs = pd.concat(frames, ignore_index=True)
-    for col in obs.columns:
-        obs[col] = obs[col].astype("category")
-    obs.index = obs.index.astype(str)
-    x = np.concatenate(blocks, axis=0)
-    out = anndata.AnnData(X=x, obs=obs)
-    out.var_names = list(cells.features)
-    if cells.rep != "X":
-        out.obsm[cells.rep] = x.copy()
-    out.uns["sciflow"] = {"method": method, "rep": cells.rep}
-    return out
-
-
-def read_predictions(
-    adata: anndata.AnnData | str | Path,
-    *,
-    population_key: str,
-    role_key: str = "role",
-    condition_key: str | None = None,
-    role: str = "predicted",
-    rep: str = "X",
-) -> dict[str, Tensor]:
-    """Predicted cells grouped by :attr:`PopulationPair.key` (``population`` or
-    ``population|condition``), as written by :func:`predictions_to_anndata`."""
-    if isinstance(adata, (str, Path)):
-        adata = read_h5ad(adata)
-    x, _ = feature_matrix(adata, rep)
-    pops = _labels(adata, population_key, "population_key")
-    roles = _labels(adata, role_key, "role_key")
-    rows = np.nonzero(roles == role)[0]
-    if rows.size == 0:
-        raise CellDataError(f"no cell has {role_key}={role!r} in the predictions")
-    keys = [pops] if condition_key is None else [pops, _labels(adata, condition_key,
-                                                               "condition_key")]
-    out = {}
-    for k, idx in _groups(keys, rows).items():
-        name = k[0] if condition_key is None or k[1] is None else f"{k[0]}|{k[1]}"
-        out[name] = torch.from_numpy(np.array(x[idx]))
-    return out
-
 
 def filter_obs(adata: anndata.AnnData, where: Sequence[str]) -> anndata.AnnData:
     """Keep the cells whose obs columns equal the given values: ``["split=train", ...]``."""

@@ -6,19 +6,15 @@ import time
 from pathlib import Path
 
 from sciflow.datasets.letters import LettersConfig, letters_anndata
-from sciflow.domains.single_cell.data import read_populations
-from sciflow.domains.single_cell.metrics import mean_scores
-from sciflow.domains.single_cell.pipeline import (
-    CellTrainConfig,
-    baseline_predictions,
-    build_spec,
-    evaluate,
-    population_embeddings,
-    predict,
-    scores_table,
-    train_cell_flow,
-)
-from sciflow.domains.single_cell.plots import plot_embeddings, plot_populations
+
+from .baselines import baseline_predictions
+from .config import Config
+from .data import read_populations
+from .evaluation import score, scores_table
+from .figures import plot_embeddings, plot_populations
+from .metrics import mean_scores
+from .sampling import population_embeddings, sample
+from .training import train
 
 __all__ = ["demo"]
 
@@ -34,21 +30,21 @@ def demo(out_dir: Path) -> str:
     adata = letters_anndata(LettersConfig(seed=0))
     rotation = dict(zip(adata.obs["population"].astype(str), adata.obs["rotation"]))
     cells = read_populations(adata, population_key="population", pair_key="pair")
-    train = cells.select([p for p in cells.populations if p[0] not in "XY"])
+    train_cells = cells.select([p for p in cells.populations if p[0] not in "XY"])
     test = cells.select([p for p in cells.populations if p[0] == "Y"])
-    arch = dict(hidden=128, layers=4, knn=20)
-    cfg = CellTrainConfig(steps=STEPS, populations_per_batch=10, cells_per_population=256,
-                          lr=2e-3, training="joint", progress=False)
+    base = Config(hidden=128, layers=4, knn=20, populations_per_batch=10,
+                  cells_per_population=256, training="joint")
+    base = base.replace(train={"steps": STEPS, "lr": 2e-3, "progress": False})
     flows, seconds = {}, {}
-    for method in ("fm", "mfm"):
+    for model_type in ("fm", "mfm"):
         t = time.perf_counter()
-        flows[method] = train_cell_flow(train, build_spec(train, method, **arch), cfg)
-        seconds[method] = time.perf_counter() - t
+        flows[model_type] = train(train_cells, base.replace(model_type=model_type))
+        seconds[model_type] = time.perf_counter() - t
     preds = {"BASE": baseline_predictions("base", test.pairs)}
-    for method, flow in flows.items():
-        preds[method.upper()] = predict(flow, test.pairs)
+    for model_type, flow in flows.items():
+        preds[model_type.upper()] = sample(flow, test)
     preds["IDEAL-SHIFT"] = baseline_predictions("ideal-shift", test.pairs)
-    rows = {name: mean_scores(evaluate(p, test.pairs, max_cells=EVAL_CELLS))
+    rows = {name: mean_scores(score(p, test, max_cells=EVAL_CELLS))
             for name, p in preds.items()}
     show = [0, 3, 6]
     fig1 = plot_populations([test.pairs[i] for i in show],

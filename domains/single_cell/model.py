@@ -1,262 +1,144 @@
-"""Population-conditioned velocity fields: MFM and its FM / CGFM baselines.
+"""A trained population flow: the network, its Config and what applying it to new AnnData needs.
 
-All three share one decoder (Atanackovic et al. 2025, Meta Flow Matching, App. on letters):
-
-    v(x, t | c) = SkipMLP( [c, tau(t), cos(2 pi x B), sin(2 pi x B), x] ),
-
-a SELU perceptron with residual hidden layers, on a conditioning vector c, a sinusoidal time
-embedding tau and random Fourier features of x (B ~ N(0, s^2), fixed). They differ in c:
-
-- ``"mfm"``  c = [sqrt(H) phi(source population), treatment one-hot], phi the unit-length
-  embedding of a GCN population encoder (:class:`sciflow.nn.population.PopulationEncoder`,
-  H = gnn_hidden): a new population gets its own field. The factor sqrt(H) gives the embedding
-  unit RMS per feature, like the other decoder inputs (the paper feeds the unit vector itself;
-  on letters the rescaled one was learned faster: held-out X W1 0.241 vs 0.249 at 2,000 steps);
-- ``"fm"``   c = [treatment one-hot]: one field for every population;
-- ``"cgfm"`` c = [population one-hot, treatment one-hot]: one slot per training population plus
-  spare slots; an unseen population is given a spare slot, whose weights were never trained.
-
-The model follows the core contract ``model(x, t, *, cond, batch)`` with ``cond`` the vector c per
-group (B, C) when ``batch`` (N,) is given, or per row (N, C) without it; :meth:`CellFlowModel.
-condition` builds c from the source cells and names. Features are standardised inside the model
-(per-feature mean and std of the training cells), so users pass cells in their own units.
+:class:`Model` bundles the velocity network (:class:`~.network.CellFlowModel`, EMA weights, eval
+mode) with the :class:`~.config.Config` that built it (filled in for the training data), the
+feature names and ``obs`` columns of the training data, the mean training shift per condition
+(the SHIFT baseline) and how many source cells MFM embeds per population. :meth:`Model.save` writes
+it as one checkpoint of kind :data:`KIND` (digest checked on load); :func:`load` reads it back,
+and also reads the files of sciflow 0.1 (``meta["cells"]`` with a ``spec``, no kind tag) and the
+Trainer's ``checkpoints/step_*.pt`` of a run.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from sciflow.graphs import expand_per_graph
-from sciflow.nn.embeddings import SinusoidalTimeEmbedding
-from sciflow.nn.mlp import per_sample_time
-from sciflow.nn.population import PopulationEncoder
+from sciflow.checkpoint import CheckpointError, LoadedCheckpoint, load_checkpoint, save_checkpoint
+from sciflow.devices import resolve_device
+from sciflow.train import TrainResult
 
-__all__ = ["METHODS", "CellFlowSpec", "SkipMLP", "CellFlowModel"]
+from .config import MODEL_TYPES, Config
+from .network import CellFlowModel, SkipMLP  # noqa: F401 - SkipMLP: sciflow 0.1 imported it here
 
-Method = Literal["mfm", "fm", "cgfm"]
-METHODS: tuple[str, ...] = ("mfm", "fm", "cgfm")
+__all__ = ["KIND", "Model", "build_network", "load", "saved_config", "CellFlowModel"]
+
+KIND = "single_cell"
+METHODS = MODEL_TYPES  # sciflow 0.1's name
 
 
-@dataclass(frozen=True, kw_only=True)
-class CellFlowSpec:
-    """What a cell flow is (stored as JSON in checkpoints; rebuilds the network).
+def __getattr__(name: str) -> Any:
+    """sciflow 0.1's ``CellFlowSpec`` (now :class:`~.config.Config`) stays importable here."""
+    if name == "CellFlowSpec":
+        from .legacy import CellFlowSpec
 
-    method: ``"mfm"``, ``"fm"`` or ``"cgfm"``. dim: features per cell. conditions: treatment
-    names (one-hot order). populations: CGFM's training populations; spare_slots: its extra slots
-    for unseen populations. hidden, layers: decoder width and residual depth (paper: 512 x 4 on
-    letters). time_dim, time_scale: sinusoidal time features of time_scale * t (1: smooth in t,
-    as in the paper, which keeps adaptive solvers cheap). fourier, fourier_scale: random Fourier
-    features of the standardised x (count, std s of B). gnn_hidden, gnn_layers, knn: the
-    population encoder (paper, letters: 64, 3, 50; ``knn=0`` drops the graph). The defaults
-    (128 x 4, k = 20 for batches of ~256 cells) are sized for CPU training.
+        return CellFlowSpec
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def build_network(config: Config) -> CellFlowModel:
+    """The velocity network of ``config`` (which must be filled in for the data: ``dim`` set)."""
+    return CellFlowModel(config)
+
+
+@dataclass(frozen=True)
+class Model:
+    """A trained flow and what it needs to be applied to new AnnData.
+
+    net: the network (EMA weights after training, eval mode). config: the Config it was built
+    from, with ``dim``, ``conditions`` and ``populations`` of the training data. features, rep,
+    keys: the training data's feature names, representation (``"X"`` or an obsm key) and obs
+    columns. mean_shift: the mean training shift per condition (key ``""`` without conditions).
+    embed_cells: source cells per population MFM embeds when sampling (the training batch's
+    cells_per_population; None: all). result: the training run (None for a loaded model).
     """
 
-    method: Method
-    dim: int
-    conditions: tuple[str, ...] = ()
-    populations: tuple[str, ...] = ()
-    spare_slots: int = 20
-    hidden: int = 128
-    layers: int = 4
-    time_dim: int = 128
-    time_scale: float = 1.0
-    fourier: int = 64
-    fourier_scale: float = 0.5
-    gnn_hidden: int = 64
-    gnn_layers: int = 3
-    knn: int = 20
-
-    def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"method={self.method!r}; choose from {list(METHODS)}")
-        for name, low in (("dim", 1), ("hidden", 1), ("layers", 1), ("time_dim", 2),
-                          ("fourier", 0), ("gnn_hidden", 1), ("gnn_layers", 1), ("knn", 0),
-                          ("spare_slots", 0)):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise ValueError(f"CellFlowSpec.{name} must be an integer >= {low}, got {value!r}")
-        if self.time_dim % 2:
-            raise ValueError(f"CellFlowSpec.time_dim must be even, got {self.time_dim}")
-        if not self.time_scale > 0:
-            raise ValueError(f"CellFlowSpec.time_scale must be > 0, got {self.time_scale}")
-        if not self.fourier_scale > 0:
-            raise ValueError(f"CellFlowSpec.fourier_scale must be > 0, got {self.fourier_scale}")
-        if self.method == "cgfm" and not self.populations:
-            raise ValueError("method='cgfm' needs the training population names (populations=)")
-        for name in ("conditions", "populations"):
-            values = getattr(self, name)
-            if len(set(values)) != len(values):
-                raise ValueError(f"CellFlowSpec.{name} has duplicate names")
+    net: CellFlowModel
+    config: Config
+    features: tuple[str, ...]
+    rep: str
+    keys: dict[str, str | None]
+    mean_shift: dict[str, Tensor]
+    embed_cells: int | None
+    result: TrainResult | None = None
 
     @property
-    def cond_dim(self) -> int:
-        """Width of the conditioning vector c."""
-        width = len(self.conditions)
-        if self.method == "mfm":
-            width += self.gnn_hidden
-        elif self.method == "cgfm":
-            width += len(self.populations) + self.spare_slots
-        return width
+    def model(self) -> CellFlowModel:
+        """The network (its name in sciflow 0.1's ``CellFlow``)."""
+        return self.net
 
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["conditions"], d["populations"] = list(self.conditions), list(self.populations)
-        return d
+    @property
+    def spec(self) -> Config:
+        """The config (its name in sciflow 0.1's ``CellFlow``)."""
+        return self.config
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> CellFlowSpec:
-        d = dict(d)
-        d["conditions"] = tuple(d.get("conditions", ()))
-        d["populations"] = tuple(d.get("populations", ()))
-        return cls(**d)
+    @property
+    def device(self) -> torch.device:
+        return self.net.shift.device
+
+    def meta(self) -> dict[str, Any]:
+        """JSON metadata stored in checkpoints (rebuilds everything but the weights)."""
+        return {"config": self.config.to_dict(), "data": {
+            "features": list(self.features), "rep": self.rep, "keys": dict(self.keys),
+            "embed_cells": self.embed_cells,
+            "mean_shift": {k: v.tolist() for k, v in self.mean_shift.items()}}}
+
+    def save(self, path: str | Path) -> Path:
+        """Write the weights and metadata to one checkpoint (kind ``"single_cell"``, atomic)."""
+        step = self.result.step if self.result is not None else 0
+        return save_checkpoint(path, self.net, kind=KIND, meta=self.meta(), step=step)
 
 
-class SkipMLP(nn.Module):
-    """SELU perceptron with residual hidden layers (Meta Flow Matching's decoder).
+def saved_config(ck: LoadedCheckpoint) -> tuple[Config, dict[str, Any]]:
+    """The Config and the data description stored in a loaded checkpoint of this domain.
 
-    h_0 = selu(W_in x),  h_l = selu(W_l h_{l-1} + h_{l-1}) for l = 1..L-1,  y = W_out h_{L-1}.
-
-    Shapes: (*, d_in) -> (*, d_out).
+    Reads the current layout (``meta["config"]``, ``meta["data"]``) and sciflow 0.1's
+    (``meta["cells"]`` with the network ``spec``; its TrainConfig, when the Trainer wrote the
+    file, comes from the checkpoint's config). CheckpointError for anything else.
     """
+    path = str(ck.path)
+    if ck.kind not in (KIND, ""):
+        raise CheckpointError(f"{path!r} holds a {ck.kind} checkpoint, not a {KIND} one; pass "
+                              "a model written by `sciflow single-cell train`")
+    meta = ck.meta
+    try:
+        if isinstance(meta.get("config"), dict) and isinstance(meta.get("data"), dict):
+            return Config.from_dict(meta["config"]), dict(meta["data"])
+        if isinstance(meta.get("cells"), dict):
+            legacy = dict(meta["cells"])
+            spec = dict(legacy.pop("spec"))
+            if ck.config is not None:
+                spec["train"] = ck.config
+            return Config.from_dict(spec), legacy
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"{path!r} has single-cell metadata this version cannot read "
+                              f"({type(err).__name__}: {err})") from err
+    raise CheckpointError(f"{path!r} is not a single-cell checkpoint (no 'config' or 'cells' "
+                          f"metadata; found {sorted(meta)})")
 
-    def __init__(self, d_in: int, d_out: int, hidden: int, layers: int) -> None:
-        super().__init__()
-        self.input = nn.Linear(d_in, hidden)
-        self.hidden = nn.ModuleList(nn.Linear(hidden, hidden) for _ in range(layers - 1))
-        self.output = nn.Linear(hidden, d_out)
-        self.act = nn.SELU()
 
-    def forward(self, x: Tensor) -> Tensor:
-        h = self.act(self.input(x))
-        for layer in self.hidden:
-            h = self.act(layer(h) + h)
-        return self.output(h)
-
-
-class CellFlowModel(nn.Module):
-    """The velocity field of one method, with its population encoder for MFM.
-
-    Call as ``model(x, t, cond=c, batch=batch)`` (the core contract); build ``c`` with
-    :meth:`condition`. ``encoder`` is None except for MFM; ``velocity`` is the decoder.
-
-    Shapes: x (N, dim); t (B,) or scalar; cond (B, cond_dim) with batch (N,) in [0, B), or
-    (N, cond_dim) without batch -> (N, dim).
-    """
-
-    def __init__(self, spec: CellFlowSpec) -> None:
-        super().__init__()
-        self.spec = spec
-        self.encoder = PopulationEncoder(spec.dim, hidden=spec.gnn_hidden, layers=spec.gnn_layers,
-                                         k=spec.knn) if spec.method == "mfm" else None
-        self.time_embed = SinusoidalTimeEmbedding(spec.time_dim, scale=spec.time_scale)
-        gen = torch.Generator().manual_seed(0)  # fixed features: part of the architecture
-        self.register_buffer("fourier_b", spec.fourier_scale * torch.randn(
-            spec.dim, spec.fourier, generator=gen))
-        self.register_buffer("shift", torch.zeros(spec.dim))
-        self.register_buffer("scale", torch.ones(spec.dim))
-        d_in = spec.cond_dim + spec.time_dim + 2 * spec.fourier + spec.dim
-        self.velocity = SkipMLP(d_in, spec.dim, spec.hidden, spec.layers)
-        self._condition_index = {c: i for i, c in enumerate(spec.conditions)}
-        self._population_index = {p: i for i, p in enumerate(spec.populations)}
-
-    # ------------------------------------------------------------------ standardisation
-    @torch.no_grad()
-    def set_standardization(self, cells: Tensor) -> None:
-        """Use the per-feature mean and std of ``cells`` (M, dim) to standardise inputs."""
-        if cells.dim() != 2 or cells.shape[1] != self.spec.dim or cells.shape[0] < 2:
-            raise ValueError(f"cells must be (M >= 2, {self.spec.dim}), got {tuple(cells.shape)}")
-        self.shift.copy_(cells.mean(0))
-        self.scale.copy_(cells.std(0).clamp_min(1e-6))
-
-    def _standardize(self, x: Tensor) -> Tensor:
-        return (x - self.shift) / self.scale
-
-    # ------------------------------------------------------------------ conditioning
-    def population_slot(self, population: str) -> int:
-        """CGFM's one-hot slot: the training index, or a spare slot for an unseen population."""
-        if population in self._population_index:
-            return self._population_index[population]
-        if self.spec.spare_slots == 0:
-            raise ValueError(f"population {population!r} was not seen in training and this CGFM "
-                             "model has no spare slots (spare_slots=0)")
-        digest = sum((i + 1) * ord(ch) for i, ch in enumerate(population))  # stable, no hash()
-        return len(self.spec.populations) + digest % self.spec.spare_slots
-
-    def treatment_onehot(self, conditions: Sequence[str | None], *, like: Tensor) -> Tensor:
-        """(B, n_conditions) one-hot of each group's condition (zeros when there are none)."""
-        out = like.new_zeros(len(conditions), len(self.spec.conditions))
-        for i, c in enumerate(conditions):
-            if not self.spec.conditions:
-                continue
-            if c not in self._condition_index:
-                raise ValueError(f"condition {c!r} is unknown to this model; it was trained on "
-                                 f"{list(self.spec.conditions)}")
-            out[i, self._condition_index[c]] = 1.0
-        return out
-
-    def embed(self, source: Tensor, batch: Tensor, num: int) -> Tensor:
-        """MFM population embeddings sqrt(H) phi(source) of ``num`` groups: (B, H = gnn_hidden),
-        each of norm sqrt(H)."""
-        if self.encoder is None:
-            raise ValueError(f"method {self.spec.method!r} has no population encoder")
-        phi = self.encoder(self._standardize(source), batch, num_populations=num)
-        return math.sqrt(self.spec.gnn_hidden) * phi
-
-    def condition(
-        self,
-        source: Tensor,
-        batch: Tensor,
-        *,
-        populations: Sequence[str],
-        conditions: Sequence[str | None],
-        embedding: Tensor | None = None,
-    ) -> Tensor:
-        """The conditioning vectors c (B, cond_dim) of B groups.
-
-        source, batch: (N, dim) source cells and their group index (N,) in [0, B) (MFM only).
-        populations, conditions: the name and condition of each group. ``embedding`` (B, H)
-        reuses precomputed MFM embeddings (e.g. detached ones during alternating training).
-        """
-        num = len(populations)
-        if len(conditions) != num:
-            raise ValueError(f"got {num} populations but {len(conditions)} conditions")
-        like = source if source.is_floating_point() else self.shift
-        parts: list[Tensor] = []
-        if self.spec.method == "mfm":
-            parts.append(self.embed(source, batch, num) if embedding is None else embedding)
-        elif self.spec.method == "cgfm":
-            slots = torch.tensor([self.population_slot(p) for p in populations],
-                                 device=like.device)
-            parts.append(nn.functional.one_hot(
-                slots, len(self.spec.populations) + self.spec.spare_slots).to(like.dtype))
-        parts.append(self.treatment_onehot(conditions, like=like))
-        return torch.cat(parts, dim=1)
-
-    # ------------------------------------------------------------------ velocity
-    def forward(self, x: Tensor, t: Tensor | float, *, cond: Tensor | None = None,
-                batch: Tensor | None = None) -> Tensor:
-        spec = self.spec
-        if x.dim() != 2 or x.shape[1] != spec.dim:
-            raise ValueError(f"x must have shape (N, {spec.dim}), got {tuple(x.shape)}")
-        groups = x.shape[0] if batch is None else (int(batch.max()) + 1 if batch.numel() else 0)
-        t = expand_per_graph(per_sample_time(t, groups, like=x), batch)
-        if cond is None:
-            if spec.cond_dim:
-                raise ValueError(f"method {spec.method!r} needs cond of width {spec.cond_dim}; "
-                                 "build it with model.condition(...)")
-            cond = x.new_zeros(groups, 0)
-        if cond.dim() != 2 or cond.shape != (groups, spec.cond_dim):
-            raise ValueError(f"cond must have shape ({groups}, {spec.cond_dim}), "
-                             f"got {tuple(cond.shape)}")
-        z = self._standardize(x)
-        proj = 2.0 * math.pi * z @ self.fourier_b
-        feats = [expand_per_graph(cond.to(x.dtype), batch), self.time_embed(t).to(x.dtype),
-                 torch.cos(proj), torch.sin(proj), z]
-        return self.velocity(torch.cat(feats, dim=1)) * self.scale
+def load(path: str | Path, *, device: str = "cpu") -> Model:
+    """Load a flow written by :meth:`Model.save`, by training (``checkpoints/step_*.pt``, EMA
+    weights) or by sciflow 0.1's ``save_cell_flow``; on ``device`` (cpu, cuda, mps, auto)."""
+    target = resolve_device(device)
+    ck = load_checkpoint(path)
+    config, data = saved_config(ck)
+    net = build_network(config)
+    try:
+        net.load_state_dict(ck.state_dict)
+        shift = {k: torch.tensor(v, dtype=torch.float32) for k, v in data["mean_shift"].items()}
+        model = Model(net=net.to(target).eval(), config=config,
+                      features=tuple(data["features"]), rep=data["rep"], keys=dict(data["keys"]),
+                      mean_shift=shift, embed_cells=data["embed_cells"])
+    except (RuntimeError, KeyError, TypeError) as err:
+        raise CheckpointError(f"{str(path)!r} does not fit the single-cell network its metadata "
+                              f"describes ({type(err).__name__}: {str(err).splitlines()[0]})"
+                              ) from err
+    if len(model.features) != config.dim:
+        raise CheckpointError(f"{str(path)!r} lists {len(model.features)} features for a network "
+                              f"of dim {config.dim}")
+    return model

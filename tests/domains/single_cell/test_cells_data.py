@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
-from sciflow.domains.single_cell.data import (
+from sciflow.domains.single_cell import (
     CellDataError,
     filter_obs,
     predictions_to_anndata,

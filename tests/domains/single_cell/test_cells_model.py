@@ -3,17 +3,18 @@
 import pytest
 import torch
 
-from sciflow.domains.single_cell.model import CellFlowModel, CellFlowSpec
+from sciflow.domains.single_cell import CellFlowModel, Config
+from sciflow.errors import InputError
 
 
-def _spec(method, **kw):
+def _spec(model_type, **kw):
     base = dict(dim=3, hidden=16, layers=2, time_dim=8, fourier=4, gnn_hidden=8, gnn_layers=2,
                 knn=3)
-    if method == "cgfm":
+    if model_type == "cgfm":
         base["populations"] = ("p0", "p1")
         base["spare_slots"] = 3
     base.update(kw)
-    return CellFlowSpec(method=method, **base)
+    return Config(model_type=model_type, **base)
 
 
 def _groups(sizes, dim=3, seed=0):
@@ -28,7 +29,7 @@ def test_velocity_contract_per_group_equals_per_row(method):
     model = CellFlowModel(_spec(method, conditions=("a", "b")))
     x, batch = _groups([7, 9])
     cond = model.condition(x, batch, populations=["p0", "p7"], conditions=["a", "b"])
-    assert cond.shape == (2, model.spec.cond_dim)
+    assert cond.shape == (2, model.config.cond_dim)
     t = torch.tensor([0.2, 0.7])
     v = model(x, t, cond=cond, batch=batch)
     assert v.shape == x.shape
@@ -37,7 +38,7 @@ def test_velocity_contract_per_group_equals_per_row(method):
 
 def test_fm_without_conditions_needs_no_cond_and_ignores_population():
     model = CellFlowModel(_spec("fm"))
-    assert model.spec.cond_dim == 0
+    assert model.config.cond_dim == 0
     x, batch = _groups([5, 5])
     c = model.condition(x, batch, populations=["u", "v"], conditions=[None, None])
     assert c.shape == (2, 0)
@@ -94,15 +95,20 @@ def test_standardisation_makes_the_field_unit_equivariant():
                                a * m1(x, t, cond=c1, batch=batch))
 
 
-def test_spec_round_trip_and_bad_values():
-    spec = _spec("cgfm", conditions=("x",))
-    assert CellFlowSpec.from_dict(spec.to_dict()) == spec
-    with pytest.raises(ValueError, match="method='gfm'"):
-        CellFlowSpec(method="gfm", dim=2)
-    with pytest.raises(ValueError, match="needs the training population names"):
-        CellFlowSpec(method="cgfm", dim=2)
-    with pytest.raises(ValueError, match="knn must be an integer >= 0"):
-        CellFlowSpec(method="mfm", dim=2, knn=-1)
+def test_config_round_trip_and_bad_values():
+    spec = _spec("cgfm", conditions=("x",)).replace(train={"steps": 7, "lr": 0.01})
+    assert Config.from_dict(spec.to_dict()) == spec
+    assert Config.from_dict({"method": "fm", "dim": 2}).model_type == "fm"  # a sciflow 0.1 spec
+    with pytest.raises(InputError, match="model_type='gfm'"):
+        Config(model_type="gfm", dim=2)
+    with pytest.raises(InputError, match="needs the training population names"):
+        CellFlowModel(Config(model_type="cgfm", dim=2))
+    with pytest.raises(InputError, match="needs config.dim"):
+        CellFlowModel(Config(model_type="fm"))
+    with pytest.raises(InputError, match="knn=-1: expected an integer >= 0"):
+        Config(model_type="mfm", dim=2, knn=-1)
+    with pytest.raises(InputError, match="cells_per_population=10: MFM"):
+        Config(knn=20, cells_per_population=10)
 
 
 def test_bad_calls_are_explained():

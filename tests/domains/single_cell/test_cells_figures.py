@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from sciflow.domains.single_cell.data import PopulationPair
-from sciflow.domains.single_cell.plots import plot_embeddings, plot_populations
+from sciflow.domains.single_cell import PopulationPair, plot_embeddings, plot_populations
 
 PNG = b"\x89PNG"
 
