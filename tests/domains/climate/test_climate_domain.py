@@ -218,3 +218,18 @@ def test_cli_and_package_import_no_torch() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert "HEAVY []" in out, out[-400:]
+
+
+def test_cli_flags_map_onto_the_config() -> None:
+    import argparse
+
+    from sciflow.domains.climate.cli import _config, configure
+
+    parser = argparse.ArgumentParser()
+    configure(parser)
+    full = _config(parser.parse_args(["study"]))
+    assert full == Config()
+    quick = _config(parser.parse_args(["study", "--quick", "--flow-train-steps", "5", "--seed",
+                                       "3", "--sample-steps", "7", "--solver", "heun"]))
+    assert quick == climate.quick_config(flow_sample_steps=7, flow_solver="heun",
+                                         train={"steps": 5, "seed": 3})
