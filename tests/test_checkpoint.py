@@ -118,8 +118,6 @@ def test_read_state_names_a_missing_file(tmp_path: Path) -> None:
         read_state(tmp_path / "nope.pt")
 
 
-@pytest.mark.xfail(strict=True, reason="the climate cache and a benchmark still call torch.load; "
-                   "issue 16 moves them to sciflow.checkpoint")
 def test_no_torch_load_outside_the_safe_loader() -> None:
     """Every torch.load in the tree goes through sciflow.checkpoint (weights only, digest)."""
     pattern = re.compile(r"\btorch\.load\(")
