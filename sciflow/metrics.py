@@ -20,7 +20,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import ot
 import torch
 from torch import Tensor
 
@@ -79,6 +78,8 @@ def _dist(a: Tensor, b: Tensor) -> Tensor:
 
 
 def _emd2(cost: Tensor) -> float:
+    import ot  # POT imports jax at import time when jax is installed: only when a W is computed
+
     n, m = cost.shape
     c = cost.cpu().numpy()
     val = ot.emd2(np.full(n, 1.0 / n), np.full(m, 1.0 / m), c, numItermax=max(100_000, 20 * n * m))
