@@ -210,8 +210,10 @@ def _writable_folder(path: Path, name: str) -> None:
 class ClaimedOutput:
     """An output name checked and claimed by :func:`claim_output`; write it with :meth:`write`."""
 
-    def __init__(self, path: Path, *, overwrite: bool, name: str, lock: Path) -> None:
+    def __init__(self, path: Path, *, overwrite: bool, name: str, lock: Path,
+                 created: tuple[Path, ...] = ()) -> None:
         self.path, self.overwrite, self.name, self._lock = path, overwrite, name, lock
+        self._created = created  # folders the claim made, deepest first, removed if unused
         self.written = False
 
     def __repr__(self) -> str:
@@ -225,7 +227,8 @@ class ClaimedOutput:
         self.release()
 
     def release(self) -> None:
-        """Give the name back (idempotent); an unwritten claim leaves nothing behind."""
+        """Give the name back (idempotent); an unwritten claim leaves nothing behind, not even
+        the folders it created for the output."""
         if self._lock is not None:
             try:
                 if self._lock.read_text().split()[0] == str(os.getpid()):
@@ -233,6 +236,12 @@ class ClaimedOutput:
             except (FileNotFoundError, IndexError):
                 pass
             self._lock = None
+            if not self.written:
+                for folder in self._created:
+                    try:
+                        folder.rmdir()  # only if empty: someone else may have used it meanwhile
+                    except OSError:
+                        break
 
     def write(self, fill: Callable[[Path], Any]) -> Path:
         """Call ``fill(tmp)`` to produce the output on a hidden sibling, then move it into place.
@@ -327,9 +336,10 @@ def claim_output(
         raise OutputError(f"{name}={str(path)!r}: the {kind} exists; pass --overwrite "
                           "(overwrite=True) to replace it, or choose another path")
     _writable_folder(final, name)
+    created = tuple(p for p in final.parents if not p.exists())  # deepest first
     lock = _take_lock(final, name)
     sweep_stale(final.parent)
-    return ClaimedOutput(final, overwrite=overwrite, name=name, lock=lock)
+    return ClaimedOutput(final, overwrite=overwrite, name=name, lock=lock, created=created)
 
 
 def _take_lock(final: Path, name: str) -> Path:

@@ -54,6 +54,13 @@ def test_an_output_that_is_an_input_is_refused(tmp_path: Path, how: str,
     assert data.read_bytes() == b"precious" and (store / "band").read_bytes() == b"bands"
 
 
+def test_an_unwritten_claim_leaves_no_folder_behind(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="work failed"), \
+            claim_output(tmp_path / "new" / "deeper" / "x.nc"):
+        raise RuntimeError("work failed")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_existing_output_needs_overwrite_and_is_then_replaced(tmp_path: Path) -> None:
     out = tmp_path / "r.json"
     out.write_text("old")
