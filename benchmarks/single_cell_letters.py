@@ -42,22 +42,25 @@ from pathlib import Path
 import torch
 from reporting import mean_std
 
+from sciflow.checkpoint import load_tensors, save_tensors
 from sciflow.datasets.cells import PBMCTaskConfig, pbmc_populations
 from sciflow.datasets.letters import LettersConfig, letters_anndata
-from sciflow.domains.single_cell.data import CellPopulations, PopulationPair, read_populations
-from sciflow.domains.single_cell.metrics import mean_scores
-from sciflow.domains.single_cell.pipeline import (
+from sciflow.domains.single_cell import (
     BASELINES,
-    CellTrainConfig,
+    CellPopulations,
+    Config,
+    PopulationPair,
     baseline_predictions,
-    build_spec,
-    evaluate,
+    mean_scores,
     mean_training_shift,
-    predict,
-    train_cell_flow,
+    read_populations,
+    sample,
+    score,
+    train,
 )
 
 RESULTS = Path(__file__).parent / "results" / "single_cell.md"
+TASK_KIND = "benchmark.single_cell_task"  # the cache a memory probe reads
 METHODS = ("BASE", "SHIFT", "IDEAL-SHIFT", "FM", "CGFM", "MFM", "MFM (k=0)",
            "MFM (alternating)")
 # label -> (method, knn override, MFM update scheme, seeds run)
@@ -131,6 +134,21 @@ def pbmc_task(quick: bool) -> Task:
                 labels=tuple(m for m in METHODS if m != "MFM (alternating)"))
 
 
+def make_config(arch: dict, train_cfg: dict, label: str, seed: int, steps: int | None = None
+                ) -> Config:
+    """The Config of a trained method: its type, knn override and update scheme (TRAINED)."""
+    model_type, knn, scheme, _ = TRAINED[label]
+    arch, run = dict(arch), dict(train_cfg)
+    if knn is not None:
+        arch["knn"] = knn
+    if steps is not None:
+        run["steps"] = steps
+    config = Config(model_type=model_type, training=scheme,
+                    populations_per_batch=run.pop("populations_per_batch"),
+                    cells_per_population=run.pop("cells_per_population"), **arch)
+    return config.replace(train={**run, "seed": seed, "progress": False})
+
+
 def probe_memory(path: str, label: str, steps: int) -> tuple[float, float]:
     """Peak resident set (MiB) before and after training ``label`` ``steps`` steps (child).
 
@@ -138,17 +156,12 @@ def probe_memory(path: str, label: str, steps: int) -> tuple[float, float]:
     (VmHWM) before training is imports + data. Training steps are alike, so a short run
     reaches the peak of a long one.
     """
-    saved = torch.load(path, weights_only=False)
+    saved = load_tensors(path, kind=TASK_KIND)
     pairs = tuple(PopulationPair(*p) for p in saved["pairs"])
-    train = CellPopulations(pairs=pairs, features=saved["features"], rep="X", keys={})
-    method, knn, scheme, _ = TRAINED[label]
-    arch = dict(saved["arch"])
-    if knn is not None:
-        arch["knn"] = knn
-    spec = build_spec(train, method, **arch)
-    cfg = CellTrainConfig(progress=False, training=scheme, **dict(saved["train_cfg"], steps=steps))
+    cells = CellPopulations(pairs=pairs, features=tuple(saved["features"]), rep="X", keys={})
+    config = make_config(saved["arch"], saved["train_cfg"], label, seed=0, steps=steps)
     base = _peak_rss_mib()
-    train_cell_flow(train, spec, cfg)
+    train(cells, config)
     return base, _peak_rss_mib()
 
 
@@ -165,10 +178,10 @@ def memory_in_child(task: Task, label: str, quick: bool) -> list[float]:
     """Run :func:`probe_memory` in a fresh process (peak memory is per process)."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "task.pt"
-        torch.save({"pairs": [(p.population, p.condition, p.source, p.target, p.paired)
-                              for p in task.train.pairs],
-                    "features": task.train.features, "arch": task.arch,
-                    "train_cfg": task.train_cfg}, path)
+        save_tensors(path, {"pairs": [(p.population, p.condition, p.source, p.target, p.paired)
+                                      for p in task.train.pairs],
+                            "features": list(task.train.features), "arch": task.arch,
+                            "train_cfg": task.train_cfg}, kind=TASK_KIND)
         cmd = [sys.executable, __file__, "--probe", f"{path}:{label}"] + (
             ["--quick"] if quick else [])
         out = subprocess.run(cmd, capture_output=True, text=True, check=True)
@@ -176,20 +189,15 @@ def memory_in_child(task: Task, label: str, quick: bool) -> list[float]:
 
 
 def run_trained(task: Task, label: str, seed: int) -> dict:
-    method, knn, scheme, _ = TRAINED[label]
-    arch = dict(task.arch)
-    if knn is not None:
-        arch["knn"] = knn
-    spec = build_spec(task.train, method, **arch)
-    cfg = CellTrainConfig(seed=seed, progress=False, training=scheme, **task.train_cfg)
+    config = make_config(task.arch, task.train_cfg, label, seed)
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    flow = train_cell_flow(task.train, spec, cfg)
+    model = train(task.train, config)
     record = {"train_wall": time.perf_counter() - wall0, "train_cpu": time.process_time() - cpu0,
-              "final_loss": flow.train.final_loss, "scores": {}}
+              "final_loss": model.result.final_loss, "scores": {}}
     for split, data in task.splits.items():
-        preds = predict(flow, data.pairs)
+        preds = sample(model, data)
         record["scores"][split] = mean_scores(
-            evaluate(preds, data.pairs, max_cells=task.eval_cells)).as_dict()
+            score(preds, data, max_cells=task.eval_cells)).as_dict()
     return record
 
 
@@ -199,7 +207,7 @@ def run_baseline(task: Task, label: str) -> dict:
     for split, data in task.splits.items():
         preds = baseline_predictions(label.lower(), data.pairs, mean_shift=shift)
         record["scores"][split] = mean_scores(
-            evaluate(preds, data.pairs, max_cells=task.eval_cells)).as_dict()
+            score(preds, data, max_cells=task.eval_cells)).as_dict()
     return record
 
 
