@@ -51,8 +51,6 @@ def test_solver_names_match_the_solver_registry():
 
 @pytest.mark.parametrize("argv", [["--help"]] + [[d.name, "--help"] for d in domains().values()],
                          ids=lambda a: a[0])
-@pytest.mark.xfail(strict=True, reason="domain CLI modules still import torch at start-up; "
-                   "issue 15 restructures them")
 def test_help_imports_no_torch(argv):
     """`sciflow --help` and `sciflow GROUP --help` must not import torch (start-up cost)."""
     code = ("import sys\nfrom sciflow.cli import main\n"
