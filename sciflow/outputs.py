@@ -316,8 +316,12 @@ def claim_output(
     suffixes: the accepted endings (``(".xyz", ".extxyz")``), or None for any.
     name: how the argument is called in messages (``"--output"``, ``"out"``).
 
-    Raises :class:`~sciflow.errors.InputError` (unknown format) or
-    :class:`~sciflow.errors.OutputError` (an input, exists, busy, not writable).
+    Raises
+    ------
+    InputError
+        an unknown format.
+    OutputError
+        the output is an input, exists (without ``overwrite``), is busy or cannot be written.
     """
     if path is None or str(path) == "":
         raise InputError(f"{name} is required: give the path of the file to write")

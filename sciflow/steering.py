@@ -188,6 +188,8 @@ def flowchef(
     hooks:
         Run after every step, as in :func:`sciflow.solvers.odeint`.
 
+    Notes
+    -----
     The network is called under ``torch.no_grad`` once per step; gradients flow only through the
     loss and the (affine) conversion to x1_hat. Shapes: x0 (N, *) -> SteeringResult.x (N, *).
     """

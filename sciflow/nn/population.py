@@ -222,6 +222,8 @@ class PopulationEncoder(nn.Module):
     normalize:
         Scale each embedding to unit L2 norm (as in the paper).
 
+    Notes
+    -----
     Shapes: x (N, D), batch (N,) with values in [0, B) -> (B, hidden). Without ``batch`` the rows
     are one population and the result is (1, hidden).
 

@@ -83,6 +83,8 @@ def odeint(
     hooks:
         :data:`StepHook` s ``hook(x, interval) -> x``, run after ``step_hook``.
 
+    Notes
+    -----
     Shapes: x0 (N, *) -> ODESolution.x (N, *). ``batch`` (N,) for ragged graph batches.
 
     Example

@@ -49,8 +49,9 @@ class SDEStep:
         m: None (zero), a tensor broadcastable to x, or a function of the conditions returning
         per-row means (what the particle searches need: they tile and resample ``cond``).
 
+    Notes
+    -----
     :meth:`for_source` reads s, m and the centring from a :class:`~sciflow.sources.GaussianSource`.
-
     Shapes: v, x (N, *) -> (N, *); ``batch`` (N,) for ragged graph batches.
     """
 
