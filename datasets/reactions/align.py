@@ -12,13 +12,21 @@ import numpy as np
 __all__ = ["kabsch_align", "kabsch_rmsd"]
 
 
-def kabsch_align(x: np.ndarray, y: np.ndarray, *, masses: np.ndarray | None = None) -> np.ndarray:
-    """Rotate and translate ``x`` onto ``y`` (proper rotation only). Shapes: (N, 3), (N, 3) -> (N, 3)."""
+def kabsch_align(x: np.ndarray, y: np.ndarray, *, masses: np.ndarray | None = None,
+                 fit: np.ndarray | list[int] | None = None) -> np.ndarray:
+    """Rotate and translate ``x`` onto ``y`` (proper rotation only). Shapes: (N, 3), (N, 3) -> (N, 3).
+
+    With ``fit`` (atom indices), the motion is fitted on those atoms only and applied to all of ``x``.
+    """
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
     if x.shape != y.shape or x.ndim != 2 or x.shape[1] != 3:
         raise ValueError(f"kabsch_align needs two (N, 3) arrays of one shape, got {x.shape} and {y.shape}")
     w = np.ones(len(x)) if masses is None else np.asarray(masses, dtype=float)
+    if fit is not None:
+        keep = np.zeros(len(x), dtype=bool)
+        keep[np.asarray(fit, dtype=int)] = True
+        w = np.where(keep, w, 0.0)
     w = w / w.sum()
     xc = (w[:, None] * x).sum(0)
     yc = (w[:, None] * y).sum(0)

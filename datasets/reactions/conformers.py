@@ -5,7 +5,8 @@ internal coordinate:
 
 * ``conformational``: a rotation about a non-ring bond i-j, keyed by the dihedral a-i-j-b (a, b
   the heaviest other neighbours of i and j, lowest index first). Classes (the family label
-  ``rot:<class>:<bond>``): ``double`` (C=C, C=N, N=N, ... cis/trans), ``partial`` (a single bond
+  ``rot:<class>:<bond>``): ``double`` (C=N, N=N, C=P, ... E/Z; not C=C, whose twisted saddle
+  is a diradical that closed-shell GFN2-xTB renders as a cusp with ~2,500i cm^-1), ``partial`` (a single bond
   from a lone-pair atom N/O/S to an unsaturated atom: amides, thioamides, esters, thioesters,
   enols, enamines, vinyl ethers, carbamates), ``conjugated`` (a single bond between two
   unsaturated atoms: s-cis/s-trans dienes and enones) and ``single`` (other single bonds between
@@ -140,9 +141,11 @@ def rotation_path(r_pos: np.ndarray, p_pos: np.ndarray, key: Sequence[int], side
     the other coordinates smoothly from R to P (a straight line in Cartesians would shrink the
     rotating group through the axis).
     """
+    from .align import kabsch_align
+
     a, i, j, b = key
     fixed = [k for k in range(len(r_pos)) if k not in set(side)] + [j]
-    p_al = _rigid_like(p_pos, p_pos[fixed], r_pos[fixed])
+    p_al = kabsch_align(p_pos, r_pos, fit=fixed)
     delta = angle_difference(dihedral(p_al, a, i, j, b), dihedral(r_pos, a, i, j, b))
     out = []
     for k in range(1, images + 1):
@@ -151,16 +154,6 @@ def rotation_path(r_pos: np.ndarray, p_pos: np.ndarray, key: Sequence[int], side
         y = rotate_about_bond(p_al, i, j, side, -(1 - f) * delta)
         out.append((1 - f) * x + f * y)
     return out
-
-
-def _rigid_like(x: np.ndarray, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Apply to all of ``x`` the rigid motion that maps ``src`` onto ``dst`` (least squares)."""
-    sc, dc = src.mean(0), dst.mean(0)
-    h = (src - sc).T @ (dst - dc)
-    u, _, vt = np.linalg.svd(h)
-    d = np.sign(np.linalg.det(vt.T @ u.T)) or 1.0
-    rot = vt.T @ np.diag([1.0, 1.0, d]) @ u.T
-    return (x - sc) @ rot.T + dc
 
 
 def _pick(numbers: Sequence[int], nbrs: list[list[int]], atom: int, exclude: int) -> int:
@@ -179,8 +172,8 @@ def _rotation_class(numbers, orders, unsat, i: int, j: int) -> str | None:
     order = orders[(min(i, j), max(i, j))]
     if order == 3:
         return None
-    if order == 2:
-        return "double"
+    if order == 2:  # a twisted C=C is a diradical, outside the closed-shell data
+        return None if int(numbers[i]) == int(numbers[j]) == 6 else "double"
     zi, zj = int(numbers[i]), int(numbers[j])
     if unsat[i] and unsat[j]:
         return "conjugated"

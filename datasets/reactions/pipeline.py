@@ -291,7 +291,8 @@ class _Chain:
             product = trial
             break
         if product is None:
-            raise Rejected("product_graph_changed", "; ".join(tried))
+            back = tried and all(t.startswith("relaxed back") for t in tried)
+            raise Rejected("product_relaxed_back" if back else "product_graph_changed", "; ".join(tried))
         product.set_positions(kabsch_align(product.get_positions(), reactant.get_positions(), masses=None))
         if self.conformer:
             from .conformers import key_values
@@ -309,7 +310,7 @@ class _Chain:
         if cand.kind == "conformational":
             _, i, j, _ = cand.key
             side = moving_side(len(self.numbers), cand.r_graph, i, j)
-            for angle in dict.fromkeys((cand.angle, -cand.angle)):
+            for angle in dict.fromkeys((cand.angle, -cand.angle if abs(cand.angle) < 180.0 else cand.angle)):
                 yield rotate_about_bond(r_pos, i, j, side, angle)
             return
         if cand.kind == "inversion":
@@ -382,7 +383,7 @@ class _Chain:
         return images[top].get_positions(), neb_ok
 
     # 4-7. saddle, frequencies, ends, checks ------------------------------------------------------
-    def refine(self, start: np.ndarray, reactant: Atoms, neb_ok: bool) -> VerifiedPath:
+    def refine(self, start: np.ndarray, neb_ok: bool) -> VerifiedPath:
         s, cand, clock = self.s, self.cand, self.clock
         ts = self.fresh(start)
         freqs = modes = None
@@ -405,9 +406,12 @@ class _Chain:
 
         clock.enter("connectivity")
         mode = modes[0] / np.abs(modes[0]).max()
+        # conformer saddles are often symmetric (a planar centre): a 0.01 A kick keeps the minimiser
+        # from stalling on the symmetric stationary point
+        kick = 0.01 * np.random.default_rng(0).normal(size=mode.shape) if self.conformer else 0.0
         ends = []
         for sign in (1.0, -1.0):
-            end = self.fresh(ts.get_positions() + sign * s.nudge * mode)
+            end = self.fresh(ts.get_positions() + sign * s.nudge * mode + kick)
             if not _relax(end, clock, s):
                 raise Rejected("irc_end_not_converged")
             ends.append(end)
@@ -494,7 +498,7 @@ def verify_candidate(cand: Candidate, calculator: CalculatorFactory, settings: P
         starts, attempts, guess_cpu = _guess_starts(guesses, reactant, product, chain.numbers, s.max_guesses)
         for k, start in starts:
             try:
-                path = chain.refine(start, reactant, neb_ok=False)
+                path = chain.refine(start, neb_ok=False)
             except CandidateTimeout:
                 raise
             except Rejected as err:
@@ -507,7 +511,7 @@ def verify_candidate(cand: Candidate, calculator: CalculatorFactory, settings: P
             start, neb_ok = chain.planar_start(reactant), False
         else:
             start, neb_ok = chain.neb_top(reactant, product)
-        path = chain.refine(start, reactant, neb_ok)
+        path = chain.refine(start, neb_ok)
     except Rejected as err:
         if guesses is not None:
             err.info.update(route=route, attempts=attempts, guess_cpu_seconds=round(guess_cpu, 3))

@@ -128,9 +128,12 @@ _USAGE = """## Using it
 
 ```bash
 # continue (or start) the GFN2-xTB build of this store; a killed run resumes where it stopped.
-# --expand-products seeds from products already verified; each 30-min pass adds a generation
+# --expand-products seeds from products already verified; each 30-min pass adds a generation;
+# every element, seed set and kind, groups in order of their measured acceptance
 while :; do python -m sciflow.datasets.reactions build-dataset --out datasets/reactions/data \\
-    --workers 1 --expand-products --time-budget 1800 || break; sleep 30; done
+    --workers 1 --expand-products --time-budget 1800 --elements HCNOFPSCl \\
+    --seed-sets default hetero large --max-atoms 25 \\
+    --kinds bond_edit template conformational inversion || break; sleep 30; done
 # the same through the main CLI, with a dask cluster, or the EMT surface tier for a quick run
 sciflow ts build-dataset --out my_store --scheduler tcp://host:8786
 sciflow ts build-dataset --out emt_store --tier emt

@@ -90,7 +90,7 @@ def test_inversion_flips_the_sign_of_the_pyramid(op):
     ("OC=C", "rot:partial:C-O"),           # enol
     ("C=CC=C", "rot:conjugated:C-C"),      # s-cis / s-trans diene
     ("C=CC=O", "rot:conjugated:C-C"),      # enone
-    ("CC=NC", "rot:double:C=N"),           # imine
+    ("CC=NC", "rot:double:C=N"),           # imine (C=C rotations are left out: diradical saddles)
     ("CN=NC", "rot:double:N=N"),           # azo
     ("CCCC", "rot:single:C-C"),            # butane gauche / anti
     ("CN(C)C", "inv:N(CCC)"),              # amine
@@ -116,6 +116,8 @@ def test_trivial_and_planar_cases_are_left_out():
     assert cands == {}
     _, cands = _by_family("C=C")       # so is the 180 degree turn of =CH2
     assert cands == {}
+    _, cands = _by_family("CC=CC")     # a twisted C=C is a diradical: no rotation about it
+    assert not any(f.startswith("rot:double") for f in cands)
     _, cands = _by_family("CC(N)=O")   # the amide N is planar: rotation, no inversion
     assert not any(f.startswith("inv:") for f in cands)
     _, cands = _by_family("C#CC")      # a rotation about an axis through a linear group has no dihedral
@@ -199,3 +201,17 @@ def test_inversion_end_checks():
     with pytest.raises(Rejected, match="key_not_partial"):
         conformer_ends(c, g, [r, p], r, key(r), key(p), s)
     assert key_coordinate_text(c, r, ts, p).startswith("pyramidalization:")
+
+
+def test_kabsch_fit_on_a_subset_moves_everything_rigidly():
+    from sciflow.datasets.reactions.align import kabsch_align
+
+    rng = np.random.default_rng(4)
+    y = rng.normal(size=(8, 3))
+    rot = _rotation(rng)
+    x = y @ rot.T + 1.5
+    x[5:] += rng.normal(size=(3, 3))  # the atoms left out of the fit moved on their own
+    out = kabsch_align(x, y, fit=[0, 1, 2, 3, 4])
+    np.testing.assert_allclose(out[:5], y[:5], atol=1e-9)
+    d = lambda a: np.linalg.norm(a[:, None] - a[None], axis=-1)  # noqa: E731
+    np.testing.assert_allclose(d(out), d(x), atol=1e-9)  # one rigid motion for all atoms
