@@ -99,8 +99,12 @@ def _train(args: argparse.Namespace) -> int:
         raise OutputError(f"--out {str(out_dir)!r} already holds a training run; pass --resume "
                           "to continue it or choose another --out")
     set_threads(args)
+    from sciflow.devices import resolve_device
+
     from .config import Config
 
+    if args.device is not None:
+        resolve_device(args.device)  # an absent device fails before any work
     base = Config(model_type=args.model_type, hidden=args.hidden, layers=args.layers,
                   knn=args.knn, gnn_hidden=args.gnn_hidden, gnn_layers=args.gnn_layers,
                   populations_per_batch=args.populations_per_batch,
@@ -145,7 +149,7 @@ def _predict(args: argparse.Namespace) -> int:
         cells = _read(args, _keys(args, model), args.rep or model.rep, require_target=False,
                       conditions=conditions)
         preds = sample(model, cells, solver=args.solver, steps=args.sample_steps,  # type: ignore[arg-type]
-                       seed=args.seed)
+                       seed=args.seed, progress=None)
         adata = predictions_to_anndata(cells, preds, method=model.config.model_type)  # type: ignore[arg-type]
         out.write(lambda tmp: adata.write_h5ad(tmp))
     print(f"predicted {len(preds)} populations ({sum(p.shape[0] for p in preds)} cells) with "
@@ -186,7 +190,8 @@ def _evaluate(args: argparse.Namespace) -> int:
             found = {"predicted": [read[p.key] for p in cells.pairs]}  # type: ignore[attr-defined]
         result = evaluate(model, cells, predictions=found,  # type: ignore[arg-type]
                           baselines=_BASELINES if args.baselines else (), max_cells=args.max_cells,
-                          solver=args.solver, steps=args.sample_steps, seed=args.seed)
+                          solver=args.solver, steps=args.sample_steps, seed=args.seed,
+                          progress=None)
         print(f"{len(result.pairs)} populations; mean over populations:\n")  # type: ignore[union-attr]
         print(result.table())  # type: ignore[union-attr]
         if out is not None:

@@ -17,6 +17,7 @@ from typing import Any
 from torch import Tensor
 
 from sciflow.errors import InputError
+from sciflow.progress import progress as progress_bar
 
 from .baselines import BASELINES, baseline_predictions
 from .config import ATOL, RTOL, SAMPLE_STEPS, SOLVER
@@ -29,10 +30,12 @@ __all__ = ["Evaluation", "evaluate", "score", "scores_table"]
 
 
 def score(predictions: Sequence[Tensor], pairs: CellPopulations | Sequence[PopulationPair], *,
-          max_cells: int | None = None, seed: int = 0) -> list[PopulationScores]:
+          max_cells: int | None = None, seed: int = 0,
+          progress: bool | None = False) -> list[PopulationScores]:
     """Score each prediction (n_i, D) against its pair's true target cells.
 
     ``max_cells`` caps both sets by a seeded subsample (exact OT is O(n^3)); None uses all cells.
+    ``progress``: None or True report each population, False is silent.
     """
     pairs = as_pairs(pairs)
     if max_cells is not None and (isinstance(max_cells, bool) or not isinstance(max_cells, int)
@@ -40,12 +43,16 @@ def score(predictions: Sequence[Tensor], pairs: CellPopulations | Sequence[Popul
         raise InputError(f"max_cells={max_cells!r}: expected None or an integer >= 2")
     if len(predictions) != len(pairs):
         raise InputError(f"got {len(predictions)} predictions for {len(pairs)} populations")
-    out = []
-    for i, (pred, p) in enumerate(zip(predictions, pairs)):
+    for p in pairs:
         if p.target is None or p.target.shape[0] == 0:
             raise CellDataError(f"population {p.key!r} has no target cells to evaluate against")
+    out = []
+    bar = progress_bar(total=len(pairs), desc="score", unit="population", enabled=progress)
+    for i, (pred, p) in enumerate(zip(predictions, pairs)):
         out.append(score_population(subsample(pred, max_cells, seed + i),
                                     subsample(p.target, max_cells, seed + i)))
+        bar.update(1)
+    bar.close()
     return out
 
 
@@ -104,6 +111,7 @@ def evaluate(
     rtol: float = RTOL,
     seed: int = 0,
     device: str | None = None,
+    progress: bool | None = False,
 ) -> Evaluation | list[PopulationScores]:
     """Predict the populations of ``cells`` with ``model`` and score them (an :class:`Evaluation`).
 
@@ -111,7 +119,7 @@ def evaluate(
     any of :data:`~.baselines.BASELINES` (SHIFT takes ``mean_shift``, default the model's; it is
     skipped without one). The model's row is named by its type (``"MFM"``). ``solver``, ``steps``,
     ``atol``, ``rtol``, ``seed``, ``device`` go to :func:`~.sampling.sample`; ``max_cells`` to
-    :func:`score`.
+    :func:`score`; ``progress`` to both.
 
     sciflow 0.1's call ``evaluate(predictions, pairs, max_cells=...)`` (a list of tensors first)
     still scores them and returns the list of PopulationScores, as :func:`score` does.
@@ -126,7 +134,7 @@ def evaluate(
     if model is not None:
         runs[model.config.model_type.upper()] = sample(
             model, pairs, solver=solver, steps=steps, atol=atol, rtol=rtol, seed=seed,
-            device=device)
+            device=device, progress=progress)
         mean_shift = model.mean_shift if mean_shift is None else mean_shift
     runs.update(predictions or {})
     for kind in baselines:
@@ -135,6 +143,6 @@ def evaluate(
         runs[kind.upper()] = baseline_predictions(kind, pairs, mean_shift=mean_shift)
     if not runs:
         raise InputError("nothing to evaluate: pass a model, predictions or baselines")
-    scores = {name: tuple(score(p, pairs, max_cells=max_cells, seed=seed))
+    scores = {name: tuple(score(p, pairs, max_cells=max_cells, seed=seed, progress=progress))
               for name, p in runs.items()}
     return Evaluation(pairs=tuple((p.population, p.condition) for p in pairs), scores=scores)

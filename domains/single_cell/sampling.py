@@ -16,6 +16,7 @@ from torch import Tensor
 from sciflow.devices import resolve_device
 from sciflow.errors import InputError, NonFiniteError
 from sciflow.outputs import ensure_finite
+from sciflow.progress import progress as progress_bar
 from sciflow.resources import check_memory
 from sciflow.solvers import SOLVERS, odeint
 
@@ -87,6 +88,7 @@ def sample(
     max_rows: int = 50_000,
     seed: int = 0,
     device: str | None = None,
+    progress: bool | None = False,
 ) -> list[Tensor]:
     """Predict each pair's target cells from its source cells: one (n_i, D) CPU tensor per pair.
 
@@ -95,7 +97,8 @@ def sample(
     chunks of at most ``max_rows`` cells. MFM embeds each source population from
     ``model.embed_cells`` of its cells (a subsample drawn with ``seed``), the number it was trained
     with, and needs ``model.config.min_population`` source cells. ``device`` moves the network
-    (cpu, cuda, mps, auto; default: where it is).
+    (cpu, cuda, mps, auto; default: where it is). ``progress``: None or True report each
+    chunk (:func:`sciflow.progress.progress`; the command line does), False is silent.
 
     Raises InputError (CellDataError) for bad arguments or populations, ResourceError when a
     chunk would not fit in memory, NonFiniteError naming the population whose cells came out
@@ -118,7 +121,9 @@ def sample(
     per_row = cfg.dim * 12 + cfg.cond_dim + cfg.time_dim + 2 * cfg.fourier + 2 * cfg.hidden
     check_memory(4.0 * rows * per_row, f"integrating {rows} cells at once", name="max_rows")
     net, out = model.net.eval(), []
-    for start, stop in _chunks(pairs, max_rows):
+    chunks = _chunks(pairs, max_rows)
+    bar = progress_bar(total=len(chunks), desc="sample", unit="chunk", enabled=progress)
+    for start, stop in chunks:
         chunk = pairs[start:stop]
         cond = _conditions(model, chunk, seed)
         x0 = torch.cat([p.source for p in chunk]).to(model.device, net.shift.dtype)
@@ -138,6 +143,8 @@ def sample(
                              f"{[p.key for p in chunk][:5]} ({err}); loosen atol/rtol or use "
                              "a fixed-step solver (--solver rk4 --sample-steps 32)") from err
         out.extend(x.cpu() for x in torch.split(sol.x, [p.source.shape[0] for p in chunk]))
+        bar.update(1)
+    bar.close()
     for p, x in zip(pairs, out):
         ensure_finite(x, f"the predicted cells of population {p.key!r} ({solver}, "
                       f"{steps} steps)", axis_name="cell",
