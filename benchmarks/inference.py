@@ -595,34 +595,31 @@ def rs_steering_section(*, quick: bool) -> list[str]:
     FlowChef steers the x1 estimate towards y; the cloudy pixels of that date are what is scored.
     """
     from sciflow.datasets.sentinel import SentinelSeriesSpec, generate_cubes, load_template
-    from sciflow.domains.remote_sensing.baselines import linear_interpolation
-    from sciflow.domains.remote_sensing.data import (
+    from sciflow.domains.remote_sensing import (
+        Config,
         TaskOptions,
         decode_state,
+        make_measurement,
         make_task,
         series_from_cube,
         stack_series,
-    )
-    from sciflow.domains.remote_sensing.metrics import image_scores, psnr, rmse
-    from sciflow.domains.remote_sensing.model import RSModelSpec
-    from sciflow.domains.remote_sensing.pipeline import (
-        TrainOptions,
-        make_measurement,
-        train_rs,
+        train,
         velocity_field,
     )
+    from sciflow.domains.remote_sensing.baselines import linear_interpolation
+    from sciflow.domains.remote_sensing.metrics import image_scores, psnr, rmse
 
     size, dates, members, steps = 24, 8, 4, 8
     train_steps, n_test = (100, 8) if quick else (300, 16)
     t_start = time.perf_counter()
-    train = generate_cubes(SentinelSeriesSpec(size=size, n_dates=dates), 96, seed=0)
+    train_cubes = generate_cubes(SentinelSeriesSpec(size=size, n_dates=dates), 96, seed=0)
     test = stack_series([series_from_cube(c) for c in generate_cubes(
         SentinelSeriesSpec(size=size, n_dates=dates, cloud_cover=0.7, region="test"), n_test, seed=1)])
-    spec = RSModelSpec(frames=dates, tile=size, dim=32, depth=2, heads=4, pixel_head=8)
-    torch.manual_seed(0)  # the network's initial weights come from the global generator
-    with torch.enable_grad():
-        model, result = train_rs(train, spec, options=TrainOptions(
-            steps=train_steps, batch_size=8, lr=2e-3, progress=False, log_every=max(train_steps // 4, 1)))
+    spec = Config(frames=dates, tile=size, dim=32, depth=2, heads=4, pixel_head=8, batch_size=8)
+    with torch.enable_grad():  # train seeds everything (seed 0) before building the network
+        model, result = train(train_cubes, spec.replace(train={
+            "steps": train_steps, "lr": 2e-3, "progress": False,
+            "log_every": max(train_steps // 4, 1)}), return_result=True)
     train_wall = time.perf_counter() - t_start
     std, n_bands = model.standardizer, len(spec.bands)
     b, t = test.shape[:2]

@@ -43,22 +43,19 @@ from sciflow.datasets.sentinel import (
     load_template,
     save_cube,
 )
-from sciflow.domains.remote_sensing.data import (
+from sciflow.domains.remote_sensing import (
+    Config,
     TaskOptions,
-    hide_dates,
-    series_from_cube,
-    stack_series,
-)
-from sciflow.domains.remote_sensing.metrics import ChangeScores, ImageScores
-from sciflow.domains.remote_sensing.model import RSModelSpec
-from sciflow.domains.remote_sensing.pipeline import (
-    TrainOptions,
     apply_to_cube,
     evaluate_task,
     fit_reference,
+    hide_dates,
     predict_series,
-    train_rs,
+    series_from_cube,
+    stack_series,
+    train,
 )
+from sciflow.domains.remote_sensing.metrics import ChangeScores, ImageScores
 
 PAPER_MARGIN = {"reconstruction": 9.3, "cloud_removal": 7.7}  # UniTS over linear interpolation, dB
 
@@ -129,8 +126,9 @@ def main(argv: list[str] | None = None) -> int:
         log.append(msg)
 
     size, dates = 32, 10
-    train = series(SentinelSeriesSpec(size=size, n_dates=dates, cloud_cover=0.5), args.train, 0)
-    ref = fit_reference(train, 5)
+    train_series = series(SentinelSeriesSpec(size=size, n_dates=dates, cloud_cover=0.5),
+                          args.train, 0)
+    ref = fit_reference(train_series, 5)
     test_rec, _ = hide_dates(series(SentinelSeriesSpec(size=size, n_dates=dates, cloud_cover=0.4,
                                                        region="test"), args.test, 1), 2,
                              generator=torch.Generator().manual_seed(0))
@@ -142,11 +140,12 @@ def main(argv: list[str] | None = None) -> int:
                                         change_rate=2.0, region="test"), args.test, 4)
     say(f"data ready ({time.perf_counter() - wall0:.0f} s)")
 
-    spec = RSModelSpec(frames=dates, tile=size, dim=64, depth=3, heads=4)
+    spec = Config(frames=dates, tile=size, dim=64, depth=3, heads=4, batch_size=8)
     rss_before = rss_mb()
     t_wall, t_cpu = time.perf_counter(), time.process_time()
-    model, result = train_rs(train, spec, options=TrainOptions(
-        steps=args.steps, batch_size=8, lr=1e-3, progress=False, log_every=100))
+    model, result = train(train_series, spec.replace(train={
+        "steps": args.steps, "lr": 1e-3, "progress": False, "log_every": 100}),
+        return_result=True)
     train_wall, train_cpu = time.perf_counter() - t_wall, time.process_time() - t_cpu
     rss_after = rss_mb()
     params = sum(q.numel() for q in model.net.parameters())
@@ -198,11 +197,11 @@ def main(argv: list[str] | None = None) -> int:
         name = {(False, False): "neither", (True, False): "ACor", (False, True): "STM",
                 (True, True): "ACor + STM"}[(acor, stm)]
         for seed in range(args.ablation_seeds):
-            small = RSModelSpec(frames=dates, tile=size, dim=32, depth=2, heads=4, pixel_head=8,
-                                acor=acor, stm=stm)
-            m, r = train_rs(train, small, options=TrainOptions(
-                steps=args.ablation_steps, batch_size=8, lr=2e-3, seed=seed, progress=False,
-                log_every=100))
+            small = Config(frames=dates, tile=size, dim=32, depth=2, heads=4, pixel_head=8,
+                           acor=acor, stm=stm, batch_size=8)
+            m, r = train(train_series, small.replace(train={
+                "steps": args.ablation_steps, "lr": 2e-3, "seed": seed, "progress": False,
+                "log_every": 100}), return_result=True)
             akw = {**kw, "samples": 2, "seed": seed}
             rec = evaluate_task(m, test_rec, "reconstruction", include_baselines=False, **akw)["model"]
             cld = evaluate_task(m, test_cr, "cloud_removal", include_baselines=False, **akw)["model"]

@@ -1,76 +1,81 @@
 """Satellite image time series with one conditional flow: reconstruction (gap filling), cloud
 removal, forecasting and semantic change detection (UniTS, arXiv 2512.04461, reimplemented).
 
-Data are xarray cubes (time, band, y, x) as described in :mod:`sciflow.datasets.sentinel`;
-:mod:`.data` turns them into tensors and tasks, :mod:`.model` sizes the spatio-temporal
-transformer, :mod:`.pipeline` trains, samples, evaluates and processes whole (dask) cubes,
-:mod:`.baselines` and :mod:`.metrics` score it, :mod:`.cli` is ``sciflow rs``.
+Data are xarray cubes (time, band, y, x) as described in :mod:`sciflow.datasets.sentinel`.
 
-Example
--------
->>> from sciflow.datasets.sentinel import SentinelSeriesSpec, generate_cubes
->>> from sciflow.domains.remote_sensing import RSModelSpec, TrainOptions, train_rs, apply_to_cube
->>> cubes = generate_cubes(SentinelSeriesSpec(size=32), 64)                 # doctest: +SKIP
->>> model, _ = train_rs(cubes, RSModelSpec(), options=TrainOptions(steps=2000))  # doctest: +SKIP
->>> filled = apply_to_cube(model, cubes[0], "cloud_removal")                # doctest: +SKIP
->>> steered = apply_to_cube(model, cubes[0], "cloud_removal", steer=0.5)    # doctest: +SKIP
+>>> from sciflow.datasets.sentinel import SentinelSeriesSpec, generate_cubes   # doctest: +SKIP
+>>> from sciflow.domains.remote_sensing import Config, load, sample, train
+>>> cubes = generate_cubes(SentinelSeriesSpec(size=32), 64)
+>>> model = train(cubes, Config().replace(train={"steps": 2000, "out_dir": "runs/rs"}))
+>>> filled = sample(model, cubes[0], "cloud_removal")              # a cube in, a cube out
+>>> steered = sample(model, cubes[0], "cloud_removal", steer=0.5)  # FlowChef steering
+>>> model.save("rs.pt"); load("rs.pt")
+
+Modules (the domain shape of ``domains/README.md``): :mod:`.config` (Config), :mod:`.data`
+(cubes <-> tensors, input checks), :mod:`.tasks` (the four tasks as conditionings),
+:mod:`.model` (network, Model, load), :mod:`.training` (train), :mod:`.sampling` (sample,
+predict_series), :mod:`.tiling`, :mod:`.steering` (FlowChef), :mod:`.cubes` (whole cubes,
+writing them), :mod:`.evaluation`, :mod:`.baselines`, :mod:`.metrics`, :mod:`.torchgeo`,
+:mod:`.cli` (``sciflow remote-sensing``, alias ``rs``), :mod:`.demo`. Public names load on first
+use, so ``sciflow --help`` imports neither torch nor xarray.
+
+Names of sciflow 0.1, kept as aliases: ``RSModelSpec`` = :class:`Config` (the network fields),
+``TrainOptions(...)`` -> a :class:`Config` with those training settings, ``RSModel`` =
+:class:`Model` (``model.spec`` = ``model.config``), ``train_rs(data, spec, options=)`` ->
+(model, result), ``load_rs`` = :func:`load`, ``build_model`` = :func:`build_network`,
+``predict_series`` / ``apply_to_cube`` (what :func:`sample` runs on series / cubes); the module
+``pipeline`` re-exports its old contents.
 """
 
-from sciflow.domains.remote_sensing.data import (
-    TASKS,
-    SeriesBatch,
-    Standardizer,
-    TaskBatch,
-    TaskOptions,
-    hide_dates,
-    make_task,
-    series_from_cube,
-    stack_series,
-    to_torchgeo_sample,
-)
-from sciflow.domains.remote_sensing.model import RSModelSpec, build_model
-from sciflow.domains.remote_sensing.pipeline import (
-    Measurement,
-    Prediction,
-    RSModel,
-    TrainOptions,
-    apply_to_cube,
-    check_steer,
-    evaluate_task,
-    fit_reference,
-    load_rs,
-    make_measurement,
-    predict_series,
-    sample_states,
-    train_rs,
-    velocity_field,
-)
+from sciflow.plugins import lazy_exports
 
-__all__ = [
-    "TASKS",
-    "SeriesBatch",
-    "Standardizer",
-    "TaskBatch",
-    "TaskOptions",
-    "hide_dates",
-    "make_task",
-    "series_from_cube",
-    "stack_series",
-    "to_torchgeo_sample",
-    "RSModelSpec",
-    "build_model",
-    "Prediction",
-    "RSModel",
-    "TrainOptions",
-    "apply_to_cube",
-    "evaluate_task",
-    "fit_reference",
-    "load_rs",
-    "predict_series",
-    "train_rs",
-    "Measurement",
-    "make_measurement",
-    "sample_states",
-    "velocity_field",
-    "check_steer",
-]
+_EXPORTS = {
+    "Config": ".config",
+    "TASKS": ".config",
+    "KIND": ".model",
+    "Model": ".model",
+    "load": ".model",
+    "train": ".training",
+    "sample": ".sampling",
+    "evaluate": ".evaluation",
+    # the domain's extras
+    "Evaluation": ".evaluation",
+    "evaluate_task": ".evaluation",
+    "fit_reference": ".evaluation",
+    "Reference": ".evaluation",
+    "predict_series": ".sampling",
+    "sample_states": ".sampling",
+    "Prediction": ".sampling",
+    "apply_to_cube": ".cubes",
+    "write_cube": ".cubes",
+    "CUBE_SUFFIXES": ".config",
+    "Measurement": ".steering",
+    "make_measurement": ".steering",
+    "check_steer": ".steering",
+    "velocity_field": ".model",
+    "build_network": ".model",
+    "RSNetwork": ".model",
+    "SeriesBatch": ".data",
+    "Standardizer": ".data",
+    "CubeInputError": ".data",
+    "check_observations": ".data",
+    "series_from_cube": ".data",
+    "stack_series": ".data",
+    "hide_dates": ".data",
+    "tiles_from_cube": ".data",
+    "TaskBatch": ".tasks",
+    "TaskOptions": ".tasks",
+    "make_task": ".tasks",
+    "decode_state": ".tasks",
+    "to_torchgeo_sample": ".torchgeo",
+    "CubeTiles": ".torchgeo",
+    # sciflow 0.1's names
+    "RSModelSpec": ".config",
+    "RSModel": ".model",
+    "load_rs": ".model",
+    "build_model": ".model",
+    "train_rs": ".training",
+    "TrainOptions": ".training",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

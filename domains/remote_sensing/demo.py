@@ -15,15 +15,14 @@ import numpy as np
 import torch
 
 from sciflow.datasets.sentinel import SentinelSeriesSpec, generate_cubes, load_template
-from sciflow.domains.remote_sensing.baselines import linear_interpolation
-from sciflow.domains.remote_sensing.data import TaskOptions, series_from_cube, stack_series
-from sciflow.domains.remote_sensing.model import RSModelSpec
-from sciflow.domains.remote_sensing.pipeline import (
-    TrainOptions,
-    evaluate_task,
-    predict_series,
-    train_rs,
-)
+
+from .baselines import linear_interpolation
+from .config import Config
+from .data import series_from_cube, stack_series
+from .evaluation import evaluate_task
+from .sampling import predict_series
+from .tasks import TaskOptions
+from .training import train
 
 __all__ = ["demo"]
 
@@ -49,13 +48,14 @@ def demo(out_dir: Path, *, steps: int = 300, n_train: int = 96) -> str:
 def _demo(out_dir: Path, *, steps: int, n_train: int) -> str:
     size, dates = 24, 8
     t0 = time.perf_counter()
-    train = generate_cubes(SentinelSeriesSpec(size=size, n_dates=dates), n_train, seed=0)
+    train_cubes = generate_cubes(SentinelSeriesSpec(size=size, n_dates=dates), n_train, seed=0)
     test_cubes = generate_cubes(SentinelSeriesSpec(size=size, n_dates=dates, cloud_cover=0.7,
                                                    region="test"), 8, seed=1)
     test = stack_series([series_from_cube(c) for c in test_cubes])
-    spec = RSModelSpec(frames=dates, tile=size, dim=32, depth=2, heads=4, pixel_head=8)
-    model, result = train_rs(train, spec, options=TrainOptions(
-        steps=steps, batch_size=8, lr=2e-3, progress=False, log_every=max(steps // 4, 1)))
+    config = Config(frames=dates, tile=size, dim=32, depth=2, heads=4, pixel_head=8,
+                    batch_size=8).replace(train={"steps": steps, "lr": 2e-3, "progress": False,
+                                                 "log_every": max(steps // 4, 1)})
+    model, result = train(train_cubes, config, return_result=True)
     with_sar = evaluate_task(model, test, "cloud_removal", samples=4, steps=6, seed=0)
     optical = evaluate_task(model, test, "cloud_removal", samples=4, steps=6, seed=0,
                             options=TaskOptions(use_sar=False), include_baselines=False)

@@ -1,116 +1,71 @@
-"""The remote-sensing velocity network: a :class:`~sciflow.nn.spacetime.SpaceTimeTransformer`
-sized and wired for optical bands, land-cover classes and an optional SAR auxiliary.
+"""The remote-sensing velocity network, the trained bundle (:class:`Model`), save and load.
 
-x per date: C standardised bands + K class channels. Per-frame conditions: C observed values,
-C interpolated values (``prior``), given-clear flag, given-cloudy flag, and with SAR A backscatter channels + an availability flag
-(also the auxiliary modality of ACor / STM). Frame features: :data:`~.data.FRAME_FEATURES`.
-Times are in days, so the temporal embedding resolves periods from about a week to decades.
+The network is a :class:`~sciflow.nn.spacetime.SpaceTimeTransformer` sized and wired for
+optical bands, land-cover classes and an optional SAR auxiliary. x per date: C standardised
+bands + K class channels. Per-frame conditions: C observed values, C interpolated values
+(``prior``), given-clear flag, given-cloudy flag, and with SAR A backscatter channels + an
+availability flag (also the auxiliary modality of ACor / STM). Frame features:
+:data:`~.tasks.FRAME_FEATURES`. Times are in days, so the temporal embedding resolves periods
+from about a week to decades.
+
+It predicts the clean state x1 (``FlowMatcher(target="x1")``, :data:`MATCHER`); the solvers get
+the velocity from the matcher's path (:func:`velocity_field`), never from a conversion written
+here.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from torch import Tensor, nn
 
-from sciflow.datasets.sentinel import LANDCOVER_CLASSES, S2_BANDS, SAR_POLARIZATIONS
-from sciflow.domains.remote_sensing.data import FRAME_FEATURES
+from sciflow.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from sciflow.devices import resolve_device
+from sciflow.errors import InputError
+from sciflow.matcher import FlowMatcher, VelocityModel
 from sciflow.nn.spacetime import SpaceTimeCondition, SpaceTimeTransformer
 
-__all__ = ["RSModelSpec", "RSNetwork", "build_model"]
+from .config import Config
+from .data import Standardizer
+from .tasks import FRAME_FEATURES
 
+__all__ = ["KIND", "MATCHER", "RSNetwork", "build_network", "Model", "load", "velocity_field",
+           "estimate_bytes", "read_meta", "RSModelSpec", "RSModel", "load_rs", "build_model"]
 
-@dataclass(frozen=True, kw_only=True)
-class RSModelSpec:
-    """What a remote-sensing model is: its inputs, outputs and network size (kept in checkpoints).
+KIND = "remote_sensing"
 
-    bands: optical band names, matched by name against cubes. classes: land-cover class names
-    (() for a model without change detection). sar: SAR polarisations (() for optical only).
-    frames: dates per temporal window; tile: pixels per spatial tile side (a multiple of
-    patch_size). patch_size, dim, depth, heads, mlp_ratio, acor, stm, pixel_head: see
-    :class:`~sciflow.nn.spacetime.SpaceTimeTransformer`.
-    """
-
-    bands: tuple[str, ...] = S2_BANDS
-    classes: tuple[str, ...] = LANDCOVER_CLASSES
-    sar: tuple[str, ...] = SAR_POLARIZATIONS
-    frames: int = 10
-    tile: int = 32
-    patch_size: int = 4
-    dim: int = 64
-    depth: int = 4
-    heads: int = 4
-    mlp_ratio: float = 4.0
-    acor: bool = True
-    stm: bool = True
-    pixel_head: int = 16
-    prior: bool = True
-
-    def __post_init__(self) -> None:
-        for name in ("bands", "classes", "sar"):
-            value = getattr(self, name)
-            if isinstance(value, str) or not all(isinstance(v, str) for v in value):
-                raise TypeError(f"RSModelSpec.{name} must be a tuple of names, got {value!r}")
-            object.__setattr__(self, name, tuple(value))
-        if not self.bands:
-            raise ValueError("RSModelSpec.bands must name at least one optical band")
-        if len(set(self.bands)) != len(self.bands):
-            raise ValueError(f"RSModelSpec.bands has duplicates: {self.bands}")
-        if self.tile % self.patch_size or self.tile < self.patch_size:
-            raise ValueError(f"RSModelSpec.tile={self.tile} must be a positive multiple of "
-                             f"patch_size={self.patch_size}")
-        if not isinstance(self.frames, int) or self.frames < 2:
-            raise ValueError(f"RSModelSpec.frames must be an integer >= 2, got {self.frames!r}")
-
-    @property
-    def channels(self) -> int:
-        """C + K: channels of the generated state per date."""
-        return len(self.bands) + len(self.classes)
-
-    @property
-    def aux_channels(self) -> int:
-        return len(self.sar) + 1 if self.sar else 0
-
-    @property
-    def frame_channels(self) -> int:
-        return len(self.bands) * (2 if self.prior else 1) + 2 + self.aux_channels
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> RSModelSpec:
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+#: linear path, Gaussian source, the network predicts x1 (the clean state)
+MATCHER = FlowMatcher(target="x1")
 
 
 class RSNetwork(nn.Module):
     """The transformer, predicting the clean state as a correction to the interpolation prior.
 
-    With ``spec.prior`` the reflectance part of the prediction is
+    With ``config.prior`` the reflectance part of the prediction is
     x1_hat = prior + f(x_t, t, cond), the prior being the linear interpolation of the given
     values carried in the condition channels; f starts at zero (adaLN-Zero and zero heads), so
     an untrained model reproduces linear interpolation and training learns what it misses.
     Used with ``FlowMatcher(target="x1")``. Shapes as :class:`SpaceTimeTransformer`.
     """
 
-    def __init__(self, spec: RSModelSpec) -> None:
+    def __init__(self, config: Config) -> None:
         super().__init__()
-        self.n_bands, self.prior = len(spec.bands), spec.prior
+        self.n_bands, self.prior = len(config.bands), config.prior
         self.net = SpaceTimeTransformer(
-            spec.channels,
-            frame_channels=spec.frame_channels,
-            aux_channels=spec.aux_channels,
+            config.channels,
+            frame_channels=config.frame_channels,
+            aux_channels=config.aux_channels,
             frame_features=FRAME_FEATURES,
-            patch_size=spec.patch_size,
-            dim=spec.dim,
-            depth=spec.depth,
-            heads=spec.heads,
-            mlp_ratio=spec.mlp_ratio,
-            acor=spec.acor,
-            stm=spec.stm,
-            pixel_head=spec.pixel_head,
+            patch_size=config.patch_size,
+            dim=config.dim,
+            depth=config.depth,
+            heads=config.heads,
+            mlp_ratio=config.mlp_ratio,
+            acor=config.acor,
+            stm=config.stm,
+            pixel_head=config.pixel_head,
             time_scale=1.0,
         )
 
@@ -124,6 +79,104 @@ class RSNetwork(nn.Module):
         return out + nn.functional.pad(base, (0, 0, 0, 0, 0, out.shape[2] - c))
 
 
-def build_model(spec: RSModelSpec) -> RSNetwork:
-    """The network of ``spec`` (untrained)."""
-    return RSNetwork(spec)
+def build_network(config: Config) -> RSNetwork:
+    """The (untrained) network of ``config``; its initial weights come from torch's global
+    generator (:func:`~.training.train` seeds it first)."""
+    return RSNetwork(config)
+
+
+@dataclass(frozen=True)
+class Model:
+    """A trained model: ``net`` (EMA weights, eval mode), its ``config`` and the
+    ``standardizer`` that scales cube values for it (fitted on the training data)."""
+
+    net: RSNetwork
+    config: Config
+    standardizer: Standardizer
+
+    @property
+    def spec(self) -> Config:
+        """The config (the name of sciflow 0.1, where it was an ``RSModelSpec``)."""
+        return self.config
+
+    @property
+    def device(self) -> Any:
+        """Where the network's weights live."""
+        return next(self.net.parameters()).device
+
+    def meta(self) -> dict[str, Any]:
+        """What a checkpoint stores besides the weights (JSON)."""
+        return {"config": self.config.to_dict(), "standardizer": self.standardizer.to_dict()}
+
+    def save(self, path: str | Path) -> Path:
+        """Write a checkpoint (kind ``"remote_sensing"``, digest checked on load)."""
+        return save_checkpoint(path, self.net, kind=KIND, meta=self.meta())
+
+
+def velocity_field(model: Model) -> VelocityModel:
+    """The velocity field ``v(x, t, *, cond, batch)`` of a model, for the ODE solvers: the
+    network's x1 prediction converted by the path (:meth:`FlowMatcher.velocity`)."""
+    return MATCHER.velocity(model.net)
+
+
+def read_meta(meta: dict[str, Any], path: str | Path) -> tuple[Config, Standardizer]:
+    """The Config and Standardizer in a checkpoint's metadata (this version's or sciflow 0.1's);
+    CheckpointError naming ``path`` when there are none."""
+    if "config" in meta and "standardizer" in meta:
+        config_dict, std = meta["config"], meta["standardizer"]
+    elif "remote_sensing" in meta:  # sciflow 0.1: {"remote_sensing": {"spec", "standardizer"}}
+        config_dict, std = meta["remote_sensing"]["spec"], meta["remote_sensing"]["standardizer"]
+    else:
+        raise CheckpointError(f"{str(path)!r} is not a remote-sensing checkpoint (its metadata "
+                              "holds no config and standardiser); pass a model written by "
+                              "`sciflow rs train`")
+    try:
+        return Config.from_dict(config_dict), Standardizer.from_dict(std)
+    except (InputError, TypeError) as err:
+        raise CheckpointError(f"{str(path)!r}: its remote-sensing config cannot be read "
+                              f"({err})") from err
+
+
+def load(path: str | Path, *, device: str = "cpu") -> Model:
+    """Load a model written by :meth:`Model.save`, by :func:`~.training.train` (its
+    ``model.pt`` or any ``checkpoints/step_*.pt``; EMA weights) or by sciflow 0.1 (untagged
+    files whose metadata has a ``remote_sensing`` entry).
+
+    Raises FileNotFoundError for a missing file and CheckpointError for a file of another kind,
+    a damaged one, or one whose weights do not fit its config.
+    """
+    ck = load_checkpoint(path)
+    if ck.kind not in (KIND, ""):
+        raise CheckpointError(f"{str(path)!r} holds a {ck.kind} checkpoint, not a "
+                              f"{KIND} one; pass a model written by `sciflow rs train`")
+    config, standardizer = read_meta(ck.meta, path)
+    net = build_network(config)
+    try:
+        net.load_state_dict(ck.state_dict)
+    except RuntimeError as err:
+        raise CheckpointError(f"{str(path)!r}: its weights do not fit the config stored with "
+                              f"them: {str(err).splitlines()[0]}") from err
+    return Model(net.to(resolve_device(device)).eval(), config, standardizer)
+
+
+def estimate_bytes(config: Config, *, tiles: int, training: bool) -> int:
+    """A rough upper bound of the memory one network call on ``tiles`` windows of
+    ``config.frames`` dates x ``config.tile``^2 px needs (activations and attention logits of
+    every block when ``training``, two blocks' worth at inference), for
+    :func:`sciflow.resources.check_memory`."""
+    n = (config.tile // config.patch_size) ** 2  # patches per frame
+    frames = config.frames
+    block = tiles * frames * n * config.dim * 4 * (12 + 4 * config.mlp_ratio)
+    block += tiles * config.heads * 4 * frames * n * (n + frames) * (2 if config.stm else 1)
+    pixels = tiles * frames * config.tile ** 2 * 4 * (config.channels + config.frame_channels
+                                                      + 2 * config.pixel_head)
+    if training:
+        return int(3 * (pixels + block * config.depth))
+    return int(pixels + 2 * block)
+
+
+# sciflow 0.1's names (RSModelSpec lived here)
+RSModelSpec = Config
+RSModel = Model
+load_rs = load
+build_model = build_network

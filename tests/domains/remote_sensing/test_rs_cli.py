@@ -19,64 +19,76 @@ def run(*argv: str) -> int:
 
 def test_rs_commands_end_to_end(tmp_path, capsys):
     cubes, big, ck = tmp_path / "cubes", tmp_path / "big", tmp_path / "run"
-    assert run("rs", "generate", "--out", str(cubes), "-n", "3", "--size", "8", "--dates", "4",
+    assert run("rs", "generate", "-o", str(cubes), "-n", "3", "--size", "8", "--dates", "4",
                "--crs", "EPSG:32723") == 0
-    assert run("rs", "generate", "--out", str(big), "-n", "1", "--size", "20", "--dates", "4",
-               "--format", "zarr", "--region", "all") == 0
+    assert run("remote-sensing", "generate", "--out", str(big), "-n", "1", "--size", "20",
+               "--dates", "4", "--format", "zarr", "--region", "all") == 0
     assert run("rs", "train", "--data", str(cubes), "--out", str(ck), "--steps", "2",
                "--batch-size", "2", "--frames", "4", "--tile", "8", "--dim", "16", "--depth",
                "1", "--heads", "2") == 0
+    out = capsys.readouterr().out
+    assert '"steps": 2' in out and "model.pt" in out  # --steps on train: training updates
+    model = str(ck / "model.pt")
     checkpoint = str(next((ck / "checkpoints").glob("step_*.pt")))
-    common = ["--checkpoint", checkpoint, "--samples", "1", "--steps", "1", "--overlap", "2"]
+    common = ["--checkpoint", model, "--samples", "1", "--sample-steps", "1", "--overlap", "2"]
     filled = tmp_path / "filled.zarr"
-    assert run("rs", "fill", *common, "--input", str(big / "cube_0000.zarr"), "--output",
-               str(filled), "--chunk", "10", "--mode", "cloud-removal") == 0
+    assert run("rs", "fill", *common, "-i", str(big / "cube_0000.zarr"), "-o", str(filled),
+               "--chunk", "10", "--mode", "cloud-removal") == 0
     # --steer: FlowChef towards the clear pixels while sampling; they are pasted back as without
     steered = tmp_path / "steered.nc"
-    assert run("rs", "fill", *common, "--steps", "2", "--input", str(cubes / "cube_0002.nc"),
+    assert run("rs", "fill", *common, "--sample-steps", "2", "--input", str(cubes / "cube_0002.nc"),
                "--output", str(steered), "--mode", "cloud-removal", "--steer", "0.5") == 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with load_cube(steered) as st, load_cube(cubes / "cube_0002.nc") as observed:
             attrs, out = dict(st.attrs), st.reflectance.values
             filled_px, obs = st.filled.values, observed.reflectance.values.astype(np.float32)
-    assert attrs["flowchef_step_size"] == 0.5
+    assert attrs["flowchef_step_size"] == 0.5 and attrs["ode_steps"] == 2
     assert np.isfinite(out).all()
     given = ~filled_px[:, None].repeat(out.shape[1], 1)
     assert given.any() and (~given).any()
     np.testing.assert_array_equal(out[given], obs[given])
     fc = tmp_path / "fc.nc"
-    assert run("rs", "forecast", *common, "--input", str(cubes / "cube_0000.nc"), "--output",
-               str(fc), "--horizon", "2", "--every", "5") == 0
+    assert run("rs", "forecast", *common, "-i", str(cubes / "cube_0000.nc"), "-o", str(fc),
+               "--horizon", "2", "--every", "5") == 0
     ch = tmp_path / "ch.nc"
-    assert run("rs", "detect-change", *common, "--input", str(cubes / "cube_0001.nc"),
-               "--output", str(ch)) == 0
+    assert run("rs", "detect-change", "--checkpoint", checkpoint, "--samples", "1",
+               "--solver", "heun", "--sample-steps", "2", "-i", str(cubes / "cube_0001.nc"),
+               "-o", str(ch)) == 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         f, source = load_cube(filled), load_cube(big / "cube_0000.zarr")
         forecast = load_cube(fc)
+    import xarray as xr
+
+    with xr.open_dataset(ch) as change:
+        change_attrs = dict(change.attrs)
     assert f.reflectance.shape == source.reflectance.shape
     assert "flowchef_step_size" not in f.attrs  # steering is off unless asked for
     assert np.isfinite(f.reflectance.values).all()
     assert forecast.sizes["time"] == 2
     step = (forecast.time.values[1] - forecast.time.values[0]).astype("timedelta64[D]")
     assert step == np.timedelta64(5, "D")
+    assert change_attrs["ode_solver"] == "heun"
     assert "wrote" in capsys.readouterr().out
 
 
-def test_rs_user_errors_are_reported_not_raised(tmp_path, capsys):
-    code = run("rs", "fill", "--checkpoint", str(tmp_path / "none.pt"), "--input",
-               str(tmp_path / "none.nc"), "--output", str(tmp_path / "o.nc"))
-    assert code == 2
-    assert "error" in capsys.readouterr().err
+def test_steps_is_a_hidden_alias_of_sample_steps_on_the_sampling_commands(capsys):
+    from sciflow.cli import build_parser
 
-
-@pytest.mark.parametrize("eta", ["-0.5", "nan", "1.5"])
-def test_rs_fill_rejects_a_bad_step_size_before_loading(eta, tmp_path, capsys):
-    code = run("rs", "fill", "--checkpoint", str(tmp_path / "none.pt"), "--input",
-               str(tmp_path / "none.nc"), "--output", str(tmp_path / "o.nc"), f"--steer={eta}")
-    assert code == 2
-    assert "steer" in capsys.readouterr().err  # not the missing checkpoint
+    parser, _ = build_parser()
+    for command in ("fill", "forecast", "detect-change"):
+        args = parser.parse_args(["rs", command, "--checkpoint", "m.pt", "-i", "a.nc", "-o",
+                                  "b.nc", "--steps", "3"])
+        assert args.sample_steps == 3
+        assert parser.parse_args(["rs", command, "--checkpoint", "m.pt", "-i", "a.nc", "-o",
+                                  "b.nc"]).sample_steps == 8
+    with pytest.raises(SystemExit):
+        main(["rs", "fill", "--help"])
+    text = capsys.readouterr().out
+    assert "--sample-steps" in text and "--steps" not in text.replace("--sample-steps", "")
+    train = parser.parse_args(["rs", "train", "--data", "c", "--out", "r", "--steps", "7"])
+    assert train.steps == 7  # training updates, as everywhere
 
 
 def test_rs_fill_help_teaches_steering(capsys):

@@ -8,18 +8,18 @@ import pytest
 import torch
 
 from sciflow.datasets.sentinel import CubeError, SentinelSeriesSpec, generate_cube, generate_cubes
+from sciflow.domains.remote_sensing.config import Config
 from sciflow.domains.remote_sensing.data import (
     SeriesBatch,
     Standardizer,
-    TaskOptions,
     hide_dates,
-    make_task,
     series_from_cube,
     stack_series,
     tiles_from_cube,
-    to_torchgeo_sample,
 )
-from sciflow.domains.remote_sensing.model import RSModelSpec
+from sciflow.domains.remote_sensing.tasks import TaskOptions, make_task
+from sciflow.domains.remote_sensing.torchgeo import CubeTiles, to_torchgeo_sample
+from sciflow.errors import InputError
 
 SPEC = SentinelSeriesSpec(size=16, n_dates=6, cloud_cover=0.5, change_rate=1.0)
 OBS, PRIOR, GIVEN, CLOUDY = slice(0, 4), slice(4, 8), 8, 9  # frame condition channels
@@ -84,7 +84,7 @@ def test_condition_never_reads_the_truth(series, std, name):
     for f in ("frames", "aux", "times", "frame_features"):
         torch.testing.assert_close(getattr(a.cond, f), getattr(b.cond, f))
     assert not torch.allclose(a.x1, b.x1)
-    spec = RSModelSpec()
+    spec = Config()
     assert a.cond.frames.shape[2] == spec.frame_channels
     assert a.x1.shape[2] == spec.channels
 
@@ -124,11 +124,11 @@ def test_what_each_task_hides(series, std):
 def test_mixed_tasks_and_errors(series, std):
     mixed = task(series, std, ["reconstruction", "forecasting", "cloud_removal"])
     assert mixed.tasks == ("reconstruction", "forecasting", "cloud_removal")
-    with pytest.raises(ValueError, match="unknown task"):
+    with pytest.raises(InputError, match="unknown task"):
         task(series, std, "segmentation")
-    with pytest.raises(ValueError, match="3 series"):
+    with pytest.raises(InputError, match="3 series"):
         task(series, std, ["reconstruction"])
-    with pytest.raises(ValueError, match="horizon"):
+    with pytest.raises(InputError, match="horizon"):
         task(series, std, "forecasting", options=TaskOptions(horizon=0))
 
 
@@ -171,8 +171,6 @@ def test_torchgeo_sample():
 
 
 def test_cube_tiles_dataset_yields_torchgeo_samples():
-    from sciflow.domains.remote_sensing.data import CubeTiles
-
     cube = generate_cube(SentinelSeriesSpec(size=20, n_dates=3), seed=0)
     ds = CubeTiles(cube, tile=8, stride=6)
     assert len(ds) == 3 * 3
@@ -184,3 +182,13 @@ def test_cube_tiles_dataset_yields_torchgeo_samples():
     assert sum(len(b) for b in loader) == 9
     with pytest.raises(CubeError, match="smaller"):
         CubeTiles(cube, tile=32)
+
+
+def test_names_that_moved_still_import_from_data():
+    """sciflow 0.1 imported the task and torchgeo helpers from .data; they moved out."""
+    from sciflow.domains.remote_sensing import data, tasks, torchgeo
+
+    assert data.make_task is tasks.make_task and data.TaskOptions is tasks.TaskOptions
+    assert data.CubeTiles is torchgeo.CubeTiles
+    with pytest.raises(AttributeError):
+        data.no_such_name  # noqa: B018

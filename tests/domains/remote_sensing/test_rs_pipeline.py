@@ -4,6 +4,9 @@ scene, bad input is refused with a clear message."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -20,41 +23,50 @@ from sciflow.datasets.sentinel import (
     save_cube,
 )
 from sciflow.domains.remote_sensing import (
-    RSModelSpec,
-    TrainOptions,
+    Config,
+    Model,
     apply_to_cube,
+    evaluate,
     evaluate_task,
     fit_reference,
     hide_dates,
-    load_rs,
+    load,
     predict_series,
+    sample,
     series_from_cube,
     stack_series,
-    train_rs,
+    train,
 )
+from sciflow.errors import InputError
 
-TINY = RSModelSpec(frames=4, tile=8, patch_size=4, dim=16, depth=1, heads=2, pixel_head=4)
+TINY = Config(frames=4, tile=8, patch_size=4, dim=16, depth=1, heads=2, pixel_head=4,
+              batch_size=2)
 DATA = SentinelSeriesSpec(size=8, n_dates=4, cloud_cover=0.5, change_rate=1.0)
+
+
+def quick(config: Config = TINY, **train) -> Config:
+    return config.replace(train={"steps": 4, "progress": False, "log_every": 2, **train})
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("rs_run")
     cubes = generate_cubes(DATA, 6, seed=0)
-    model, result = train_rs(cubes, TINY, options=TrainOptions(
-        steps=4, batch_size=2, out_dir=out, progress=False, log_every=2))
+    model, result = train(cubes, quick(out_dir=out), return_result=True)
     return model, result, cubes
 
 
-def test_training_writes_a_checkpoint_that_reloads_exactly(trained):
+def test_training_writes_a_checkpoint_that_reloads_exactly(trained, tmp_path):
     model, result, cubes = trained
     assert result.step == 4 and np.isfinite(result.final_loss)
-    again = load_rs(result.checkpoint)
-    assert again.spec == TINY and again.standardizer == model.standardizer
     s = series_from_cube(cubes[0])
-    a = predict_series(model, s, "cloud_removal", samples=2, steps=2, seed=3)
-    b = predict_series(again, s, "cloud_removal", samples=2, steps=2, seed=3)
-    torch.testing.assert_close(a.reflectance, b.reflectance)
+    a = sample(model, s, "cloud_removal", samples=2, steps=2, seed=3)
+    for path in (result.checkpoint, model.save(tmp_path / "rs.pt")):
+        again = load(path)
+        assert again.config.to_dict() == model.config.to_dict()
+        assert again.standardizer == model.standardizer
+        b = sample(again, s, "cloud_removal", samples=2, steps=2, seed=3)
+        assert torch.equal(a.reflectance, b.reflectance)
 
 
 @pytest.mark.parametrize("task", ["reconstruction", "cloud_removal", "change_detection"])
@@ -121,10 +133,10 @@ def test_forecast_and_change_detection_cubes(trained):
     assert not bool(ch.change.isel(time=0).any())
     with pytest.raises(CubeError, match="after the cube's last date"):
         apply_to_cube(model, cube, "forecasting", forecast_dates=[str(cube.time.values[0])])
-    with pytest.raises(ValueError, match="at most 3"):
+    with pytest.raises(InputError, match="at most 3"):
         apply_to_cube(model, cube, "forecasting", forecast_dates=[f"2030-01-0{i}" for i in
                                                                    range(1, 5)])
-    with pytest.raises(ValueError, match="forecast_dates"):
+    with pytest.raises(InputError, match="forecast_dates"):
         apply_to_cube(model, cube, "forecasting")
 
 
@@ -135,7 +147,7 @@ def test_band_mismatch_and_missing_sar_are_handled(trained):
         apply_to_cube(model, cube.sel(band=["B02", "B03", "B04"]), "reconstruction")
     no_sar = apply_to_cube(model, cube.drop_vars("sar"), "cloud_removal", samples=1, steps=1)
     assert np.isfinite(no_sar.reflectance.values).all()  # optical-only fallback
-    with pytest.raises(ValueError, match="unknown task"):
+    with pytest.raises(InputError, match="unknown task"):
         apply_to_cube(model, cube, "denoise")
 
 
@@ -154,17 +166,19 @@ def test_evaluation_reports_model_and_baselines(trained):
     assert set(c) == {"model", "centroid on linear interpolation"}
     only = evaluate_task(None, rec, "cloud_removal", reference=ref)
     assert "model" not in only and "linear interpolation" in only
+    summary = evaluate(model, rec, "reconstruction", samples=1, steps=1).to_dict()
+    assert summary["task"] == "reconstruction" and set(summary["scores"]["model"]) >= {"psnr",
+                                                                                      "ssim"}
 
 
-def test_training_rejects_data_that_do_not_fit_the_spec():
+def test_training_rejects_data_that_do_not_fit_the_config():
     cubes = generate_cubes(DATA, 2, seed=0)
     with pytest.raises(CubeError, match="sar"):
-        train_rs([c.drop_vars("sar") for c in cubes], TINY, options=TrainOptions(steps=1))
+        train([c.drop_vars("sar") for c in cubes], quick())
     with pytest.raises(CubeError, match="dates"):
-        train_rs(cubes, RSModelSpec(frames=6, tile=8, dim=16, depth=1, heads=2),
-                 options=TrainOptions(steps=1))
-    with pytest.raises(ValueError, match="task_weights"):
-        TrainOptions(task_weights=(1.0, 0.0))
+        train(cubes, quick(TINY.replace(frames=6)))
+    with pytest.raises(InputError, match="task_weights"):
+        TINY.replace(task_weights=(1.0, 0.0))
 
 
 def test_untrained_model_reproduces_linear_interpolation():
@@ -172,11 +186,90 @@ def test_untrained_model_reproduces_linear_interpolation():
     training its reconstruction is exactly linear interpolation of the given pixels."""
     from sciflow.domains.remote_sensing.baselines import linear_interpolation
     from sciflow.domains.remote_sensing.data import Standardizer
-    from sciflow.domains.remote_sensing.model import build_model
-    from sciflow.domains.remote_sensing.pipeline import RSModel
+    from sciflow.domains.remote_sensing.model import build_network
 
     s = stack_series([series_from_cube(c) for c in generate_cubes(DATA, 2, seed=3)])
-    model = RSModel(build_model(TINY).eval(), TINY, Standardizer.fit(s))
+    model = Model(build_network(TINY).eval(), TINY, Standardizer.fit(s))
     pred = predict_series(model, s, "reconstruction", samples=2, steps=3)
     li = linear_interpolation(s.reflectance, pred.given, s.days)
     torch.testing.assert_close(pred.reflectance, li, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("solver", ["midpoint", "heun", "rk4", "dopri5"])
+def test_every_solver_samples_finite_series(trained, solver):
+    """The x1 prediction becomes a velocity through the path, finite at t = 1 for every solver."""
+    model = trained[0]
+    s = series_from_cube(generate_cube(DATA, seed=8))
+    pred = sample(model, s, "reconstruction", samples=1, steps=2, solver=solver)
+    assert torch.isfinite(pred.samples).all()
+
+
+def test_same_seed_same_weights_in_two_processes():
+    """seed= fixes everything from model initialisation on: two processes, bit-identical."""
+    script = ("import hashlib, torch\n"
+              "from sciflow.datasets.sentinel import SentinelSeriesSpec, generate_cubes\n"
+              "from sciflow.domains.remote_sensing import Config, train\n"
+              "torch.randn(11)  # unrelated draws before training must not matter\n"
+              "cubes = generate_cubes(SentinelSeriesSpec(size=8, n_dates=4), 2)\n"
+              "cfg = Config(frames=4, tile=8, dim=16, depth=1, heads=2, pixel_head=4, "
+              "batch_size=2).replace(train={'steps': 2, 'seed': 5, 'progress': False})\n"
+              "m = train(cubes, cfg)\n"
+              "h = hashlib.sha256()\n"
+              "for k, v in sorted(m.net.state_dict().items()):\n"
+              "    h.update(v.numpy().tobytes())\n"
+              "print(h.hexdigest())\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+    runs = []
+    for proc in procs:  # both run at once: the cost is one import of torch and xarray
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err[-2000:]
+        runs.append(out.strip())
+    assert runs[0] == runs[1] and len(runs[0]) == 64
+
+
+def test_resume_continues_bit_exactly(tmp_path):
+    """A run stopped after 2 of 4 updates and resumed ends where a straight run does (a constant
+    schedule, so that the 2-update run's learning rates are the 4-update run's)."""
+    cubes = generate_cubes(DATA, 2, seed=0)
+    straight = train(cubes, quick(out_dir=tmp_path / "a", schedule="constant"))
+    half = quick(out_dir=tmp_path / "b", schedule="constant")
+    train(cubes, half.replace(train={"steps": 2}))
+    resumed = train(cubes, half, resume=True)
+    for k, v in straight.net.state_dict().items():
+        assert torch.equal(v, resumed.net.state_dict()[k]), k
+
+
+def test_files_of_sciflow_0_1_load(trained, tmp_path):
+    """Untagged files with meta {"remote_sensing": {"spec", "standardizer"}} still load."""
+    from sciflow.checkpoint import save_checkpoint
+
+    model = trained[0]
+    old = save_checkpoint(tmp_path / "old.pt", model.net, meta={"remote_sensing": {
+        "spec": {k: list(v) if isinstance(v, tuple) else v
+                 for k, v in model.config.network().items()},
+        "standardizer": model.standardizer.to_dict()}})
+    again = load(old)
+    assert again.config.network() == model.config.network()
+    s = series_from_cube(generate_cube(DATA, seed=2))
+    assert torch.equal(sample(again, s, samples=1, steps=2).samples,
+                       sample(model, s, samples=1, steps=2).samples)
+
+
+def test_old_names_are_aliases_of_the_new_ones():
+    import sciflow.domains.remote_sensing as rs
+    from sciflow.domains.remote_sensing import pipeline
+
+    assert rs.RSModelSpec is rs.Config and rs.RSModel is rs.Model and rs.load_rs is rs.load
+    assert pipeline.train_rs is rs.train_rs and pipeline.apply_to_cube is rs.apply_to_cube
+    options = rs.TrainOptions(steps=3, batch_size=2, lr=2e-3, progress=False)
+    assert options.train.steps == 3 and options.batch_size == 2 and options.train.lr == 2e-3
+    cubes = generate_cubes(DATA, 2, seed=0)
+    spec = rs.RSModelSpec(frames=4, tile=8, dim=16, depth=1, heads=2, pixel_head=4)
+    old, result = rs.train_rs(cubes, spec, options=options)
+    new = train(cubes, spec.replace(batch_size=2, train={"steps": 3, "lr": 2e-3,
+                                                         "progress": False}))
+    assert result.step == 3 and old.spec == new.config
+    for k, v in old.net.state_dict().items():
+        assert torch.equal(v, new.net.state_dict()[k]), k

@@ -15,8 +15,7 @@ import torch
 
 from sciflow.datasets.sentinel import SentinelSeriesSpec, generate_cubes
 from sciflow.domains.remote_sensing import (
-    RSModelSpec,
-    TrainOptions,
+    Config,
     apply_to_cube,
     check_steer,
     make_measurement,
@@ -24,20 +23,21 @@ from sciflow.domains.remote_sensing import (
     sample_states,
     series_from_cube,
     stack_series,
-    train_rs,
+    train,
 )
-from sciflow.domains.remote_sensing.data import TaskOptions, decode_state, make_task
+from sciflow.domains.remote_sensing.tasks import TaskOptions, decode_state, make_task
 from sciflow.matcher import FlowMatcher
 from sciflow.solvers import odeint
 
-TINY = RSModelSpec(frames=4, tile=8, patch_size=4, dim=16, depth=1, heads=2, pixel_head=4)
+TINY = Config(frames=4, tile=8, patch_size=4, dim=16, depth=1, heads=2, pixel_head=4,
+              batch_size=2)
 DATA = SentinelSeriesSpec(size=8, n_dates=4, cloud_cover=0.5)
 
 
 @pytest.fixture(scope="module")
 def problem():
-    model, _ = train_rs(generate_cubes(DATA, 4, seed=0), TINY,
-                        options=TrainOptions(steps=4, batch_size=2, progress=False, log_every=2))
+    model = train(generate_cubes(DATA, 4, seed=0),
+                  TINY.replace(train={"steps": 4, "progress": False, "log_every": 2}))
     series = stack_series([series_from_cube(c) for c in generate_cubes(DATA, 3, seed=7)])
     b, t = series.shape[:2]
     # per series the date with the most pixels both clear and cloudy (the larger of the two minima)
@@ -151,7 +151,7 @@ def test_steering_misuse_is_a_clear_error(problem):
         check_steer(True)
     assert check_steer(None) is None and math.isclose(check_steer(0.5), 0.5)
     with pytest.raises(ValueError, match="Euler"):
-        predict_series(model, series, "reconstruction", method="rk4", steer=0.5)
+        predict_series(model, series, "reconstruction", solver="rk4", steer=0.5)
     with pytest.raises(ValueError, match="only used when steering"):
         predict_series(model, series, "reconstruction", measured=observed)
     with pytest.raises(ValueError, match="not clear"):
