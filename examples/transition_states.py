@@ -14,19 +14,20 @@ from pathlib import Path
 import ase.io
 import torch
 
-import sciflow.datasets.reactions as rx
 from sciflow.datasets.reactions import GFN2, make_splits
 from sciflow.domains.transition_states import (
-    TSGenerator,
-    TSModelConfig,
-    TSTrainSettings,
+    Config,
+    Model,
     evaluate,
-    load_generator,
+    load,
     refine,
+    sample,
+    select_reactions,
+    snapshot_reactions,
     train,
 )
-from sciflow.domains.transition_states.data import select_reactions, snapshot_reactions
 from sciflow.domains.transition_states.demo import shipped_test_reactions
+from sciflow.domains.transition_states.files import shipped_data
 
 torch.set_num_threads(1)
 quick = os.environ.get("SCIFLOW_EXAMPLE_QUICK") == "1"
@@ -34,22 +35,23 @@ out = Path(os.environ.get("SCIFLOW_EXAMPLE_OUT", "sciflow-out/examples/transitio
 out.mkdir(parents=True, exist_ok=True)
 
 # 1. data: the shipped verified reactions (R, TS, P on one atom order), a random split
-reactions = snapshot_reactions(Path(rx.__file__).parent / "data")
+reactions = snapshot_reactions(shipped_data())
 split = make_splits(reactions, kind="random", seed=0)
 train_set = select_reactions(reactions, split["train"])
 test_set = select_reactions(reactions, split["test"])
 print(f"{len(reactions)} reactions: {len(train_set)} train, {len(test_set)} test")
 
-# 2. train a small generator (checkpoints, EMA weights and metrics.jsonl land in `out`)
-config = TSModelConfig(network="egnn", hidden=32 if quick else 96, layers=2 if quick else 4,
-                       source="midpoint", source_scale=0.2)
-settings = TSTrainSettings(steps=60 if quick else 4000, batch_size=16, lr=1e-3,
-                           checkpoint_every=0 if quick else 1000, progress=False)
-trainer, result = train(train_set, config=config, settings=settings, out_dir=out / "run")
-print(f"trained {result.step} steps in {result.wall_time:.0f} s, final loss {result.final_loss:.4f}")
+# 2. train a small generator (checkpoints, EMA weights and metrics.jsonl land in `out`);
+#    Config holds the network and contains the core TrainConfig (config.train)
+config = Config(network="egnn", hidden=32 if quick else 96, layers=2 if quick else 4,
+                source="midpoint", source_scale=0.2, batch_size=16).replace(
+    train={"steps": 60 if quick else 4000, "lr": 1e-3, "progress": False,
+           "checkpoint_every": 0 if quick else 1000, "out_dir": out / "run"})
+mine, result = train(train_set, config, resume=True, return_result=True)
+print(f"trained {result.step} steps in {result.wall_time:.0f} s, final loss {result.final_loss}")
 
 # 3. evaluate on the held-out reactions: RMSD (Kabsch, no mirrors) and, in the full run, energies
-mine = TSGenerator(trainer.ema_model, meta={"default_steps": 2})
+mine = Model(mine.net, config=mine.config, meta={**mine.meta, "default_steps": 2})
 ev = evaluate(mine, test_set, calculator=None if quick else GFN2())
 s = ev.summary
 print(f"own model:  median RMSD {s.rmsd_median:.3f} A (mean {s.rmsd_mean:.3f}); "
@@ -60,16 +62,16 @@ if not quick:
 (out / "evaluation.json").write_text(ev.to_json())
 
 # 4. the shipped checkpoint on one of its own held-out reactions: 8 samples, ranked by medoid
-shipped = load_generator()
+shipped = load()
 rxn = shipped_test_reactions(shipped)[0]
-result = shipped.generate(rxn.reactant, rxn.product, samples=8)
-ase.io.write(out / "ts.xyz", result.best)
-ase.io.write(out / "ts_samples.xyz", list(result.samples))
-print(f"shipped model on {rxn.id}: medoid scores {[round(x, 3) for x in result.scores]}")
+generated = sample(shipped, rxn.reactant, rxn.product, samples=8)
+ase.io.write(out / "ts.xyz", generated.best)
+ase.io.write(out / "ts_samples.xyz", list(generated.samples))
+print(f"shipped model on {rxn.id}: medoid scores {[round(x, 3) for x in generated.scores]}")
 
 # 5. refine with Sella + GFN2-xTB and compare with starting from the IDPP guess (full run only)
 if not quick:
-    ref = refine(result.best, reactant=rxn.reactant, product=rxn.product)
+    ref = refine(generated.best, reactant=rxn.reactant, product=rxn.product)
     print(f"Sella: {ref.steps} steps from the generated TS vs {ref.idpp_steps} from IDPP "
           f"(saved {ref.steps_saved}); converged {ref.converged}")
     ase.io.write(out / "ts_refined.xyz", ref.atoms)

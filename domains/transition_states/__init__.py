@@ -2,68 +2,87 @@
 
 A TS-GEN-style generator (Tuo et al., arXiv 2507.10530): an E(3)-equivariant graph network from
 ``sciflow.nn`` (EGNN, PaiNN or the e3nn network) is conditioned on the reactant and product of a
-reaction and integrates a flow from a simple source to the TS in a few deterministic steps.
+reaction and integrates a flow from a Gaussian around (R + P)/2 to the TS in a few deterministic
+steps.
 
 >>> from ase.io import read                                                   # doctest: +SKIP
->>> from sciflow.domains.transition_states import load_generator, refine      # doctest: +SKIP
->>> gen = load_generator()                        # the shipped small checkpoint
->>> result = gen.generate(read("r.xyz"), read("p.xyz"), samples=4)
+>>> from sciflow.domains.transition_states import Config, load, refine, sample, train
+>>> model = load()                                  # the shipped small checkpoint
+>>> r, p = read("r.xyz"), read("p.xyz")
+>>> result = sample(model, r, p, samples=4)          # ranked best first (medoid rule)
 >>> result.best.write("ts.xyz")
 >>> refined = refine(result.best, reactant=r, product=p)   # Sella + GFN2-xTB, steps saved vs IDPP
+>>> own = train(reactions, Config(hidden=64).replace(train={"steps": 2000, "out_dir": "runs/ts"}))
 
-Modules: :mod:`.data` (input checks, SMILES, batches), :mod:`.model` (the velocity field),
-:mod:`.pipeline` (train, generate, rank, refine, evaluate), :mod:`.cli` (``sciflow ts``),
-:mod:`.demo` (the ``sciflow demo`` section).
+Modules (the domain shape of ``domains/README.md``): :mod:`.config` (Config), :mod:`.data`
+(input checks, frames, batches), :mod:`.files` (structures, reaction stores, splits),
+:mod:`.smiles` (mapped reaction SMILES), :mod:`.sources` (the midpoint source), :mod:`.network`
+(the velocity network), :mod:`.model` (Model, load, KIND), :mod:`.training` (train),
+:mod:`.sampling` (sample), :mod:`.ranking` (rank), :mod:`.refinement` (Sella refine),
+:mod:`.metrics` and :mod:`.evaluation` (evaluate), :mod:`.cli` (``sciflow transition-states`` /
+``sciflow ts``), :mod:`.demo` (the ``sciflow demo`` section). Public names load on first use, so
+``sciflow --help`` imports no torch.
+
+Former names, kept as aliases: ``TSModelConfig`` = :class:`Config`; ``TSTrainSettings(**kw)``
+builds a Config (pass it as ``train(..., settings=)``); ``TSGenerator`` = :class:`Model` (with
+``.model``, ``.generate``, ``.generate_many``, ``TSGenerator.load``); ``load_generator`` =
+:func:`load`; ``generate_ts`` (sample + optional refine in one call); ``TSGenerator.generate`` =
+:func:`sample`; ``export_checkpoint`` = ``Model(net, meta=...).save``; ``build_model`` =
+:func:`build_network` with overrides; the module ``pipeline`` re-exports the names it held.
 """
 
-from .data import (
-    DEFAULT_ELEMENTS,
-    TSCondition,
-    TSInputError,
-    check_endpoints,
-    endpoints_from_smiles,
-    prepare_endpoints,
-)
-from .model import TSModelConfig, TSVelocity, build_model
-from .pipeline import (
-    DEFAULT_CHECKPOINT,
-    Evaluation,
-    GeneratedTS,
-    RefinementResult,
-    TSGenerator,
-    TSTrainSettings,
-    evaluate,
-    export_checkpoint,
-    generate_ts,
-    idpp_guess,
-    load_generator,
-    rank,
-    refine,
-    train,
-)
+from sciflow.plugins import lazy_exports
 
-__all__ = [
-    "DEFAULT_CHECKPOINT",
-    "DEFAULT_ELEMENTS",
-    "Evaluation",
-    "GeneratedTS",
-    "RefinementResult",
-    "TSCondition",
-    "TSGenerator",
-    "TSInputError",
-    "TSModelConfig",
-    "TSTrainSettings",
-    "TSVelocity",
-    "build_model",
-    "check_endpoints",
-    "endpoints_from_smiles",
-    "evaluate",
-    "export_checkpoint",
-    "generate_ts",
-    "idpp_guess",
-    "load_generator",
-    "prepare_endpoints",
-    "rank",
-    "refine",
-    "train",
-]
+_EXPORTS = {
+    "Config": ".config",
+    "DEFAULT_ELEMENTS": ".config",
+    "NETWORKS": ".config",
+    "SOURCES": ".config",
+    "TSModelConfig": ".config",
+    "TSTrainSettings": ".config",
+    "Endpoints": ".data",
+    "TSCondition": ".data",
+    "TSInputError": ".data",
+    "check_endpoints": ".data",
+    "prepare_endpoints": ".data",
+    "endpoints_from_smiles": ".smiles",
+    "load_reactions": ".files",
+    "read_endpoint": ".files",
+    "select_reactions": ".files",
+    "snapshot_reactions": ".files",
+    "NoiseAlignment": ".sources",
+    "make_source": ".sources",
+    "midpoint": ".sources",
+    "TSVelocity": ".network",
+    "build_model": ".network",
+    "build_network": ".network",
+    "DEFAULT_CHECKPOINT": ".model",
+    "KIND": ".model",
+    "Model": ".model",
+    "TSGenerator": ".model",
+    "export_checkpoint": ".model",
+    "load": ".model",
+    "load_generator": ".model",
+    "TSFlowLoss": ".training",
+    "train": ".training",
+    "GeneratedTS": ".sampling",
+    "generate_ts": ".sampling",
+    "sample": ".sampling",
+    "sample_many": ".sampling",
+    "rank": ".ranking",
+    "RefinementResult": ".refinement",
+    "idpp_guess": ".refinement",
+    "refine": ".refinement",
+    "CHEMICAL_ACCURACY_KCAL": ".metrics",
+    "EV_TO_KCAL": ".metrics",
+    "EvaluationSummary": ".metrics",
+    "ReactionScore": ".metrics",
+    "pair_rmsd": ".metrics",
+    "score": ".metrics",
+    "single_point": ".metrics",
+    "summarize": ".metrics",
+    "Evaluation": ".evaluation",
+    "evaluate": ".evaluation",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

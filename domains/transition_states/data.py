@@ -20,22 +20,26 @@ each atom's current position (see :mod:`.model`).
 User input is checked here, before any tensor exists: R and P must have one atom count and one
 element order, finite coordinates, no two atoms closer than ``min_distance`` and only elements the
 model was trained on; an atom-mapped reaction SMILES must map every atom (hydrogens included)
-consistently on both sides. Every failure is a :class:`TSInputError` naming the problem.
+consistently on both sides (:mod:`.smiles`). Every failure is a :class:`TSInputError` (an
+:class:`sciflow.errors.InputError`) naming the problem. Files (structures, reaction stores, splits)
+are read by :mod:`.files`.
 """
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from ase import Atoms
 from ase.data import chemical_symbols
 from torch import Tensor
+
+from sciflow.errors import InputError
+
+from .config import DEFAULT_ELEMENTS
 
 __all__ = [
     "DEFAULT_ELEMENTS",
@@ -49,17 +53,14 @@ __all__ = [
     "collate",
     "stack_endpoints",
     "condition_of",
-    "endpoints_from_smiles",
-    "read_endpoint",
-    "snapshot_reactions",
-    "select_reactions",
+    "MIN_ATOMS",
 ]
 
-DEFAULT_ELEMENTS: tuple[int, ...] = (1, 6, 7, 8)
-"""H, C, N, O: the elements of the shipped reaction data and of Transition1x."""
+MIN_ATOMS = 2
+"""The smallest reaction the generator takes (one atom has no geometry to change)."""
 
 
-class TSInputError(ValueError):
+class TSInputError(InputError):
     """Reactant / product input that the TS generator cannot take; the message says why."""
 
 
@@ -126,8 +127,9 @@ def check_endpoints(reactant: Atoms, product: Atoms, *, elements: Sequence[int] 
     for name, a in (("reactant", reactant), ("product", product)):
         if not isinstance(a, Atoms):
             raise TSInputError(f"{name} must be an ase.Atoms, got {type(a).__name__}")
-        if len(a) == 0:
-            raise TSInputError(f"{name} has no atoms")
+        if len(a) < MIN_ATOMS:
+            raise TSInputError(f"{name} has {len(a)} atom(s); a reaction needs at least "
+                               f"{MIN_ATOMS} atoms (check that the file holds the whole molecule)")
     if len(reactant) != len(product):
         raise TSInputError(f"reactant has {len(reactant)} atoms but product has {len(product)}; "
                            "R and P must hold the same atoms in one atom order")
@@ -191,7 +193,7 @@ def endpoints_to_data(ep: Endpoints, *, elements: Sequence[int] = DEFAULT_ELEMEN
     return Data(**fields, num_nodes=len(ep.numbers))
 
 
-def reaction_to_graph(reaction, *, elements: Sequence[int] = DEFAULT_ELEMENTS,
+def reaction_to_graph(reaction: Any, *, elements: Sequence[int] = DEFAULT_ELEMENTS,
                       dtype: torch.dtype = torch.float32):
     """A :class:`~sciflow.datasets.reactions.Reaction` -> PyG Data with ``pos_ts`` (training).
 
@@ -204,6 +206,14 @@ def reaction_to_graph(reaction, *, elements: Sequence[int] = DEFAULT_ELEMENTS,
     if unknown:
         raise TSInputError(f"reaction {reaction.id!r} has element(s) {_symbols(unknown)} outside "
                            f"the model's elements ({_symbols(elements)})")
+    if len(reaction.numbers) < MIN_ATOMS:
+        raise TSInputError(f"reaction {reaction.id!r} has {len(reaction.numbers)} atom(s); "
+                           f"training needs reactions of at least {MIN_ATOMS} atoms")
+    for name in ("reactant", "transition_state", "product"):
+        pos = np.asarray(getattr(reaction, name).get_positions(), dtype=float)
+        if not np.isfinite(pos).all():
+            raise TSInputError(f"reaction {reaction.id!r}: the {name.replace('_', ' ')} has "
+                               "non-finite (NaN or inf) coordinates; drop it from the data")
     data = reaction_to_data(reaction, elements=elements, dtype=dtype)
     data.origin = torch.as_tensor(reaction.reactant.get_positions().mean(0), dtype=dtype)[None]
     return data
@@ -242,128 +252,14 @@ def condition_of(batch) -> TSCondition:
     return TSCondition(features=batch.x, reactant=batch.pos_r, product=batch.pos_p)
 
 
-# ----------------------------------------------------------------------------- files and SMILES
+_MOVED = {"endpoints_from_smiles": ".smiles", "read_endpoint": ".files",
+          "snapshot_reactions": ".files", "select_reactions": ".files"}
 
 
-def read_endpoint(path: str | Path, name: str) -> Atoms:
-    """Read one structure with ASE (any format it reads; the last frame of a trajectory)."""
-    import ase.io
+def __getattr__(name: str) -> Any:
+    """Names that moved to :mod:`.files` and :mod:`.smiles` stay importable from here."""
+    if name in _MOVED:
+        import importlib
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{name} file {str(path)!r} does not exist")
-    try:
-        atoms = ase.io.read(path)
-    except Exception as err:  # ASE raises many types for unreadable files
-        raise TSInputError(f"could not read {name} file {str(path)!r} with ASE: {err}") from err
-    if isinstance(atoms, list):
-        atoms = atoms[-1]
-    return atoms
-
-
-def _mapped_side(smiles: str, side: str):
-    from rdkit import Chem
-
-    params = Chem.SmilesParserParams()
-    params.removeHs = False
-    mol = Chem.MolFromSmiles(smiles, params)
-    if mol is None:
-        raise TSInputError(f"the {side} SMILES {smiles!r} could not be parsed by RDKit")
-    mol = Chem.AddHs(mol)
-    maps = [a.GetAtomMapNum() for a in mol.GetAtoms()]
-    unmapped = [f"{a.GetSymbol()}{a.GetIdx()}" for a, m in zip(mol.GetAtoms(), maps) if m == 0]
-    if unmapped:
-        raise TSInputError(
-            f"the {side} SMILES {smiles!r} has {len(unmapped)} unmapped atom(s) (e.g. "
-            f"{', '.join(unmapped[:4])}, implicit hydrogens included); map every atom, hydrogens "
-            "as [H:n], e.g. [C:1]([H:3])([H:4])=[O:2]>>...")
-    dup = sorted({m for m in maps if maps.count(m) > 1})
-    if dup:
-        raise TSInputError(f"the {side} SMILES {smiles!r} uses atom-map number(s) {dup} twice")
-    return mol
-
-
-def endpoints_from_smiles(reaction_smiles: str, *, seed: int = 0,
-                          product_conformers: int = 10) -> tuple[Atoms, Atoms]:
-    """Embed both ends of an atom-mapped reaction SMILES ``R>>P`` in 3D, in one atom order.
-
-    Atoms are ordered by map number. The reactant is embedded once (ETKDGv3, then MMFF where it
-    has parameters); the product ``product_conformers`` times, and the conformer with the lowest
-    Kabsch RMSD to the reactant is kept, so the two ends start as close as their bonding allows
-    (the practice of picking R/P conformer pairs by RMSD for TS searches).
-    """
-    from rdkit.Chem import AllChem
-
-    if not isinstance(reaction_smiles, str) or reaction_smiles.count(">") != 2 or ">>" not in reaction_smiles:
-        raise TSInputError(f"reaction SMILES must read 'reactants>>products', got {reaction_smiles!r}")
-    left, right = reaction_smiles.split(">>")
-    if not left.strip() or not right.strip():
-        raise TSInputError(f"reaction SMILES {reaction_smiles!r} lacks a reactant or a product side")
-    mols = {side: _mapped_side(s.strip(), side) for side, s in (("reactant", left), ("product", right))}
-    maps = {side: {a.GetAtomMapNum(): a for a in m.GetAtoms()} for side, m in mols.items()}
-    if set(maps["reactant"]) != set(maps["product"]):
-        only_r = sorted(set(maps["reactant"]) - set(maps["product"]))
-        only_p = sorted(set(maps["product"]) - set(maps["reactant"]))
-        raise TSInputError(f"atom maps differ between the sides: only in the reactant {only_r}, "
-                           f"only in the product {only_p}; every mapped atom must appear on both")
-    order = sorted(maps["reactant"])
-    for m in order:
-        a, b = maps["reactant"][m].GetSymbol(), maps["product"][m].GetSymbol()
-        if a != b:
-            raise TSInputError(f"atom map {m} is {a} in the reactant but {b} in the product; a "
-                               "mapped atom must keep its element")
-
-    def embed(side: str, n: int) -> list[np.ndarray]:
-        mol = mols[side]
-        params = AllChem.ETKDGv3()
-        params.randomSeed = seed
-        ids = list(AllChem.EmbedMultipleConfs(mol, numConfs=n, params=params))
-        if not ids:
-            raise TSInputError(f"RDKit could not embed the {side} in 3D")
-        try:
-            AllChem.MMFFOptimizeMoleculeConfs(mol, maxIters=500)
-        except Exception:  # MMFF lacks parameters for a few species; ETKDG geometries are kept
-            pass
-        index = [maps[side][m].GetIdx() for m in order]
-        return [mol.GetConformer(c).GetPositions()[index] for c in ids]
-
-    numbers = [maps["reactant"][m].GetAtomicNum() for m in order]
-    r = embed("reactant", 1)[0]
-    best = min(embed("product", max(1, product_conformers)),
-               key=lambda p: float(np.sqrt(((_kabsch_onto(p, r) - r) ** 2).sum(1).mean())))
-    return Atoms(numbers=numbers, positions=r), Atoms(numbers=numbers, positions=best)
-
-
-# ----------------------------------------------------------------------------- reaction files
-
-
-def snapshot_reactions(path: str | Path) -> list:
-    """Read the reactions of a file or of a store directory that may still be growing.
-
-    A store directory (``reactions.extxyz.gz`` + ``records.jsonl``, appended to by a running
-    ``sciflow ts build-dataset``) is copied first, records before reactions (the builder writes a
-    reaction before its record), and read from the copy, so the live store is never modified.
-    """
-    from sciflow.datasets.reactions import ReactionStore, read_reactions
-
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"reaction data {str(path)!r} does not exist")
-    if path.is_file():
-        return read_reactions(path)
-    with tempfile.TemporaryDirectory(prefix="sciflow-ts-") as tmp:
-        for name in (ReactionStore.RECORDS, ReactionStore.REACTIONS):
-            if not (path / name).exists():
-                raise FileNotFoundError(f"{str(path)!r} is not a reaction store: it lacks {name}")
-            shutil.copyfile(path / name, Path(tmp) / name)
-        return list(ReactionStore(tmp).reactions())
-
-
-def select_reactions(reactions: Sequence, ids: Iterable[str]) -> list:
-    """The reactions whose ids are in ``ids``, in the order of ``ids``; unknown ids raise."""
-    by_id = {r.id: r for r in reactions}
-    ids = list(ids)
-    missing = [i for i in ids if i not in by_id]
-    if missing:
-        raise KeyError(f"{len(missing)} reaction id(s) are not in the data, e.g. {missing[:3]}")
-    return [by_id[i] for i in ids]
+        return getattr(importlib.import_module(_MOVED[name], __package__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

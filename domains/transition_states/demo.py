@@ -13,23 +13,23 @@ from pathlib import Path
 import numpy as np
 
 from .data import prepare_endpoints
-from .pipeline import EV_TO_KCAL, Evaluation, TSGenerator, evaluate, score, summarize
+from .evaluation import Evaluation, evaluate
+from .metrics import EV_TO_KCAL, score, summarize
+from .model import Model, load
 
 __all__ = ["demo", "shipped_test_reactions"]
 
 
-def shipped_test_reactions(generator: TSGenerator, subset: str = "test") -> list:
+def shipped_test_reactions(model: Model, subset: str = "test") -> list:
     """The reactions of the checkpoint's recorded random split ``subset``, from the shipped data."""
-    from sciflow.datasets import reactions as rx
+    from .data import TSInputError
+    from .files import select_reactions, shipped_data, snapshot_reactions
 
-    from .data import select_reactions, snapshot_reactions
-
-    split = generator.meta.get("splits", {}).get("random")
+    split = model.meta.get("splits", {}).get("random")
     if not split or subset not in split:
-        raise ValueError("the checkpoint records no random split; it was not trained by "
-                         "benchmarks/ts_generation.py")
-    data = snapshot_reactions(Path(rx.__file__).parent / "data")
-    return select_reactions(data, split[subset])
+        raise TSInputError("the checkpoint records no random split; it was not trained by "
+                           "benchmarks/ts_generation.py")
+    return select_reactions(snapshot_reactions(shipped_data()), split[subset])
 
 
 def _calculator():
@@ -71,7 +71,7 @@ def _demo(out_dir: Path) -> str:
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    gen = TSGenerator.load()
+    gen = load()
     reactions = shipped_test_reactions(gen)
     calc = _calculator()
     one: Evaluation = evaluate(gen, reactions, samples=1, calculator=calc)
@@ -103,7 +103,7 @@ def _demo(out_dir: Path) -> str:
         "| TS guess | RMSD mean (A) | RMSD median (A) | RMSD < 0.1 A | abs dE mean (kcal/mol) | "
         "abs dE median | abs dE < 1.58 | time per reaction |",
         "|---|---|---|---|---|---|---|---|",
-        _row(f"generated, 1 sample ({one.method} x {one.steps})", one.summary,
+        _row(f"generated, 1 sample ({one.solver} x {one.steps})", one.summary,
              f"{ms(one.seconds_batched)} batched, {ms(one.seconds_single or 0)} single"),
         _row("generated, best of 8 (medoid rule)", many.summary, f"{ms(many.seconds_batched)} batched"),
         _row("(R+P)/2 baseline", mid, "-"),

@@ -1,191 +1,198 @@
-"""The TS velocity field: an equivariant graph network from ``sciflow.nn`` conditioned on R and P.
+"""The trained TS generator: the network, its Config and its sampling defaults; save and load.
 
-For a reaction with reactant R, product P (one atom order, P Kabsch-aligned onto R) and current
-positions x_t on the path from the source to the TS, every atom i gets
+A :class:`Model` bundles the network (:class:`~.network.TSVelocity`, eval mode), the
+:class:`~.config.Config` that built it and the checkpoint's ``meta`` (validated sampling defaults
+``default_steps`` / ``default_solver``, data provenance, splits). :func:`load` reads a file
+written by :meth:`Model.save`, by ``sciflow ts train`` (``OUT/ts_model.pt``) or a Trainer
+checkpoint (EMA weights), with kind tag :data:`KIND`; files of the former layout (kind
+``"sciflow.transition_states/1"`` in the meta, ``meta["model"]`` + ``meta["train"]``) load too.
+The shipped checkpoint is :data:`DEFAULT_CHECKPOINT`.
 
-    vectors  V_i = [R_i - x_i, P_i - x_i]                    (2 polar vectors, translation-free)
-    scalars  s_i = [|R_i - x_i|, |P_i - x_i|, |R_i - P_i|]   (invariants)
-    features f_i = one-hot element of atom i
-    edges    e_ij = [rbf(|x_i - x_j|), rbf(|R_i - R_j|), rbf(|P_i - P_j|)]  (with ``pair_distances``)
-
-and the network (EGNN, PaiNN or the e3nn tensor-product net, fully connected inside each molecule)
-returns an equivariant vector per atom with sum_i = 0 per molecule: the velocity, or (default) a
-correction to the R/P midpoint that gives the predicted TS (see :class:`TSVelocity`). Because x_t, R and P
-rotate, reflect and translate together, v is E(3)-equivariant in the whole input, and the
-generated TS follows any rigid motion of the reactant. This is the conditioning of TS-GEN (Tuo et
-al., arXiv 2507.10530: R and P geometries as equivariant inputs to a PaiNN-style network), with the
-relative vectors R - x, P - x in place of its shared R/P encoder, and the reactant and product
-bond lengths of every pair as edge features (which bonds break and form is then read off each edge
-directly instead of being inferred through message passing).
-
-The source (t = 0) is either standard Gaussian noise (``source="gaussian"``, TS-GEN) or a Gaussian
-of width ``source_scale`` around the R/P midpoint (``source="midpoint"``, a noisy version of the
-React-OT interpolation start, Duan et al. 2025); both centred per molecule.
+Former names: ``TSGenerator`` is :class:`Model` (with ``.model``, ``.generate``,
+``.generate_many`` and ``TSGenerator.load``), ``load_generator`` is :func:`load`,
+``export_checkpoint(path, net, step=, meta=)`` writes a Model.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
-from typing import Any, Literal
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
-import torch
-from torch import Tensor, nn
+from ase import Atoms
+from torch import nn
 
-from sciflow.graphs import center
-from sciflow.nn import GraphCondition, GraphVelocityNet, make_graph_velocity
+from sciflow.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from sciflow.devices import resolve_device
+from sciflow.matcher import FlowMatcher
+from sciflow.sources import GaussianSource
 
-from .data import DEFAULT_ELEMENTS, TSCondition
+from .config import Config, TSModelConfig
+from .data import Endpoints, prepare_endpoints
+from .network import TSVelocity, build_model, build_network
+from .sources import NoiseAlignment, make_source, midpoint
 
-__all__ = ["TSModelConfig", "TSVelocity", "NETWORKS", "SOURCES", "build_model"]
+__all__ = ["KIND", "LEGACY_KINDS", "DEFAULT_CHECKPOINT", "Model", "TSGenerator", "load",
+           "load_generator", "export_checkpoint", "build_matcher", "build_network", "build_model",
+           "TSVelocity", "TSModelConfig"]
 
-NETWORKS = ("egnn", "painn", "e3nn")
-SOURCES = ("gaussian", "midpoint")
+KIND = "transition_states"
+LEGACY_KINDS = ("sciflow.transition_states/1",)
+DEFAULT_CHECKPOINT = Path(__file__).parent / "checkpoints" / "ts_egnn_small.pt"
+_LEGACY_META = ("kind", "model", "config")
 
 
-@dataclass(frozen=True, kw_only=True)
-class TSModelConfig:
-    """Hyper-parameters of the TS generator (stored as JSON in every checkpoint).
+def build_matcher(config: Config) -> FlowMatcher:
+    """Linear path, the config's source (:func:`.sources.make_source`), the noise-to-TS rotation
+    (:class:`.sources.NoiseAlignment`) and the config's target (``"x1"`` or ``"velocity"``)."""
+    align = NoiseAlignment(mean=midpoint if config.source == "midpoint" else None)
+    return FlowMatcher(source=make_source(config), coupling=align, target=config.target)
 
-    network : "egnn", "painn" or "e3nn" (``sciflow.nn.make_graph_velocity`` names).
-    hidden, layers : width of the scalar features and number of message-passing layers.
-    vector_channels : EGNN's vector channels per atom (ignored by the other networks).
-    elements : atomic numbers the model accepts, in the order of the one-hot features.
-    source : "gaussian" (N(0, source_scale^2 I), centred) or "midpoint" ((R + P)/2 plus centred
-        Gaussian noise of scale ``source_scale``).
-    source_scale : standard deviation of the source noise (A).
-    target : "x1" (the network predicts the TS as a correction to the R/P midpoint; default) or
-        "velocity" (it predicts the velocity, as TS-GEN).
-    time_dim, num_rbf, rbf_max : time embedding size, radial basis size and range (A).
-    pair_distances : give every edge the radial basis of its reactant and product distances
-        (``GraphCondition.reference_positions``); checkpoints written before this option existed
-        load with it off.
+
+@dataclass(frozen=True, eq=False)
+class Model:
+    """A trained TS generator: ``net`` (eval mode), its ``config`` and the checkpoint ``meta``.
+
+    ``Model(net)`` takes the config from ``net.config``. ``default_steps`` / ``default_solver``
+    (from the meta; 8 and ``"euler"`` when absent) are what :func:`.sampling.sample` uses unless
+    told otherwise.
     """
 
-    network: Literal["egnn", "painn", "e3nn"] = "egnn"
-    hidden: int = 96
-    layers: int = 4
-    vector_channels: int = 8
-    elements: tuple[int, ...] = DEFAULT_ELEMENTS
-    source: Literal["gaussian", "midpoint"] = "midpoint"
-    source_scale: float = 0.2
-    target: Literal["x1", "velocity"] = "x1"
-    time_dim: int = 32
-    num_rbf: int = 24
-    rbf_max: float = 6.0
-    pair_distances: bool = True
+    net: TSVelocity
+    config: Config | None = None
+    meta: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.network not in NETWORKS:
-            raise ValueError(f"network must be one of {NETWORKS}, got {self.network!r}")
-        if self.source not in SOURCES:
-            raise ValueError(f"source must be one of {SOURCES}, got {self.source!r}")
-        if self.target not in ("x1", "velocity"):
-            raise ValueError(f"target must be 'x1' or 'velocity', got {self.target!r}")
-        if not self.source_scale > 0:
-            raise ValueError(f"source_scale must be > 0 (A), got {self.source_scale}")
-        for name in ("hidden", "layers", "vector_channels", "time_dim", "num_rbf"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if len(self.elements) == 0 or len(set(self.elements)) != len(self.elements):
-            raise ValueError(f"elements must be distinct atomic numbers, got {self.elements}")
-        object.__setattr__(self, "elements", tuple(int(e) for e in self.elements))
+        if not isinstance(self.net, TSVelocity):
+            raise TypeError(f"Model needs a TSVelocity network, got {type(self.net).__name__}")
+        if self.config is None:
+            object.__setattr__(self, "config", self.net.config)
+        object.__setattr__(self, "meta", dict(self.meta))
+        self.net.eval()
 
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["elements"] = list(self.elements)
-        return d
+    # ------------------------------------------------------------------ what sampling needs
+    @property
+    def elements(self) -> tuple[int, ...]:
+        return self.config.elements
+
+    @property
+    def default_steps(self) -> int:
+        return int(self.meta.get("default_steps", 8))
+
+    @property
+    def default_solver(self) -> str:
+        return str(self.meta.get("default_solver", self.meta.get("default_method", "euler")))
+
+    default_method = default_solver  # former name
+
+    @property
+    def source(self) -> GaussianSource:
+        """The source x0 is drawn from (:func:`.sources.make_source`)."""
+        return make_source(self.config)
+
+    @property
+    def matcher(self) -> FlowMatcher:
+        return build_matcher(self.config)
+
+    @property
+    def velocity(self) -> Any:
+        """The velocity field v(x, t, *, cond, batch) the solvers integrate (core conversion)."""
+        return self.matcher.velocity(self.net)
+
+    @property
+    def device(self) -> Any:
+        return next(self.net.parameters()).device
+
+    @property
+    def model(self) -> TSVelocity:
+        """Former name of :attr:`net`."""
+        return self.net
+
+    def prepare(self, reactant: Atoms, product: Atoms) -> Endpoints:
+        """Check R and P against this model and put them in its frame (:mod:`.data`)."""
+        return prepare_endpoints(reactant, product, elements=self.elements)
+
+    # ------------------------------------------------------------------ files
+    def save(self, path: str | Path, *, step: int | None = None) -> Path:
+        """Write an inference checkpoint (kind :data:`KIND`, digest checked on load)."""
+        meta = {k: v for k, v in self.meta.items() if k not in _LEGACY_META}
+        if step is None:
+            step = int(meta.get("train", {}).get("steps", 0) or 0)
+        return save_checkpoint(path, self.net, kind=KIND, step=step,
+                               meta={**meta, "config": self.config.to_dict()})
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TSModelConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown TS model settings {unknown}; known: {sorted(known)}")
-        d = dict(d)
-        d.setdefault("pair_distances", False)  # older checkpoints had no pair-distance edges
-        if "elements" in d:
-            d["elements"] = tuple(d["elements"])
-        return cls(**d)
+    def load(cls, path: str | Path | None = None, *, device: str = "cpu") -> Model:
+        """Former ``TSGenerator.load``: :func:`load`."""
+        return load(path, device=device)
+
+    # ------------------------------------------------------------------ former methods
+    def generate(self, reactant: Atoms, product: Atoms, **kwargs: Any) -> Any:
+        """Former name of :func:`.sampling.sample` (``steps=``/``method=``/``rule=`` accepted)."""
+        from .sampling import sample
+
+        return sample(self, reactant, product, **_legacy_kwargs(kwargs))
+
+    def generate_many(self, pairs: Sequence[tuple[Atoms, Atoms]], **kwargs: Any) -> list[Any]:
+        """Former name of :func:`.sampling.sample_many`."""
+        from .sampling import sample_many
+
+        return sample_many(self, pairs, **_legacy_kwargs(kwargs))
 
 
-class TSVelocity(nn.Module):
-    """The TS flow's network for ragged batches of reactions (see the module docstring).
+TSGenerator = Model
+"""Former name of :class:`Model`."""
 
-    ``forward`` returns what the network is trained on: with ``target="velocity"`` the velocity
-    v(x, t), with ``target="x1"`` (default) the TS it predicts,
 
-        x1hat(x, t) = (R + P)/2 + f(x, t | R, P, elements),
+def _legacy_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    renamed = {"steps": "sample_steps", "method": "solver", "rule": "rank"}
+    return {renamed.get(k, k): v for k, v in kwargs.items()}
 
-    an equivariant correction f (zero net per molecule) to the R/P midpoint, so an untrained or
-    unsure network falls back to the midpoint and atoms whose bonds do not change keep their
-    geometry. :meth:`velocity` always returns the velocity of the linear path,
-    v = (x1hat - x) / (1 - t), the core contract ``model(x, t, *, cond, batch)`` that solvers use.
 
-    Shapes: x (N, 3), t (B,), cond.features (N, E), cond.reactant / cond.product (N, 3),
-    batch (N,) -> (N, 3).
+def _config_of(meta: Mapping[str, Any], path: Path) -> Config:
+    try:
+        if "config" in meta:
+            return Config.from_dict(meta["config"])
+        return Config.from_legacy(meta["model"], meta.get("train"))
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"{str(path)!r} is a TS checkpoint whose settings cannot be read "
+                              f"({type(err).__name__}: {err})") from err
+
+
+def load(path: str | Path | None = None, *, device: str = "cpu") -> Model:
+    """Load a TS generator (the shipped checkpoint when ``path`` is None) onto ``device``.
+
+    Raises FileNotFoundError for a missing file and CheckpointError for a file that is unsafe,
+    corrupted (digest), of another domain, or does not fit the network its settings describe.
     """
-
-    def __init__(self, config: TSModelConfig) -> None:
-        super().__init__()
-        self.config = config
-        kwargs: dict[str, Any] = dict(
-            hidden=config.hidden, layers=config.layers, node_feature_dim=len(config.elements),
-            node_vector_dim=2, node_scalar_dim=3, time_dim=config.time_dim,
-            num_rbf=config.num_rbf, rbf_max=config.rbf_max, cutoff=None,
-            avg_num_neighbors=10.0, zero_net_velocity=True,
-            reference_dim=2 if config.pair_distances else 0,
-        )
-        if config.network == "egnn":
-            kwargs["vector_channels"] = config.vector_channels
-        self.net: GraphVelocityNet = make_graph_velocity(config.network, **kwargs)
-
-    def forward(self, x: Tensor, t: Tensor, *, cond: TSCondition | None = None,
-                batch: Tensor | None = None) -> Tensor:
-        if not isinstance(cond, TSCondition):
-            raise TypeError("the TS velocity field needs cond=TSCondition(features, reactant, "
-                            f"product), got {type(cond).__name__}")
-        to_r, to_p = cond.reactant - x, cond.product - x
-        vectors = torch.stack([to_r, to_p], dim=1)
-        scalars = torch.stack([to_r.norm(dim=-1), to_p.norm(dim=-1),
-                               (cond.reactant - cond.product).norm(dim=-1)], dim=-1)
-        references = (torch.stack([cond.reactant, cond.product], dim=1)
-                      if self.config.pair_distances else None)
-        out = self.net(x, t, node_features=cond.features, batch=batch,
-                       cond=GraphCondition(node_vectors=vectors, node_scalars=scalars,
-                                           reference_positions=references))
-        if self.config.target == "x1":
-            return 0.5 * (cond.reactant + cond.product) + out
-        return out
-
-    def velocity(self, x: Tensor, t: Tensor, *, cond: TSCondition | None = None,
-                 batch: Tensor | None = None) -> Tensor:
-        """dx/dt of the flow; for ``target="x1"`` v = (x1hat - x) / max(1 - t, 1e-4)."""
-        out = self(x, t, cond=cond, batch=batch)
-        if self.config.target == "velocity":
-            return out
-        t_rows = (t if batch is None else t[batch]).reshape(-1, 1)
-        return (out - x) / (1.0 - t_rows).clamp_min(1e-4)
-
-    def source_mean(self, cond: TSCondition) -> Tensor:
-        """Centre of the source distribution per atom: 0 or (R + P)/2. Shapes: -> (N, 3)."""
-        if self.config.source == "midpoint":
-            return 0.5 * (cond.reactant + cond.product)
-        return torch.zeros_like(cond.reactant)
-
-    def sample_source(self, cond: TSCondition, batch: Tensor | None, *,
-                      generator: torch.Generator | None = None) -> Tensor:
-        """x0 = m(R, P) + sigma * center(eps), eps ~ N(0, I). Shapes: -> (N, 3)."""
-        eps = torch.randn(cond.reactant.shape, generator=generator, dtype=cond.reactant.dtype,
-                          device=cond.reactant.device)
-        return self.source_mean(cond) + self.config.source_scale * center(eps, batch)
+    path = DEFAULT_CHECKPOINT if path is None else Path(path)
+    if not path.is_file():
+        hint = (" (the shipped checkpoint is missing from this installation; reinstall sciflow "
+                "or pass --checkpoint)" if path == DEFAULT_CHECKPOINT else "")
+        raise FileNotFoundError(f"TS checkpoint {str(path)!r} does not exist{hint}")
+    dev = resolve_device(device)
+    ck = load_checkpoint(path)
+    if ck.kind not in (KIND, *LEGACY_KINDS) or not ("config" in ck.meta or "model" in ck.meta):
+        raise CheckpointError(f"{str(path)!r} holds a {ck.kind or 'untagged'} checkpoint, not a "
+                              f"TS generator (kind {KIND!r}); pass a model written by "
+                              "`sciflow ts train` or Model.save")
+    config = _config_of(ck.meta, path)
+    net = build_network(config)
+    try:
+        net.load_state_dict(ck.state_dict)
+    except RuntimeError as err:
+        raise CheckpointError(f"{str(path)!r} does not fit the network its settings describe: "
+                              f"{str(err).splitlines()[0]}") from err
+    return Model(net=net.to(dev), config=config, meta=ck.meta)
 
 
-def build_model(config: TSModelConfig | None = None, **overrides: Any) -> TSVelocity:
-    """A fresh TS velocity field; ``overrides`` replace fields of ``config`` (or the defaults)."""
-    config = config or TSModelConfig()
-    if overrides:
-        config = dataclasses.replace(config, **overrides)
-    return TSVelocity(config)
+def load_generator(path: str | Path | None = None) -> Model:
+    """Former name of :func:`load`."""
+    return load(path)
 
+
+def export_checkpoint(path: str | Path, model: nn.Module, *, step: int = 0,
+                      meta: Mapping[str, Any] | None = None) -> Path:
+    """Former helper: write ``model`` (a TSVelocity) as an inference checkpoint with ``meta``."""
+    return Model(net=model, meta=meta or {}).save(path, step=step)

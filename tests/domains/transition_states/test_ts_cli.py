@@ -1,4 +1,8 @@
-"""`sciflow ts ...`: generate from files and SMILES, evaluate, and clear errors for bad input."""
+"""`sciflow ts ...`: generate from files and SMILES, evaluate, train, and the flag vocabulary."""
+
+import json
+import subprocess
+import sys
 
 import ase.io
 import numpy as np
@@ -6,13 +10,11 @@ import pytest
 from ase import Atoms
 
 from sciflow.cli import main
-from sciflow.domains.transition_states import load_generator
-from sciflow.domains.transition_states.demo import shipped_test_reactions
 
 
-@pytest.fixture(scope="module")
-def reaction():
-    return shipped_test_reactions(load_generator())[0]
+@pytest.fixture
+def reaction(shipped_test):
+    return shipped_test[0]
 
 
 def _write_ends(tmp_path, reaction, fmt="xyz"):
@@ -81,25 +83,86 @@ def test_bad_input_is_one_clear_line(tmp_path, capsys, case, message):
     assert not (tmp_path / "o.xyz").exists()
 
 
-def test_evaluate_prints_rmsd_and_writes_json(tmp_path, capsys):
+def test_evaluate_prints_rmsd_and_writes_strict_json(tmp_path, capsys, shipped_test):
     from sciflow.datasets.reactions import write_reactions
 
-    gen = load_generator()
     data = tmp_path / "few.extxyz"
-    write_reactions(data, shipped_test_reactions(gen)[:3])
+    write_reactions(data, shipped_test[:3])
     out = tmp_path / "ev.json"
-    assert main(["ts", "evaluate", "--data", str(data), "--no-energies", "-o", str(out)]) == 0
+    assert main(["ts", "evaluate", "--data", str(data), "--no-energies", "-o", str(out),
+                 "--sample-steps", "2"]) == 0
     text = capsys.readouterr().out
-    assert "3 reactions" in text and "RMSD" in text
-    import json
+    assert "3 reactions" in text and "RMSD" in text and "euler x 2" in text
 
-    doc = json.loads(out.read_text())
+    def refuse(token):
+        raise ValueError(f"bare {token}")
+
+    doc = json.loads(out.read_text(), parse_constant=refuse)  # no NaN: energies are null
     assert len(doc["rows"]) == 3 and doc["summary"]["reactions"] == 3
+    assert doc["summary"]["abs_de_mean"] is None
 
 
-def test_ts_group_lists_its_commands(capsys):
+def test_solver_flags_follow_the_vocabulary(tmp_path, reaction, capsys):
+    """--solver / --sample-steps; --method stays as a hidden alias; --steps is training only."""
+    r, p = _write_ends(tmp_path, reaction)
+    base = ["ts", "generate", "--reactant", str(r), "--product", str(p)]
+    assert main(base + ["--solver", "rk4", "--sample-steps", "2", "-o", str(tmp_path / "a.xyz")]) == 0
+    assert "(8 network evaluations)" in capsys.readouterr().out
+    assert main(base + ["--method", "heun", "--sample-steps", "2", "-o", str(tmp_path / "b.xyz")]) == 0
+    assert "(4 network evaluations)" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exc:
+        main(base + ["--steps", "4", "-o", str(tmp_path / "c.xyz")])
+    assert exc.value.code == 2 and "use --sample-steps 4" in capsys.readouterr().err
+    assert not (tmp_path / "c.xyz").exists()
+
+
+def test_train_writes_a_model_that_generate_reads(tmp_path, make_reaction, reaction, capsys):
+    from sciflow.datasets.reactions import write_reactions
+
+    data = tmp_path / "syn.extxyz"
+    write_reactions(data, [make_reaction(s) for s in range(3)])
+    run = tmp_path / "run"
+    tiny = ["--hidden", "8", "--layers", "1", "--batch-size", "2", "--steps", "3"]
+    assert main(["ts", "train", "--data", str(data), "--out", str(run), *tiny]) == 0
+    assert "inference checkpoint" in capsys.readouterr().out
+    r, p = _write_ends(tmp_path, make_reaction(7))
+    assert main(["ts", "generate", "--reactant", str(r), "--product", str(p), "--checkpoint",
+                 str(run / "ts_model.pt"), "-o", str(tmp_path / "ts.xyz")]) == 0
+    assert main(["ts", "train", "--data", str(data), "--out", str(run), *tiny[:-2], "--steps", "5",
+                 "--resume"]) == 0
+
+
+def test_group_help_imports_no_torch():
+    code = ("import sys\nfrom sciflow.cli import main\ntry:\n    main(['ts', 'generate', '--help'])\n"
+            "except SystemExit:\n    pass\nprint('HEAVY', [m for m in ('torch', 'torch_geometric', "
+            "'e3nn', 'rdkit', 'tblite', 'sella', 'ase') if m in sys.modules])\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert "HEAVY []" in out, out[-400:]
+
+
+def test_every_listed_output_format_is_written_by_ase():
+    from ase.io.formats import filetype, ioformats
+
+    from sciflow.domains.transition_states.cli import MULTI_FRAME_SUFFIXES, STRUCTURE_SUFFIXES
+
+    for suffix in STRUCTURE_SUFFIXES:
+        assert ioformats[filetype("x" + suffix, read=False)].can_write, suffix
+    for suffix in MULTI_FRAME_SUFFIXES:
+        assert not ioformats[filetype("x" + suffix, read=False)].single, suffix
+
+
+def test_ts_group_lists_its_commands_and_build_dataset_keeps_its_own_parser(capsys):
     with pytest.raises(SystemExit):
         main(["ts", "--help"])
     text = capsys.readouterr().out
     for command in ("generate", "train", "evaluate", "build-dataset"):
         assert command in text
+    with pytest.raises(SystemExit) as exc:
+        main(["transition-states", "build-dataset", "--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    assert "--tier" in text and "--finalize" in text
+    with pytest.raises(SystemExit) as exc:
+        main(["ts", "build-dataset", "--tier", "nope"])
+    assert exc.value.code == 2 and "invalid choice: 'nope'" in capsys.readouterr().err

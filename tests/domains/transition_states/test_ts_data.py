@@ -10,11 +10,13 @@ from sciflow.domains.transition_states.data import (
     check_endpoints,
     collate,
     condition_of,
-    endpoints_from_smiles,
     endpoints_to_data,
     prepare_endpoints,
-    read_endpoint,
+    reaction_to_graph,
 )
+from sciflow.domains.transition_states.files import read_endpoint
+from sciflow.domains.transition_states.smiles import endpoints_from_smiles
+from sciflow.errors import InputError
 from sciflow.testing import random_orthogonal
 
 
@@ -112,3 +114,30 @@ def test_bad_reaction_smiles_named(smiles, message):
 def test_missing_endpoint_file_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="reactant file .*nope.xyz' does not exist"):
         read_endpoint(tmp_path / "nope.xyz", "reactant")
+
+
+def test_input_errors_are_sciflow_input_errors_and_moved_names_still_import():
+    import sciflow.domains.transition_states.data as data
+
+    assert issubclass(TSInputError, InputError) and issubclass(TSInputError, ValueError)
+    assert data.read_endpoint is read_endpoint and data.endpoints_from_smiles is endpoints_from_smiles
+
+
+def test_single_atom_reaction_is_refused():
+    one = Atoms("C", positions=[[0, 0, 0]])
+    with pytest.raises(TSInputError, match=r"reactant has 1 atom\(s\); a reaction needs at least 2"):
+        check_endpoints(one, one.copy())
+
+
+def test_training_reaction_with_nan_coordinates_is_named():
+    from sciflow.datasets.reactions import Reaction
+
+    r, p = _molecule(0), _molecule(1)
+    ts = r.copy()
+    pos = ts.get_positions()
+    pos[1, 0] = np.nan
+    ts.set_positions(pos)
+    rxn = Reaction(id="bad1", reactant=r, transition_state=ts, product=p, energies=(0.0, 1.0, 0.5),
+                   family="x")
+    with pytest.raises(TSInputError, match="reaction 'bad1': the transition state has non-finite"):
+        reaction_to_graph(rxn)

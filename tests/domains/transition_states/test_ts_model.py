@@ -3,9 +3,13 @@
 import pytest
 import torch
 
+from sciflow.domains.transition_states import Config, TSModelConfig, make_source
 from sciflow.domains.transition_states.data import TSCondition
-from sciflow.domains.transition_states.model import TSModelConfig, TSVelocity, build_model
+from sciflow.domains.transition_states.network import TSVelocity, build_model
+from sciflow.errors import InputError
 from sciflow.graphs import graph_sum
+from sciflow.paths import AffinePath
+from sciflow.sources import Source
 from sciflow.testing import default_dtype, random_orthogonal
 
 SIZES = (4, 6, 5)
@@ -24,8 +28,8 @@ def _inputs(dtype: torch.dtype, seed: int = 0):
 def _model(network: str, dtype: torch.dtype, target: str = "x1") -> TSVelocity:
     torch.manual_seed(0)
     with default_dtype(dtype):
-        return TSVelocity(TSModelConfig(network=network, hidden=16, layers=2, vector_channels=3,
-                                        num_rbf=8, time_dim=8, target=target))
+        return TSVelocity(Config(network=network, hidden=16, layers=2, vector_channels=3,
+                                 num_rbf=8, time_dim=8, target=target))
 
 
 @pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-9), (torch.float32, 1e-4)])
@@ -99,24 +103,57 @@ def test_source_is_centred_and_around_midpoint():
     assert graph_sum(x0, batch).abs().max() < 1e-5 and 0.7 < x0.std() < 1.3
 
 
+@pytest.mark.parametrize("source", ["midpoint", "gaussian"])
+def test_source_is_a_core_source_and_the_network_draws_from_it(source):
+    _, _, cond, batch = _inputs(torch.float32)
+    config = Config(hidden=8, layers=1, source=source)
+    src = make_source(config)
+    assert isinstance(src, Source)
+    a = src.sample(cond.reactant, cond=cond, batch=batch, generator=torch.Generator().manual_seed(3))
+    b = TSVelocity(config).sample_source(cond, batch, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
+
+
 @pytest.mark.parametrize("kwargs, message", [
-    ({"network": "gcn"}, "network must be one of"),
-    ({"source": "uniform"}, "source must be one of"),
-    ({"source_scale": 0.0}, "source_scale must be > 0"),
-    ({"target": "score"}, "target must be 'x1' or 'velocity'"),
-    ({"hidden": 0}, "hidden must be a positive integer"),
-    ({"elements": (1, 1)}, "elements must be distinct"),
+    ({"network": "gcn"}, "network='gcn': choose from"),
+    ({"source": "uniform"}, "source='uniform': choose from"),
+    ({"source_scale": 0.0}, "source_scale=0.0: expected a finite number > 0"),
+    ({"target": "score"}, "target='score': choose from"),
+    ({"hidden": 0}, "hidden=0: expected an integer >= 1"),
+    ({"batch_size": -1}, "batch_size=-1: expected an integer >= 1"),
+    ({"elements": (1, 1)}, "elements=(1, 1): expected distinct atomic numbers"),
+    ({"distance_weight": -0.5}, "distance_weight=-0.5"),
 ])
 def test_config_rejects_bad_values(kwargs, message):
-    with pytest.raises(ValueError, match=message):
-        TSModelConfig(**kwargs)
+    with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        Config(**kwargs)
 
 
-def test_config_round_trips_through_json_dict():
-    cfg = TSModelConfig(network="painn", hidden=32, elements=(1, 6, 8), source="gaussian")
-    assert TSModelConfig.from_dict(cfg.to_dict()) == cfg
-    with pytest.raises(ValueError, match="unknown TS model settings"):
-        TSModelConfig.from_dict({**cfg.to_dict(), "hiden": 3})
+def test_config_contains_the_train_config_and_round_trips():
+    from sciflow.train import TrainConfig
+
+    cfg = Config(network="painn", hidden=32, elements=(1, 6, 8), source="gaussian").replace(
+        train={"steps": 7, "lr": 3e-3})
+    assert isinstance(cfg.train, TrainConfig) and cfg.train.steps == 7 and cfg.train.lr == 3e-3
+    assert Config.from_dict(cfg.to_dict()) == cfg
+    assert TSModelConfig is Config  # the former name
+    with pytest.raises(InputError, match="unknown TS model settings"):
+        Config.from_dict({**cfg.to_dict(), "hiden": 3})
+    # no TrainConfig field is re-declared on the domain's Config
+    import dataclasses
+
+    mine = {f.name for f in dataclasses.fields(Config)} - {"train"}
+    assert not mine & {f.name for f in dataclasses.fields(TrainConfig)}
+
+
+def test_former_settings_build_a_config():
+    from sciflow.domains.transition_states import TSTrainSettings
+
+    cfg = TSTrainSettings(steps=12, batch_size=3, lr=2e-3, reverse=False)
+    assert cfg.train.steps == 12 and cfg.train.lr == 2e-3 and cfg.batch_size == 3
+    assert not cfg.reverse and cfg.hidden == Config().hidden
+    with pytest.raises(InputError, match="unknown training settings"):
+        TSTrainSettings(stpes=3)
 
 
 def test_wrong_condition_type_is_a_clear_error():
@@ -135,3 +172,19 @@ def test_x1_target_falls_back_to_the_midpoint_and_gives_the_linear_path_velocity
         torch.testing.assert_close(x1, 0.5 * (cond.reactant + cond.product))
         v = model.velocity(x, t, cond=cond, batch=batch)
         torch.testing.assert_close(v, (x1 - x) / (1 - t[batch, None]))
+
+
+@pytest.mark.parametrize("target", ["x1", "velocity"])
+def test_velocity_is_the_core_conversion_and_finite_at_t_1(target):
+    """v of an x1-prediction comes from the path (finite at t = 1), never a hand-written division."""
+    model = _model("egnn", torch.float64, target)
+    x, _, cond, batch = _inputs(torch.float64)
+    path = AffinePath()
+    with torch.no_grad():
+        for tv in (0.0, 0.5, 0.999, 1.0):
+            t = torch.full((len(SIZES),), tv, dtype=torch.float64)
+            v = model.velocity(x, t, cond=cond, batch=batch)
+            assert torch.isfinite(v).all()
+            out = model(x, t, cond=cond, batch=batch)
+            expected = out if target == "velocity" else path.x1_to_velocity(out, x, t[batch])
+            torch.testing.assert_close(v, expected, rtol=0, atol=0)
