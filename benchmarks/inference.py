@@ -335,15 +335,14 @@ def ts_section(*, quick: bool, with_quality: bool = True,
 
     from sciflow.datasets.reactions import GFN2
     from sciflow.distill import train_on_pairs
-    from sciflow.domains.transition_states import TSGenerator
+    from sciflow.domains.transition_states import EV_TO_KCAL, load, pair_rmsd, single_point
     from sciflow.domains.transition_states.data import stack_endpoints
     from sciflow.domains.transition_states.demo import shipped_test_reactions
-    from sciflow.domains.transition_states.pipeline import EV_TO_KCAL, pair_rmsd, single_point
 
-    gen = TSGenerator.load()
+    gen = load()
     split = {s: shipped_test_reactions(gen, s) for s in ("train", "val", "test")}
     sets = {"test": split["test"], "val+test": split["val"] + split["test"]}
-    teacher = VelocityView(gen.model).eval()
+    teacher = VelocityView(gen.net).eval()
     elements = torch.tensor(gen.elements)
     reps = 4 if quick else 8
     calc = GFN2()
@@ -353,8 +352,7 @@ def ts_section(*, quick: bool, with_quality: bool = True,
         cond, ids = stack_endpoints(eps, elements=gen.elements, repeats=repeats, dtype=torch.float32)
         return cond, ids
 
-    def source(like: Tensor, *, cond=None, batch=None, generator=None) -> Tensor:
-        return gen.model.sample_source(cond, batch, generator=generator)
+    source = gen.source  # the midpoint-centred Gaussian, a sciflow.sources.Source
 
     def per_sample_rmsd(x: Tensor, ids: Tensor, reactions: list, repeats: int) -> list[float]:
         out = []
@@ -377,8 +375,7 @@ def ts_section(*, quick: bool, with_quality: bool = True,
         return -energy_of(x, cond, batch)
 
     def sde_with(eps: float) -> SDEStep:
-        return SDEStep(diffusion=eps, center_noise=True, source_scale=gen.config.source_scale,
-                       source_mean=gen.model.source_mean)
+        return SDEStep.for_source(gen.source, diffusion=eps)
 
     # the shipped model is not robust off its ODE path (eps 1 costs ~2x RMSD at few steps) and
     # GFN2-xTB energies punish every stray hydrogen, so the particle searches use a small
@@ -399,13 +396,13 @@ def ts_section(*, quick: bool, with_quality: bool = True,
                                   budget=n, steps=n, dynamics=stochastic, source=source, cond=cond,
                                   batch=ids, generator=g).x
                 else:
-                    x0 = gen.model.sample_source(cond, ids, generator=g)
+                    x0 = source.sample(like, cond=cond, batch=ids, generator=g)
                     x = odeint(field, x0, steps=n, cond=cond, batch=ids).x
             r = per_sample_rmsd(x, ids, heldout, reps)
             row[n] = (_median(r), _median(r[-n_test:]))
         return row
 
-    ckpt = (f"`{gen.meta.get('model', {}).get('network', '?')}` trained "
+    ckpt = (f"`{gen.config.network}` trained "
             f"{gen.meta.get('train', {}).get('steps', '?')} steps on data snapshot "
             f"{gen.meta.get('data', {}).get('snapshot_time', '?')}, validated default Euler x "
             f"{gen.default_steps}")
@@ -421,13 +418,14 @@ def ts_section(*, quick: bool, with_quality: bool = True,
         per = 16 if quick else 32
         tcond, tids = batch_of(split["train"], per)
         with torch.no_grad():
-            tx0 = gen.model.sample_source(tcond, tids, generator=torch.Generator().manual_seed(3))
+            tx0 = source.sample(tcond.reactant, cond=tcond, batch=tids,
+                                generator=torch.Generator().manual_seed(3))
         pairs = generate_pairs(teacher, tx0, method="euler", steps=gen.default_steps, cond=tcond, batch=tids)
         train_steps = 150 if quick else 600
         students = {}
         for name, times in (("1-step distilled", 1), ("reflow (uniform t)", "uniform")):
             t1 = time.perf_counter()
-            student = VelocityView(copy.deepcopy(gen.model))
+            student = VelocityView(copy.deepcopy(gen.net))
             res = train_on_pairs(student, pairs, times=times, steps=train_steps, batch_size=16, lr=3e-4,
                                  ema_decay=0.99, seed=4)
             students[name] = res.model.eval()
@@ -441,7 +439,7 @@ def ts_section(*, quick: bool, with_quality: bool = True,
         one_step = rows["1-step distilled, Euler"][1]
 
         lines = ["## 4. Transition states (shipped checkpoint, GFN2-xTB reference saddles)", "",
-                 f"Model: `{gen.meta.get('model', {}).get('network', '?')}` TS generator shipped in "
+                 f"Model: `{gen.config.network}` TS generator shipped in "
                  "`domains/transition_states/checkpoints` (linear path, x1-prediction, midpoint source "
                  f"of scale {gen.config.source_scale} A, validated default: Euler x {gen.default_steps}; "
                  f"trained {gen.meta.get('train', {}).get('steps', '?')} steps on data snapshot "
@@ -562,7 +560,8 @@ def ts_steering(gen, teacher: torch.nn.Module, reactions: list, cond, ids: Tenso
     heavy = (torch.tensor(gen.elements)[cond.features.argmax(dim=1)] > 1)
     mask = heavy[:, None].expand(-1, 3).to(torch.float32)
     loss = masked_measurement_loss(ref * mask, mask)
-    x0 = gen.model.sample_source(cond, ids, generator=torch.Generator().manual_seed(17))
+    x0 = gen.source.sample(cond.reactant, cond=cond, batch=ids,
+                           generator=torch.Generator().manual_seed(17))
 
     def scores(x: Tensor) -> tuple[float, float]:
         err = (x - ref) ** 2
@@ -707,9 +706,9 @@ def rs_steering_section(*, quick: bool) -> list[str]:
 def domain_sections(*, quick: bool) -> tuple[list[str], list[str]]:
     """Sections 4 and 5 (domains); returns markdown lines and target verdict lines."""
     try:
-        from sciflow.domains.transition_states import TSGenerator
+        from sciflow.domains.transition_states import load
 
-        TSGenerator.load()
+        load()
     except (ImportError, FileNotFoundError, ValueError) as err:
         lines, targets = ["## 4. Transition states", "", f"Not run: {err}.", ""], []
     else:

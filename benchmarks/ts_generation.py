@@ -20,7 +20,6 @@ with Sella and writes the markdown. Every number in the results file is measured
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import os
@@ -35,25 +34,23 @@ import numpy as np
 import torch
 
 from sciflow.datasets.reactions import GFN2, make_splits
-from sciflow.domains.transition_states.data import (
-    prepare_endpoints,
-    select_reactions,
-    snapshot_reactions,
-)
-from sciflow.domains.transition_states.model import TSModelConfig
-from sciflow.domains.transition_states.pipeline import (
+from sciflow.domains.transition_states import (
     CHEMICAL_ACCURACY_KCAL,
     DEFAULT_CHECKPOINT,
     EV_TO_KCAL,
-    TSGenerator,
-    TSTrainSettings,
+    Config,
+    Model,
     evaluate,
-    export_checkpoint,
     idpp_guess,
+    load,
     pair_rmsd,
+    prepare_endpoints,
     refine,
+    sample_many,
     score,
+    select_reactions,
     single_point,
+    snapshot_reactions,
     train,
 )
 
@@ -92,32 +89,31 @@ def _train_cmd(args: argparse.Namespace) -> int:
     split = doc[args.split]
     tr = select_reactions(reactions, split["train"])
     val = select_reactions(reactions, split["val"])
-    config = TSModelConfig(network=args.network, hidden=args.hidden, layers=args.layers,
-                           source=args.source, source_scale=args.source_scale, target=args.target,
-                           pair_distances=not args.no_pair_distances)
-    base = dict(batch_size=args.batch_size, lr=args.lr, ema_decay=args.ema_decay, progress=False,
-                checkpoint_every=500, warmup_steps=100, distance_weight=args.distance_weight)
+    config = Config(network=args.network, hidden=args.hidden, layers=args.layers,
+                    source=args.source, source_scale=args.source_scale, target=args.target,
+                    pair_distances=not args.no_pair_distances, batch_size=args.batch_size,
+                    distance_weight=args.distance_weight)
+    base = dict(lr=args.lr, ema_decay=args.ema_decay, progress=False, checkpoint_every=500,
+                warmup_steps=100)
     # calibrate: time a short warm-up run under the machine's current load
     t0 = time.perf_counter()
-    train(tr, config=config, settings=TSTrainSettings(steps=30, **base), out_dir=None)
+    train(tr, config.replace(train={**base, "steps": 30}))
     per_step = (time.perf_counter() - t0) / 30
     steps = args.steps or max(200, int(args.minutes * 60 / per_step * 0.9))
     print(f"{len(tr)} train reactions; {per_step * 1e3:.0f} ms/step -> {steps} steps", flush=True)
     run_dir = out / f"run_{args.split}"
     shutil.rmtree(run_dir, ignore_errors=True)
-    trainer, result = train(tr, config=config, settings=TSTrainSettings(steps=steps, **base),
-                            out_dir=run_dir, meta={"split": args.split})
-    gen = TSGenerator(trainer.ema_model)
+    config = config.replace(train={**base, "steps": steps, "out_dir": run_dir})
+    model, result = train(tr, config, meta={"split": args.split}, return_result=True)
     scan = {}
     for k in (1, 2, 4, 8, 16):
-        ev = evaluate(gen, val, steps=k, time_single=False)
+        ev = evaluate(model, val, sample_steps=k, time_single=False)
         scan[k] = ev.summary.rmsd_median
     best = min(scan, key=lambda k: (round(scan[k], 3), k))
     print(f"trained {result.step} steps in {result.wall_time:.0f} s, loss {result.final_loss:.4f}; "
           f"val median RMSD by Euler steps {scan} -> {best}", flush=True)
-    meta = {"default_steps": best, "default_method": "euler",
-            "train": {**dataclasses.asdict(TSTrainSettings(steps=steps, **base)),
-                      "reactions": len(tr), "wall_seconds": result.wall_time,
+    meta = {"default_steps": best, "default_solver": "euler",
+            "train": {**model.meta["train"], "wall_seconds": result.wall_time,
                       "final_loss": result.final_loss},
             "val_scan_median_rmsd": {str(k): v for k, v in scan.items()},
             "data": {"source": "datasets/reactions/data (GFN2-xTB, verified saddles)",
@@ -126,7 +122,8 @@ def _train_cmd(args: argparse.Namespace) -> int:
                                     "test": split["test"]}}}
     target = DEFAULT_CHECKPOINT if args.split == "random" and not args.no_ship else \
         out / f"ts_{args.split}.pt"
-    export_checkpoint(target, trainer.ema_model, step=result.step, meta=meta)
+    Model(model.net, config=config.replace(train={"out_dir": None}), meta=meta).save(
+        target, step=result.step)
     print(f"wrote {target} ({target.stat().st_size / 1e6:.2f} MB)")
     return 0
 
@@ -243,7 +240,7 @@ def _table_row(name: str, s: dict, extra: str = "") -> str:
             f"{_pct(s['de_lt'])} | {_fmt(s['signed_mean'], 2)} | {_pct(s['signed_lt'])} | {extra} |")
 
 
-def _evaluate_split(name: str, gen: TSGenerator, test: list, cache: dict, calc, refine_limit: int,
+def _evaluate_split(name: str, gen: Model, test: list, cache: dict, calc, refine_limit: int,
                     retime: int = 0) -> tuple[list[str], dict]:
     """Score the generator and the baselines on one split's test reactions; markdown lines."""
     from ase import Atoms
@@ -251,7 +248,8 @@ def _evaluate_split(name: str, gen: TSGenerator, test: list, cache: dict, calc, 
     ev1 = evaluate(gen, test, samples=1, calculator=calc)
     ev8 = evaluate(gen, test, samples=8, calculator=calc, time_single=False)
     # the fastest setting beside the one picked on val: a single Euler step
-    fast = ev1 if ev1.steps == 1 else evaluate(gen, test, samples=1, steps=1, calculator=calc)
+    fast = ev1 if ev1.steps == 1 else evaluate(gen, test, samples=1, sample_steps=1,
+                                               calculator=calc)
     rows = {"gen1": ev1.rows, "gen8": ev8.rows, "fast": fast.rows}
     mid_rows = []
     for r in test:
@@ -282,8 +280,8 @@ def _evaluate_split(name: str, gen: TSGenerator, test: list, cache: dict, calc, 
 
     # Sella refinement of the generated TS (and from the IDPP guess, for the steps saved)
     ref_rows = []
-    gen_by_id = {r.id: g for r, g in zip(test, gen.generate_many([(r.reactant, r.product)
-                                                                 for r in test]))}
+    gen_by_id = {r.id: g for r, g in zip(test, sample_many(gen, [(r.reactant, r.product)
+                                                                for r in test]))}
     for r in test[:refine_limit]:
         res = refine(gen_by_id[r.id].best, reactant=r.reactant, product=r.product, calculator=calc,
                      fmax=0.005, max_steps=400, compare_idpp=True)
@@ -372,7 +370,7 @@ def _run_cmd(args: argparse.Namespace) -> int:
         if not ckpt.exists():
             sections.append(f"### {split} split\n\nNot run: no checkpoint at {ckpt}.\n")
             continue
-        gen = TSGenerator.load(ckpt)
+        gen = load(ckpt)
         if gen.meta["splits"][split]["test"] != doc[split]["test"]:
             raise SystemExit(f"{ckpt} was trained on another split than OUT/splits.json")
         seen = set(gen.meta["splits"][split]["train"]) | set(gen.meta["splits"][split]["val"])
@@ -388,7 +386,7 @@ def _run_cmd(args: argparse.Namespace) -> int:
         tests[split] = select_reactions(current, ids)
     cache = _fill_baselines([r for t in tests.values() for r in t], out / "baselines.json", calc)
     for split, test in tests.items():
-        gen = TSGenerator.load(models[split])
+        gen = load(models[split])
         lines, summaries[split] = _evaluate_split(f"{split} split", gen, test, cache, calc,
                                                   args.refine_limit,
                                                   args.retime if split == "random" else 0)
@@ -397,8 +395,8 @@ def _run_cmd(args: argparse.Namespace) -> int:
             f"\n\nModel: {gen.config.network.upper()} hidden {gen.config.hidden} x "
             f"{gen.config.layers} layers, {gen.config.source} source (scale "
             f"{gen.config.source_scale} A), target {gen.config.target}, distance-loss weight "
-            f"{meta['train'].get('distance_weight', 0.0)}, "
-            f"{sum(p.numel() for p in gen.model.parameters())} "
+            f"{gen.config.distance_weight}, "
+            f"{sum(p.numel() for p in gen.net.parameters())} "
             f"parameters; trained on {meta['train']['reactions']} reactions (+ their reverses) for "
             f"{meta['train']['steps']} steps in {meta['train']['wall_seconds'] / 60:.1f} min; "
             f"Euler steps chosen on the val part (median RMSD by steps: "
@@ -409,7 +407,7 @@ def _run_cmd(args: argparse.Namespace) -> int:
         snap = set(doc["snapshot"])
         later = [r for r in current if r.id not in snap]
         if later:
-            gen = TSGenerator.load(models["random"])
+            gen = load(models["random"])
             lines, summaries["later"] = _evaluate_split(
                 "random-split model on reactions verified after the snapshot (all unseen)", gen,
                 later, {}, calc, 0)
