@@ -32,7 +32,8 @@ from sciflow.plugins import Domain
 from . import commands
 from .config import NETWORKS, SOURCES, TARGETS, Config
 
-__all__ = ["DOMAIN", "configure", "STRUCTURE_SUFFIXES", "MULTI_FRAME_SUFFIXES"]
+__all__ = ["DOMAIN", "configure", "STRUCTURE_SUFFIXES", "MULTI_FRAME_SUFFIXES", "MODEL_FLAGS",
+           "TRAIN_FLAGS"]
 
 DOMAIN = Domain(
     name="transition-states", aliases=("ts",), order=20, requires=("ase",),
@@ -51,6 +52,26 @@ MULTI_FRAME_SUFFIXES = (".xyz", ".extxyz", ".pdb", ".traj", ".cif", ".json", ".x
 """Formats that hold several structures (``--samples-out``)."""
 
 _FMT = argparse.RawDescriptionHelpFormatter
+
+MODEL_FLAGS: tuple[tuple[str, dict[str, object], str], ...] = (
+    ("network", {"choices": NETWORKS}, "graph network"),
+    ("hidden", {"type": positive_int}, "feature width"),
+    ("layers", {"type": positive_int}, "message-passing layers"),
+    ("source", {"choices": SOURCES}, "midpoint: Gaussian around (R+P)/2; gaussian: pure noise "
+                                     "(TS-GEN)"),
+    ("source_scale", {"type": positive_float}, "source noise std, A"),
+    ("target", {"choices": TARGETS}, "x1: the network predicts the TS as a correction to (R+P)/2; "
+                                     "velocity: it predicts the flow's velocity"),
+    ("distance_weight", {"type": float}, "weight of the auxiliary loss on short interatomic "
+                                         "distances"),
+    ("batch_size", {"type": positive_int}, "reactions per step"),
+)
+"""``ts train`` flags that set a field of Config of the same name (None: Config's default)."""
+TRAIN_FLAGS: tuple[tuple[str, dict[str, object], str], ...] = (
+    ("ema_decay", {"type": float}, "EMA decay of the weights"),
+    ("checkpoint_every", {"type": nonnegative_int}, "updates between checkpoints (0: at the end)"),
+)
+"""``ts train`` flags that set a TrainConfig field beyond the shared ones (--steps, --lr, ...)."""
 
 
 def _default(name: str) -> object:
@@ -140,30 +161,13 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
                     "  torchrun --nproc-per-node 4 -m sciflow.cli ts train --out runs/ts",
         formatter_class=_FMT)
     _data_arguments(t)
-    m = t.add_argument_group("model")
-    m.add_argument("--network", choices=NETWORKS, default=None,
-                   help=f"graph network (default {_default('network')})")
-    m.add_argument("--hidden", type=positive_int, default=None,
-                   help=f"feature width (default {_default('hidden')})")
-    m.add_argument("--layers", type=positive_int, default=None,
-                   help=f"message-passing layers (default {_default('layers')})")
-    m.add_argument("--source", choices=SOURCES, default=None,
-                   help="midpoint: Gaussian around (R+P)/2; gaussian: pure noise (TS-GEN) "
-                        f"(default {_default('source')})")
-    m.add_argument("--source-scale", type=positive_float, default=None,
-                   help=f"source noise std, A (default {_default('source_scale')})")
-    m.add_argument("--target", choices=TARGETS, default=None,
-                   help="x1: the network predicts the TS as a correction to (R+P)/2; velocity: "
-                        f"it predicts the flow's velocity (default {_default('target')})")
-    m.add_argument("--distance-weight", type=float, default=None,
-                   help="weight of the auxiliary loss on short interatomic distances "
-                        f"(default {_default('distance_weight')})")
-    m.add_argument("--batch-size", type=positive_int, default=None,
-                   help=f"reactions per step (default {_default('batch_size')})")
+    m = t.add_argument_group("model (defaults: sciflow.domains.transition_states.Config)")
+    for name, kwargs, text in MODEL_FLAGS:
+        m.add_argument("--" + name.replace("_", "-"), default=None, **kwargs,
+                       help=f"{text} (default {_default(name)})")
     add_train_arguments(t)
-    t.add_argument("--ema-decay", type=float, default=None, help="EMA decay of the weights")
-    t.add_argument("--checkpoint-every", type=nonnegative_int, default=None,
-                   help="updates between checkpoints (0: only at the end)")
+    for name, kwargs, text in TRAIN_FLAGS:
+        t.add_argument("--" + name.replace("_", "-"), default=None, **kwargs, help=text)
     t.add_argument("--overwrite", action="store_true", help="replace OUT/ts_model.pt if it exists")
     t.set_defaults(func=commands.train)
 

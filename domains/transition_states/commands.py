@@ -117,17 +117,14 @@ def _config(args: argparse.Namespace) -> Any:
     """The Config of ``ts train``: the flags the user gave over Config's defaults."""
     from sciflow.cli_args import train_config
 
+    from .cli import MODEL_FLAGS, TRAIN_FLAGS
     from .config import Config
 
     base = Config()
-    changes = {name: getattr(args, flag) for flag, name in (
-        ("network", "network"), ("hidden", "hidden"), ("layers", "layers"), ("source", "source"),
-        ("source_scale", "source_scale"), ("target", "target"),
-        ("distance_weight", "distance_weight"), ("batch_size", "batch_size"))
-        if getattr(args, flag) is not None}
-    train_changes = {name: getattr(args, flag) for flag, name in (
-        ("ema_decay", "ema_decay"), ("checkpoint_every", "checkpoint_every"))
-        if getattr(args, flag) is not None}
+    changes = {name: getattr(args, name) for name, _, _ in MODEL_FLAGS
+               if getattr(args, name) is not None}
+    train_changes = {name: getattr(args, name) for name, _, _ in TRAIN_FLAGS
+                     if getattr(args, name) is not None}
     trained = train_config(args, base.train)
     return base.replace(**changes, train=dataclasses.replace(trained, **train_changes))
 

@@ -166,3 +166,22 @@ def test_ts_group_lists_its_commands_and_build_dataset_keeps_its_own_parser(caps
     with pytest.raises(SystemExit) as exc:
         main(["ts", "build-dataset", "--tier", "nope"])
     assert exc.value.code == 2 and "invalid choice: 'nope'" in capsys.readouterr().err
+
+
+def test_train_flags_name_config_fields_and_default_to_them():
+    import dataclasses
+
+    from sciflow.domains.transition_states import Config
+    from sciflow.domains.transition_states.cli import MODEL_FLAGS, TRAIN_FLAGS
+    from sciflow.domains.transition_states.commands import _config
+
+    fields = {f.name for f in dataclasses.fields(Config)}
+    train_fields = {f.name for f in dataclasses.fields(Config().train)}
+    assert {n for n, _, _ in MODEL_FLAGS} <= fields and {n for n, _, _ in TRAIN_FLAGS} <= train_fields
+    from sciflow.cli import build_parser
+
+    parser, _ = build_parser()
+    args = parser.parse_args(["ts", "train", "--out", "x"])
+    assert _config(args) == Config().replace(train={"out_dir": "x"})  # nothing restated
+    args = parser.parse_args(["ts", "train", "--out", "x", "--hidden", "12", "--ema-decay", "0.9"])
+    assert _config(args).hidden == 12 and _config(args).train.ema_decay == 0.9
