@@ -88,12 +88,21 @@ def _open(path: Path, *, chunks: dict[str, int] | None = None) -> Any:
                              f"({type(err).__name__}: {err})") from None
 
 
+def _check_device(device: str | None) -> None:
+    """--device names a device this machine has (imports torch: call it in a handler)."""
+    if device is not None:
+        from sciflow.devices import resolve_device
+
+        resolve_device(device)
+
+
 def _generate_cmd(args: argparse.Namespace) -> int:
     from sciflow.datasets.sentinel import SentinelSeriesSpec, generate_cube, save_cube
     from sciflow.resources import check_memory
 
     spec = SentinelSeriesSpec(size=args.size, n_dates=args.dates, cloud_cover=args.cloud_cover,
                               change_rate=args.change_rate, region=args.region, crs=args.crs)
+    # per pixel and date ~16 values (bands, truth, SAR, masks, labels), float32, ~4 live copies
     check_memory(args.size ** 2 * args.dates * 16 * 4 * 4, f"a {args.size}x{args.size}-px cube "
                  f"of {args.dates} dates", name="--size")
     folder = Path(args.output)
@@ -113,17 +122,28 @@ def _train_cmd(args: argparse.Namespace) -> int:
     if args.bands is not None and not bands:
         raise InputError(f"--bands {args.bands!r}: expected comma-separated names, e.g. "
                          "B02,B03,B04,B08")
+    sizes = {f: getattr(args, d) for d, f in _MODEL_FLAGS.items() if getattr(args, d) is not None}
+    shape = Config(acor=not args.no_acor, stm=not args.no_stm, **sizes)  # checks the sizes now
+    _check_device(args.device)
     with claim_output(Path(args.out) / "model.pt", inputs=paths, name="--out",
                       overwrite=args.overwrite or args.resume) as out:
         set_threads(args)
         from sciflow.outputs import dumps_json
+        from sciflow.resources import check_memory
 
         from .data import check_observations
+        from .model import estimate_bytes
         from .training import train
 
-        cubes = [_open(p) for p in paths]
-        for path, cube in zip(paths, cubes):
+        check_memory(estimate_bytes(shape, tiles=shape.batch_size, training=True),
+                     f"a training batch of {shape.batch_size} windows of {shape.frames} dates x "
+                     f"{shape.tile}x{shape.tile} px", name="--batch-size / --tile")
+        cubes = []
+        for path in paths:
+            cube = _open(path)
             check_observations(cube, bands=bands, what=str(path))
+            cubes.append(cube.load())
+            cube.close()  # the values are in memory: no file stays open during training
         first = cubes[0]
         sar = () if args.no_sar or "sar" not in first else tuple(
             str(p) for p in first["polarization"].values)
@@ -133,10 +153,8 @@ def _train_cmd(args: argparse.Namespace) -> int:
 
             classes = class_names(first) or tuple(
                 f"class{k}" for k in range(int(first["landcover"].max()) + 1))
-        sizes = {f: getattr(args, d) for d, f in _MODEL_FLAGS.items() if getattr(args, d) is not None}
-        base = Config(bands=bands or tuple(str(b) for b in first["band"].values),
-                      classes=classes, sar=sar, acor=not args.no_acor, stm=not args.no_stm,
-                      **sizes)
+        base = shape.replace(bands=bands or tuple(str(b) for b in first["band"].values),
+                             classes=classes, sar=sar)
         config = base.replace(train=train_config(args, base.train))
         model, result = train(cubes, config, resume=args.resume, return_result=True)
         out.write(lambda tmp: model.save(tmp))
@@ -175,6 +193,7 @@ def _apply(args: argparse.Namespace, task: str) -> int:
     for name, path in (("--checkpoint", args.checkpoint), ("--input", args.input)):
         if not Path(path).exists():
             raise InputError(f"{name} {path!r} does not exist")
+    _check_device(args.device)
     with claim_output(args.output, inputs=[args.input, args.checkpoint],
                       overwrite=args.overwrite, suffixes=CUBE_SUFFIXES) as out:
         set_threads(args)
@@ -195,6 +214,7 @@ def _apply(args: argparse.Namespace, task: str) -> int:
                                use_sar=not args.no_sar, forecast_dates=dates, steer=steer,
                                progress=None, name=f"--input {args.input!r}")
         path = write_cube(result, out)
+        cube.close()
     print(f"wrote {path} ({', '.join(result.data_vars)})")
     return 0
 

@@ -80,7 +80,7 @@ class Config:
         frames: dates per temporal window (>= 2); tile: pixels per spatial tile side, a
         multiple of patch_size; dim, depth, heads (dim divisible by heads), mlp_ratio;
         acor (condition injection), stm (attention bias); pixel_head: width of the
-        full-resolution head; prior: give the network the linear interpolation of the
+        full-resolution head (0: none); prior: give the network the linear interpolation of the
         observations and let it predict the correction.
     Training tasks
         batch_size: series per update. task_weights: relative frequency of each task of
@@ -125,7 +125,7 @@ class Config:
 
         for name in ("bands", "classes", "sar"):
             value = getattr(self, name)
-            if isinstance(value, str) or not all(isinstance(v, str) for v in value):
+            if not isinstance(value, (tuple, list)) or not all(isinstance(v, str) for v in value):
                 raise InputError(f"{name}={value!r}: expected a tuple of names, e.g. "
                                  "('B02', 'B03', 'B04', 'B08')")
             object.__setattr__(self, name, tuple(value))
@@ -134,8 +134,9 @@ class Config:
         if not self.bands:
             raise InputError("bands=(): a model needs at least one optical band")
         _positive_int("frames", self.frames, 2)
-        for name in ("patch_size", "dim", "depth", "heads", "pixel_head", "batch_size"):
+        for name in ("patch_size", "dim", "depth", "heads", "batch_size"):
             _positive_int(name, getattr(self, name))
+        _positive_int("pixel_head", self.pixel_head, 0)
         _positive_int("max_drop_dates", self.max_drop_dates, 0)
         _positive_int("max_horizon", self.max_horizon)
         _positive_int("tile", self.tile)

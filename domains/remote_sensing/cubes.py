@@ -25,7 +25,7 @@ from sciflow.resources import check_memory
 from .config import CUBE_SUFFIXES, SAMPLE_STEPS, SAMPLES, SOLVER
 from .data import CubeInputError, check_bands, check_cube, check_observations, series_from_cube
 from .model import Model
-from .sampling import Prediction, ensemble_bytes, predict_series
+from .sampling import Prediction, check_solver, ensemble_bytes, predict_series
 from .steering import check_steer
 from .tasks import TaskOptions, check_task
 from .tiling import check_overlap
@@ -155,6 +155,10 @@ def apply_to_cube(model: Model, cube: xr.Dataset | xr.DataArray, task: str, *,
     for arg, value in (("samples", samples), ("steps", steps)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InputError(f"{arg}={value!r}: expected an integer >= 1")
+    solver = check_solver(solver)
+    if steer is not None and solver != "euler":
+        raise InputError(f"steering (FlowChef) integrates with Euler steps, got "
+                         f"solver={solver!r}; use solver='euler'")
     cfg = model.config
     overlap = check_overlap(overlap, cfg.tile)
     if task == "change_detection" and not cfg.classes:
@@ -187,8 +191,8 @@ def apply_to_cube(model: Model, cube: xr.Dataset | xr.DataArray, task: str, *,
                               solver=solver, seed=block_seed, overlap=overlap, steer=steer,
                               progress=show)
         arrays = _output_vars(pred, task, horizon)
-        for name, (_, values) in arrays.items():
-            ensure_finite(values, f"{task} of {where}: {name!r}", axis_name="date",
+        for var, (_, values) in arrays.items():
+            ensure_finite(values, f"{task} of {where}: {var!r}", axis_name="date",
                           hint="Try more --sample-steps or another --solver")
         return arrays
 

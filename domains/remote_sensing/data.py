@@ -93,7 +93,8 @@ def check_observations(cube: xr.Dataset, *, bands: tuple[str, ...] | None = None
     if "valid" in cube:
         acquired = acquired & cube["valid"].astype(bool)
     clear = acquired & ~cube["cloud"].astype(bool) if "cloud" in cube else acquired
-    found = xr.Dataset({"acquired": acquired.any(), "clear": clear.any()}).compute()
+    found = xr.Dataset({"acquired": acquired.any(), "clear": clear.any()})
+    found = found.compute(scheduler="synchronous")  # one block at a time, one file reader
     if not bool(found["acquired"]):
         raise CubeInputError(f"{what}: 'reflectance' holds no finite value on an acquired pixel "
                              "(all NaN, or every pixel flagged invalid by 'valid'); there is "

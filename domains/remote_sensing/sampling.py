@@ -31,7 +31,8 @@ from .steering import Measurement, check_steer, make_measurement, pixel_mask
 from .tasks import TaskBatch, TaskOptions, check_task, decode_state, make_task
 from .tiling import TileGrid, check_overlap, pad_pixels
 
-__all__ = ["Prediction", "sample", "predict_series", "sample_states", "ensemble_bytes"]
+__all__ = ["Prediction", "sample", "predict_series", "sample_states", "ensemble_bytes",
+           "check_solver"]
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,9 @@ def _count(name: str, value: Any, low: int = 1) -> int:
     return value
 
 
-def _solver(solver: str, method: str | None) -> str:
+def check_solver(solver: str, method: str | None = None) -> str:
+    """``solver`` if it names one of :data:`sciflow.solvers.SOLVERS` (``method``: its old name,
+    with a DeprecationWarning), else InputError listing them."""
     if method is not None:
         warnings.warn("method= is now solver= (the ODE solver)", DeprecationWarning, stacklevel=3)
         solver = method
@@ -83,7 +86,7 @@ def sample_states(model: Model, batch: TaskBatch, *, samples: int, steps: int,
     model's device; the draws come from a CPU generator, so a seed gives the same noise anywhere.
     Shapes: batch.x1 (B, T, C + K, H, W) -> (S, B, T, C + K, H, W) on the CPU.
     """
-    solver = _solver(solver, method)
+    solver = check_solver(solver, method)
     _count("samples", samples)
     _count("steps", steps)
     eta = check_steer(steer)
@@ -181,7 +184,7 @@ def predict_series(model: Model, series: SeriesBatch, task: str, *,
     memory, NonFiniteError (naming the member and the tiles) when the flow produced NaN or inf.
     """
     task = check_task(task)
-    solver = _solver(solver, method)
+    solver = check_solver(solver, method)
     for name, value in (("samples", samples), ("steps", steps),
                         ("tiles_per_batch", tiles_per_batch)):
         _count(name, value)

@@ -130,6 +130,12 @@ CLI_ROWS: list[tuple[str, list[str], str]] = [
     ("fill with an overlap as large as the tile",
      ["fill", *M, "-i", "{d}/cube0.nc", "-o", "{d}/o.nc", "--overlap", "8"],
      r"overlap=8: expected an integer in \[0, 8\)"),
+    ("fill on a device this machine lacks",
+     ["fill", *M, "-i", "{d}/cube0.nc", "-o", "{d}/o.nc", "--device", "cuda:7"],
+     r"--device='cuda:7'"),
+    ("train on a device that does not exist",
+     ["train", "--data", "{d}/cube0.nc", "--out", "{d}/new", "--device", "tpu"],
+     r"--device='tpu'"),
     ("fill an absurd ensemble",
      ["fill", *M, "-i", "{d}/cube0.nc", "-o", "{d}/o.nc", "--chunk", "0", "--samples",
       "1000000000"], r"samples: .* would need about"),
@@ -168,7 +174,7 @@ CLI_ROWS: list[tuple[str, list[str], str]] = [
      r"4 dates but the model works on windows of 6 dates"),
     ("train an absurd batch",
      ["train", "--data", "{d}/cube0.nc", "--out", "{d}/new", "--frames", "4", "--tile", "8",
-      "--batch-size", "100000000"], r"batch_size / tile: .* would need about"),
+      "--batch-size", "100000000"], r"--batch-size / --tile: .* would need about"),
     ("train with an empty band list",
      ["train", "--data", "{d}/cube0.nc", "--out", "{d}/new", "--bands", ","], r"--bands ','"),
     ("generate -n 0", ["generate", "-o", "{d}/gen", "-n", "0"], r"-n: expected an integer >= 1"),
@@ -199,10 +205,16 @@ def test_cli_refuses(d: Path, argv: list[str], culprit: str, capsys: pytest.Capt
     assert not any(p.name.startswith(".sciflow-") for p in d.rglob("*")), "a temporary was left"
 
 
-def _nan_cube(d: Path) -> Any:
+def _read(path: Path) -> Any:
+    """A cube read into memory, its file closed again (no handle outlives the row)."""
     from sciflow.datasets.sentinel import load_cube
 
-    return load_cube(d / "nan.nc")
+    with load_cube(path) as cube:
+        return cube.load()
+
+
+def _nan_cube(d: Path) -> Any:
+    return _read(d / "nan.nc")
 
 
 # (id, call(d, model), error type, regex on the message)
@@ -229,6 +241,9 @@ API_ROWS: list[tuple[str, Callable[[Path, Any], Any], type[Exception], str]] = [
     ("a lazy all-NaN cube",
      lambda d, m: apply_to_cube(m, _nan_cube(d).chunk({"y": 4}), "reconstruction"),
      CubeInputError, r"'reflectance' holds no finite value"),
+    ("a lazy cube with an unknown solver",
+     lambda d, m: apply_to_cube(m, _clear(d).chunk({"y": 4}), "reconstruction", solver="ab2"),
+     InputError, r"solver='ab2'"),
     ("forecasting without dates", lambda d, m: sample(m, _nan_cube(d), "forecasting"),
      InputError, r"forecast_dates"),
     ("a step size of 2", lambda d, m: check_steer(2.0), InputError, r"steer .*\(0, 1\)"),
@@ -250,9 +265,7 @@ API_ROWS: list[tuple[str, Callable[[Path, Any], Any], type[Exception], str]] = [
 
 
 def _clear(d: Path) -> Any:
-    from sciflow.datasets.sentinel import load_cube
-
-    return load_cube(d / "cube0.nc")
+    return _read(d / "cube0.nc")
 
 
 def _series(d: Path) -> Any:
