@@ -14,12 +14,23 @@
 >>> evaluate(model, test).to_dict()["min_of_k"]                            # doctest: +SKIP
 >>> model.save("vfm.pt"); load("vfm.pt")                                  # doctest: +SKIP
 
+A user's own video (a .npy / .npz array, THWC or TCHW, uint8 or float 0-1, or an .mp4):
+
+>>> from sciflow.domains.feature_forecasting import VideoSource, video_clips, video_config
+>>> source = VideoSource(path="clip.npy", stop=400, stride=2)                 # doctest: +SKIP
+>>> model = train(config=video_config(source, frame_size=32))              # doctest: +SKIP
+>>> held_out = VideoSource(path="clip.npy", start=400)                      # doctest: +SKIP
+>>> test = video_clips(held_out, model.config, build_extractor(model.config))  # doctest: +SKIP
+>>> evaluate(model, test).to_dict()["copy_last_mse"]                        # doctest: +SKIP
+
 Modules (the domain shape of ``domains/README.md``): :mod:`.config` (Config), :mod:`.data`
-(sprite and video clips, input checks), :mod:`.extractors` and :mod:`.dinov2` (features),
+(sprite and video clips, input checks), :mod:`.video` (a user's video file: VideoSource, frame
+range, size, clips with provenance), :mod:`.extractors` and :mod:`.dinov2` (features),
 :mod:`.autoencoder` (compressors), :mod:`.model` (the forecaster network, Model, load),
 :mod:`.heads` (decoders), :mod:`.training`, :mod:`.sampling` (rollouts through sciflow.solvers),
 :mod:`.evaluation`, :mod:`.baselines`, :mod:`.metrics`, :mod:`.figures`, :mod:`.cli`
-(``sciflow feature-forecasting``, alias ``vfm``), :mod:`.demo`. Data:
+(``sciflow feature-forecasting``, alias ``vfm``; handlers in :mod:`.commands`),
+:mod:`.provenance` (the JSON records beside every output), :mod:`.demo`. Data:
 :mod:`sciflow.datasets.sprites` and :mod:`sciflow.datasets.video`. Public names load on first use,
 so ``sciflow --help`` imports no torch.
 
@@ -50,8 +61,10 @@ _EXPORTS = {
     "Forecast": ".sampling",
     "evaluate": ".evaluation",
     "Evaluation": ".evaluation",
+    "BaselineWarning": ".evaluation",
     "VideoScores": ".evaluation",
     "score_forecast": ".evaluation",
+    "copy_last": ".baselines",
     "copy_last_forecast": ".baselines",
     "oracle_forecast": ".baselines",
     "TrainSet": ".data",
@@ -61,6 +74,13 @@ _EXPORTS = {
     "make_video_training_set": ".data",
     "make_sprite_eval_set": ".data",
     "bikes_split": ".data",
+    "bikes_clips": ".data",
+    "VideoSource": ".video",
+    "video_config": ".video",
+    "video_clips": ".video",
+    "read_source": ".video",
+    "forecast_record": ".provenance",
+    "train_record": ".provenance",
     "ChannelVAE": ".autoencoder",
     "Compressor": ".autoencoder",
     "PCACompressor": ".autoencoder",

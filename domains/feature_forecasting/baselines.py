@@ -10,13 +10,18 @@ from sciflow.errors import InputError
 
 from .data import EvalSet
 
-__all__ = ["copy_last_forecast", "oracle_forecast"]
+__all__ = ["copy_last", "copy_last_forecast", "oracle_forecast"]
+
+
+def copy_last(context: Tensor, horizon: int) -> Tensor:
+    """The last of the context frames (B, L, *) repeated ``horizon`` times: (B, 1, horizon, *),
+    one deterministic 'sample'."""
+    return context[:, -1:, None].expand(-1, 1, horizon, *context.shape[2:]).clone()
 
 
 def copy_last_forecast(data: EvalSet) -> Tensor:
     """The trivial baseline: the last context frame repeated, (B, 1, H, D, h, w)."""
-    h = data.future.shape[1]
-    return data.context[:, -1:, None].expand(-1, 1, h, *data.context.shape[2:]).clone()
+    return copy_last(data.context, data.future.shape[1])
 
 
 def oracle_forecast(data: EvalSet, samples: int, *, seed: int = 0) -> Tensor:

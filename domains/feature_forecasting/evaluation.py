@@ -4,12 +4,19 @@
 scores it (:func:`score_forecast`, the scores of :mod:`.metrics`): feature errors of the K
 samples, decoded segmentation and depth, sharpness, and the branch distribution's total
 variation from the known probabilities. On real video windows (no branches) it reports the
-feature errors against repeating the last context frame.
+feature errors.
+
+Both kinds are read against the trivial forecast, repeating the last context frame
+(``copy_last_mse``, the feature MSE of :func:`~.baselines.copy_last_forecast`): when the MSE of
+the K-sample mean is higher than that on the evaluated clips, :func:`evaluate` warns with a
+:class:`BaselineWarning` (and the command line says so and records it in its JSON).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -19,13 +26,18 @@ from sciflow.resources import check_memory
 
 from . import metrics as M
 from .autoencoder import FeatureStandardizer
+from .baselines import copy_last
 from .data import EvalSet, TrainSet
 from .heads import DecoderHeads
 from .model import Model
 from .sampling import Forecast, forecast_bytes, sample
 
-__all__ = ["VideoScores", "Evaluation", "score_forecast", "evaluate", "evaluation_bytes",
-           "evaluate_system", "evaluate_video"]
+__all__ = ["BaselineWarning", "VideoScores", "Evaluation", "score_forecast", "evaluate",
+           "evaluation_bytes", "evaluate_system", "evaluate_video"]
+
+
+class BaselineWarning(UserWarning):
+    """A forecaster scored worse than repeating the last context frame on the clips evaluated."""
 
 
 @dataclass(frozen=True)
@@ -46,14 +58,24 @@ class VideoScores:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """What :func:`evaluate` measured (``scores``) and the forecasts it scored."""
+    """What :func:`evaluate` measured (``scores``), the forecasts it scored, the feature MSE of
+    repeating the last context frame on the same clips (``copy_last_mse``, NaN when not
+    measured) and the sampling settings used (``sampling``: samples, horizon, solver,
+    sample_steps, seed)."""
 
     scores: M.ForecastScores | VideoScores
     forecast: Forecast
+    copy_last_mse: float = float("nan")
+    sampling: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def worse_than_copy_last(self) -> bool:
+        """True when the MSE of the K-sample mean exceeds the copy-last-frame forecast's."""
+        return bool(self.scores.mse_of_mean > self.copy_last_mse)
 
     def to_dict(self) -> dict[str, object]:
-        """The scores as a JSON-able dict."""
-        return self.scores.to_dict()
+        """The scores as a JSON-able dict (with ``copy_last_mse``)."""
+        return {**self.scores.to_dict(), "copy_last_mse": self.copy_last_mse}
 
 
 def score_forecast(sample_features: Tensor, data: EvalSet, heads: DecoderHeads,
@@ -109,13 +131,16 @@ def evaluation_bytes(model: Model, clips: int, *, samples: int, horizon: int) ->
 
 def evaluate(model: Model, data: EvalSet | TrainSet, *, samples: int | None = None,
              sample_steps: int | None = None, solver: str | None = None, seed: int = 0,
-             norm: FeatureStandardizer | None = None) -> Evaluation:
+             norm: FeatureStandardizer | None = None, progress: bool | None = False,
+             warn: bool = True) -> Evaluation:
     """Forecast every clip of ``data`` from its context and score it.
 
     ``data``: an :class:`~.data.EvalSet` (sprites: every score of :func:`score_forecast`) or
     real-video windows, a :class:`~.data.TrainSet` whose first ``config.context`` frames are the
     context (:class:`VideoScores`). Feature scores use ``norm`` (default: the heads'
     standardisation, fit on the training data). Sampling settings default to the model's.
+    Warns with :class:`BaselineWarning` (unless ``warn=False``) when the forecasts' MSE of the
+    mean is worse than repeating the last context frame.
     """
     cfg = model.config
     norm = norm if norm is not None else model.heads.norm
@@ -136,17 +161,28 @@ def evaluate(model: Model, data: EvalSet | TrainSet, *, samples: int | None = No
                      f"{context.shape[0]} clips x {k} samples x {future.shape[1]} frames",
                      name="samples")
     fc = sample(model, context, horizon=future.shape[1], samples=samples,
-                sample_steps=sample_steps, solver=solver, seed=seed)
+                sample_steps=sample_steps, solver=solver, seed=seed, progress=progress)
+    base = M.sample_errors(norm(copy_last(context, future.shape[1])), norm(future)).mse_of_mean
+    settings = {"samples": int(fc.features.shape[1]), "horizon": int(future.shape[1]),
+                "solver": cfg.solver if solver is None else solver,
+                "sample_steps": cfg.sample_steps if sample_steps is None else sample_steps,
+                "seed": seed}
     if isinstance(data, EvalSet):
-        return Evaluation(scores=score_forecast(fc.features, data, model.heads, norm),
-                          forecast=fc)
-    err = M.sample_errors(norm(fc.features), norm(future))
-    copy = norm(context[:, -1:, None].expand(-1, 1, future.shape[1], *context.shape[2:]))
-    base = M.sample_errors(copy, norm(future))
-    scores = VideoScores(samples=fc.features.shape[1], mse_of_mean=err.mse_of_mean,
-                         mean_of_k=err.mean_of_k, min_of_k=err.min_of_k, spread=err.spread,
-                         copy_last_mse=base.mse_of_mean)
-    return Evaluation(scores=scores, forecast=fc)
+        scores: M.ForecastScores | VideoScores = score_forecast(fc.features, data, model.heads,
+                                                                norm)
+    else:
+        err = M.sample_errors(norm(fc.features), norm(future))
+        scores = VideoScores(samples=fc.features.shape[1], mse_of_mean=err.mse_of_mean,
+                             mean_of_k=err.mean_of_k, min_of_k=err.min_of_k, spread=err.spread,
+                             copy_last_mse=base)
+    result = Evaluation(scores=scores, forecast=fc, copy_last_mse=base, sampling=settings)
+    if warn and result.worse_than_copy_last:
+        warnings.warn(BaselineWarning(
+            f"the {cfg.objective} forecasts score worse than repeating the last context frame on "
+            f"these {context.shape[0]} clips: MSE of the K-sample mean {scores.mse_of_mean:.4g} "
+            f"vs {base:.4g} (standardised feature units); the model has not learned these "
+            "dynamics: train longer or on footage closer to this"), stacklevel=2)
+    return result
 
 
 def evaluate_system(system: Model, data: EvalSet, *, samples: int | None = None,

@@ -171,13 +171,22 @@ def make_extractor(name: str, *, checkpoint: str | Path | None = None, patch_siz
 
 
 @torch.no_grad()
-def extract_frames(extractor: nn.Module, frames: Tensor, *, batch_size: int = 256) -> Tensor:
-    """Features of every frame of a video batch: (N, T, 3, H, W) -> (N, T, D, h, w), in chunks."""
+def extract_frames(extractor: nn.Module, frames: Tensor, *, batch_size: int = 256,
+                   progress: bool | None = False) -> Tensor:
+    """Features of every frame of a video batch: (N, T, 3, H, W) -> (N, T, D, h, w), in chunks
+    of ``batch_size`` frames (``progress``: :func:`sciflow.progress.progress` over frames)."""
+    from sciflow.progress import progress as bar
+
     if frames.dim() != 5:
         raise ValueError(f"frames must have shape (N, T, 3, H, W), got {tuple(frames.shape)}")
     n, t = frames.shape[:2]
     flat = frames.reshape(n * t, *frames.shape[2:])
-    out = torch.cat([extractor(flat[i:i + batch_size]) for i in range(0, n * t, batch_size)])
+    parts = []
+    with bar(total=n * t, desc="features", unit="frame", enabled=progress) as shown:
+        for i in range(0, n * t, batch_size):
+            parts.append(extractor(flat[i:i + batch_size]))
+            shown.update(parts[-1].shape[0])
+    out = torch.cat(parts)
     return out.reshape(n, t, *out.shape[1:])
 
 

@@ -6,6 +6,7 @@ last context frame and the forecast frames. Matplotlib with the Agg backend; PNG
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -40,9 +41,10 @@ Row = tuple[str, list[np.ndarray | None]]
 
 
 def _image_grid(path: str | Path, rows: Sequence[Row], *, cell: tuple[float, float],
-                interpolation: str | None = None) -> Path:
+                interpolation: str | None = None, title: str | None = None) -> Path:
     """One labelled row per (label, images): columns "last context", t+1, t+2, ...; a None
-    image leaves its cell blank (no frame). ``cell`` is the (width, height) of a cell in inches."""
+    image leaves its cell blank (no frame). ``cell`` is the (width, height) of a cell in inches;
+    ``title`` goes above the grid."""
     plt = _pyplot()
     ncols = max(len(images) for _, images in rows)
     fig, axes = plt.subplots(len(rows), ncols, figsize=(cell[0] * ncols, cell[1] * len(rows)),
@@ -60,6 +62,9 @@ def _image_grid(path: str | Path, rows: Sequence[Row], *, cell: tuple[float, flo
             if r == 0:
                 ax.set_title("last context" if j == 0 else f"t+{j}", fontsize=8)
         axes[r, 0].set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center")
+    if title:  # about 14 characters of 8-point text per inch
+        fig.suptitle(textwrap.fill(title, width=max(30, int(fig.get_figwidth() * 14))),
+                     fontsize=8)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=110)
@@ -69,11 +74,12 @@ def _image_grid(path: str | Path, rows: Sequence[Row], *, cell: tuple[float, flo
 
 def plot_sprite_forecasts(path: str | Path, frames: Tensor, segmentation: Tensor,
                           decoded: Mapping[str, Tensor], *, clips: Sequence[int] = (0, 1),
-                          samples: int = 3, context: int = 4) -> Path:
+                          samples: int = 3, context: int = 4, title: str | None = None) -> Path:
     """Decoded segmentation forecasts of a few clips beside the truth.
 
     frames (B, C + H, 3, S, S) true clips; segmentation (B, H, S, S) true future labels;
     decoded: method name -> labels (B, K, H, S, S) (the first ``samples`` of K are shown).
+    Colours: dark grey background, red square, green disc, blue diamond.
     """
     horizon = segmentation.shape[1]
     rows: list[Row] = []
@@ -86,18 +92,26 @@ def plot_sprite_forecasts(path: str | Path, frames: Tensor, segmentation: Tensor
             for k in range(min(samples, labels.shape[1])):
                 label = name if labels.shape[1] == 1 else f"{name} #{k + 1}"
                 rows.append((label, [None] + [_colour(labels[c, k, i]) for i in range(horizon)]))
-    return _image_grid(path, rows, cell=(1.5, 1.35), interpolation="nearest")
+    title = title or ("Sprite forecasts decoded to segmentation (grey background, red square, "
+                      "green disc, blue diamond)")
+    return _image_grid(path, rows, cell=(1.5, 1.35), interpolation="nearest", title=title)
 
 
 def plot_video_forecast(path: str | Path, frames: Tensor, decoded: Mapping[str, Tensor], *,
-                        context: int, samples: int = 3) -> Path:
+                        context: int, samples: int = 3, title: str | None = None,
+                        reference: Tensor | None = None) -> Path:
     """Decoded RGB forecasts of one real clip: frames (C + H, 3, H, W); decoded: name -> RGB
-    (K, H, 3, H, W)."""
+    (K, H, 3, H, W); ``reference`` (H, 3, H, W): the RGB head's decoding of the true future
+    features (how much blur the head itself adds), shown under the true frames."""
     horizon = frames.shape[0] - context
-    rows: list[Row] = [("frames", [_rgb(frames[context - 1 + i]) for i in range(horizon + 1)])]
+    rows: list[Row] = [("true frames", [_rgb(frames[context - 1 + i])
+                                        for i in range(horizon + 1)])]
+    if reference is not None:
+        rows.append(("truth, decoded", [None] + [_rgb(reference[i]) for i in range(horizon)]))
     for name, rgb in decoded.items():
         for k in range(min(samples, rgb.shape[0])):
             label = name if rgb.shape[0] == 1 else f"{name} #{k + 1}"
             rows.append((label, [None] + [_rgb(rgb[k, i]) for i in range(horizon)]))
     aspect = frames.shape[-1] / frames.shape[-2]
-    return _image_grid(path, rows, cell=(1.4 * aspect, 1.4))
+    title = title or "Video forecast: true frames and the RGB head's decoding of the forecasts"
+    return _image_grid(path, rows, cell=(max(1.4 * aspect, 1.6), 1.4), title=title)

@@ -188,13 +188,20 @@ def forecaster_spec(config: Config, latent_dim: int) -> ForecasterSpec:
 
 class Model(nn.Module):
     """A trained feature forecaster: ``compressor``, ``forecaster`` and decoder ``heads`` with the
-    ``config`` that made them (eval mode, no gradients)."""
+    ``config`` that made them (eval mode, no gradients).
+
+    ``trained_on``: the provenance of its training clips (:attr:`~.data.TrainSet.provenance`,
+    saved with it); ``checkpoint``: ``{"path", "digest"}`` of the file :func:`load` read it
+    from (None for a model made in this process).
+    """
 
     def __init__(self, config: Config, compressor: Compressor, forecaster: LatentForecaster,
-                 heads: DecoderHeads) -> None:
+                 heads: DecoderHeads, *, trained_on: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.config = config
         self.compressor, self.forecaster, self.heads = compressor, forecaster, heads
+        self.trained_on = trained_on
+        self.checkpoint: dict[str, str | None] | None = None
 
     @property
     def cfg(self) -> Config:
@@ -223,7 +230,8 @@ class Model(nn.Module):
         h = self.heads
         return {"config": self.config.to_dict(), "feature_dim": self.feature_dim,
                 "heads": {"outputs": list(h.outputs), "patch_size": h.patch_size,
-                          "num_classes": h.num_classes}}
+                          "num_classes": h.num_classes},
+                "trained_on": self.trained_on}
 
     def save(self, path: str | Path) -> Path:
         """One safe checkpoint (kind ``"feature_forecasting"``, digest checked on load)."""
@@ -254,12 +262,14 @@ def load(path: str | Path, *, device: str = "cpu") -> Model:
     hm = meta["heads"]
     heads = DecoderHeads(d, patch_size=hm["patch_size"], num_classes=hm["num_classes"],
                          outputs=hm["outputs"])
-    model = Model(config, comp, LatentForecaster(forecaster_spec(config, comp.latent_dim)), heads)
+    model = Model(config, comp, LatentForecaster(forecaster_spec(config, comp.latent_dim)), heads,
+                  trained_on=meta.get("trained_on"))
     try:
         model.load_state_dict(ck.state_dict)
     except RuntimeError as err:
         raise CheckpointError(f"{str(path)!r} does not fit the model its configuration "
                               f"describes: {str(err).splitlines()[0]}") from err
+    model.checkpoint = {"path": str(Path(path).resolve()), "digest": ck.digest}
     return model.to(resolve_device(device)).requires_grad_(False).eval()
 
 

@@ -46,15 +46,19 @@ def _count(name: str, value: object) -> int:
 @torch.no_grad()
 def rollout(model: LatentForecaster, context: Tensor, *, horizon: int, samples: int = 1,
             objective: Objective = "flow", steps: int = 10, method: str = "euler",
-            generator: torch.Generator | None = None, chunk: int = 512) -> Tensor:
+            generator: torch.Generator | None = None, chunk: int = 512,
+            progress: bool | None = False) -> Tensor:
     """Autoregressive forecasts with a sliding window: (B, L, k, h, w) -> (B, K, H, k, h, w).
 
     Flow: each of the K samples draws its own noise (on the CPU, from ``generator``, so a seed
     gives the same noise on every device) at every frame and is integrated with ``steps`` steps
     of ``method`` from t = 0 to 1; the window then drops its oldest frame and appends the new
     one. Regression is deterministic, so it returns K = 1. A frame that comes out NaN or inf
-    stops the rollout with a NonFiniteError naming the frame and the clip.
+    stops the rollout with a NonFiniteError naming the frame and the clip. ``progress``: a
+    :func:`sciflow.progress.progress` bar over the rows x frames generated.
     """
+    from sciflow.progress import progress as bar
+
     _count("horizon", horizon)
     _count("samples", samples)
     _count("steps", steps)
@@ -67,23 +71,26 @@ def rollout(model: LatentForecaster, context: Tensor, *, horizon: int, samples: 
     k_samples = samples if objective == "flow" else 1
     ctx_all = context.repeat_interleave(k_samples, dim=0)
     outs = []
-    for i in range(0, ctx_all.shape[0], chunk):
-        ctx = ctx_all[i:i + chunk]
-        frames = []
-        for step in range(horizon):
-            if objective == "regression":
-                nxt = model.predict(ctx)
-            else:
-                x0 = torch.randn(ctx[:, 0].shape, generator=generator, dtype=ctx.dtype)
-                nxt = odeint(model.velocity, x0.to(ctx.device), method=method, steps=steps,
-                             cond=ctx).x
-            ensure_finite(nxt, f"forecast frame t+{step + 1} of rows {i}..{i + len(ctx) - 1} "
-                          f"(clip = row // {k_samples}, sample = row % {k_samples})",
-                          axis_name="row", hint=f"try more sample steps than {steps} or another "
-                          f"solver than {method}")
-            frames.append(nxt)
-            ctx = torch.cat([ctx[:, 1:], nxt[:, None]], dim=1)
-        outs.append(torch.stack(frames, dim=1))
+    with bar(total=ctx_all.shape[0] * horizon, desc="forecast", unit="frame",
+             enabled=progress) as shown:
+        for i in range(0, ctx_all.shape[0], chunk):
+            ctx = ctx_all[i:i + chunk]
+            frames = []
+            for step in range(horizon):
+                if objective == "regression":
+                    nxt = model.predict(ctx)
+                else:
+                    x0 = torch.randn(ctx[:, 0].shape, generator=generator, dtype=ctx.dtype)
+                    nxt = odeint(model.velocity, x0.to(ctx.device), method=method, steps=steps,
+                                 cond=ctx).x
+                ensure_finite(nxt, f"forecast frame t+{step + 1} of rows {i}..{i + len(ctx) - 1} "
+                              f"(clip = row // {k_samples}, sample = row % {k_samples})",
+                              axis_name="row", hint=f"try more sample steps than {steps} or another "
+                              f"solver than {method}")
+                frames.append(nxt)
+                ctx = torch.cat([ctx[:, 1:], nxt[:, None]], dim=1)
+                shown.update(len(ctx))
+            outs.append(torch.stack(frames, dim=1))
     out = torch.cat(outs)
     return out.reshape(context.shape[0], k_samples, horizon, *context.shape[2:])
 
@@ -104,11 +111,13 @@ def forecast_bytes(model: Model, clips: int, *, samples: int, horizon: int,
 @torch.no_grad()
 def sample(model: Model, context: Tensor, *, horizon: int | None = None,
            samples: int | None = None, solver: str | None = None,
-           sample_steps: int | None = None, seed: int = 0) -> Forecast:
+           sample_steps: int | None = None, seed: int = 0,
+           progress: bool | None = False) -> Forecast:
     """K forecasts of ``horizon`` frames from context features (B, L, D, h, w), 1 <= L <=
     ``config.context``; defaults (horizon, samples, solver, sample_steps) from ``model.config``.
 
-    Everything random comes from ``seed``: the same call gives the same forecasts. Runs on the
+    Everything random comes from ``seed``: the same call gives the same forecasts. ``progress``
+    (None: shown unless ``SCIFLOW_PROGRESS=0``) reports the frames generated. Runs on the
     model's device; the Forecast comes back on the CPU. Raises InputError for a bad count, an
     unknown solver, context of the wrong shape or with NaN/inf, ResourceError when the rollouts
     would not fit in memory, NonFiniteError when a forecast frame comes out NaN or inf.
@@ -139,7 +148,8 @@ def sample(model: Model, context: Tensor, *, horizon: int | None = None,
     g = torch.Generator().manual_seed(seed)
     z = model.compressor.encode(context.to(device))
     lat = rollout(model.forecaster, z, horizon=horizon, samples=samples,
-                  objective=cfg.objective, steps=steps, method=solver, generator=g)
+                  objective=cfg.objective, steps=steps, method=solver, generator=g,
+                  progress=progress)
     features = model.compressor.decode(lat)
     ensure_finite(features, "decoded forecast features", axis_name="clip",
                   hint="the latents were finite: check the compressor")

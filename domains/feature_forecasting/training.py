@@ -30,12 +30,11 @@ from .autoencoder import Compressor, fit_compressor
 from .config import Config, forecaster_schedule
 from .data import (
     TrainSet,
-    bikes_split,
+    bikes_clips,
     build_extractor,
     check_latent_dim,
     check_train_set,
     make_sprite_training_set,
-    make_video_training_set,
     train_set_bytes,
 )
 from .heads import DecoderHeads, HeadTargets, fit_heads
@@ -49,6 +48,7 @@ from .model import (
     forecaster_spec,
     sample_windows,
 )
+from .video import video_clips
 
 __all__ = ["TrainReport", "train", "train_forecaster", "fit_decoder_heads", "training_data",
            "check_resume", "forecaster_bytes", "train_system"]
@@ -138,15 +138,30 @@ def fit_decoder_heads(data: TrainSet, cfg: Config, *, progress: bool | None = Fa
 
 
 def training_data(cfg: Config) -> TrainSet:
-    """The training clips a config names (sprites, or the training part of the bikes clip),
-    after a memory estimate."""
+    """The training clips a config names (sprites, the training part of the bikes clip, or
+    every clip of a user's video, :func:`~.video.video_clips`), after a memory estimate."""
     extractor = build_extractor(cfg)
     check_latent_dim(cfg, int(extractor.dim))
+    if cfg.data == "video":
+        return video_clips(cfg.video, cfg, extractor, progress=cfg.train.progress)
     if cfg.data == "bikes":
-        return make_video_training_set(bikes_split(cfg)[0], cfg, extractor)
+        return bikes_clips(cfg, extractor, part="train")
     check_memory(train_set_bytes(cfg, int(extractor.dim)), f"{cfg.train_clips} training clips",
                  name="train_clips")
     return make_sprite_training_set(cfg, extractor)
+
+
+def _same_data(cfg: Config, data: TrainSet) -> None:
+    """On resume: InputError when the video file changed since the run began (its sha256)."""
+    last = latest_checkpoint(cfg.train.out_dir) if cfg.train.out_dir is not None else None
+    if last is None:
+        return
+    before = (load_checkpoint(last, kind=KIND).meta.get("trained_on") or {}).get("sha256")
+    now = (data.provenance or {}).get("sha256")
+    if before and now and before != now:
+        raise InputError(f"cannot resume the run in {str(cfg.train.out_dir)!r}: "
+                         f"{(data.provenance or {}).get('path')!r} has changed since it began "
+                         f"(sha256 {now[:12]}... now, {before[:12]}... then); use a new --out")
 
 
 def forecaster_bytes(cfg: Config) -> float:
@@ -201,6 +216,11 @@ def train(data: TrainSet | None = None, config: Config | None = None, *,
                  name="batch_size, width, depth")
     data = training_data(config) if data is None else data
     check_train_set(data, config)
+    if resume:
+        _same_data(config, data)
+    trained_on = data.provenance if data.provenance is not None else {
+        "kind": "TrainSet given by the caller", "clips": int(data.features.shape[0]),
+        "clip_length": int(data.features.shape[1])}
     progress = config.train.progress
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -217,7 +237,8 @@ def train(data: TrainSet | None = None, config: Config | None = None, *,
         latents = compressor.encode(data.features)
     recon = M.reconstruction_error(compressor, data.features.flatten(0, 1))
     t0 = time.perf_counter()
-    meta = {"config": config.to_dict(), "feature_dim": compressor.feature_dim}
+    meta = {"config": config.to_dict(), "feature_dim": compressor.feature_dim,
+            "trained_on": trained_on}
     net, result = train_forecaster(latents, forecaster_spec(config, compressor.latent_dim),
                                    objective=config.objective, config=config.train,
                                    batch_size=config.batch_size, min_context=config.min_context,
@@ -227,7 +248,8 @@ def train(data: TrainSet | None = None, config: Config | None = None, *,
         t0 = time.perf_counter()
         heads, _ = fit_decoder_heads(data, config, progress=progress)
         seconds["heads"] = time.perf_counter() - t0
-    model = Model(config, compressor, net, heads).to(next(net.parameters()).device)
+    model = Model(config, compressor, net, heads, trained_on=trained_on)
+    model = model.to(next(net.parameters()).device)
     model = model.requires_grad_(False).eval()
     params = sum(p.numel() for p in net.parameters())
     report = TrainReport(reconstruction=recon, forecaster=result, parameters=params,

@@ -62,7 +62,7 @@ def test_cli_train_then_forecast(tmp_path, cli, tiny_train_args):
     code, _, err = cli("feature-forecasting", "forecast", "--checkpoint", out / "model.pt",
                        "-o", output, "--clips", "3", "--sample-steps", "2", "--solver", "heun")
     assert code == 0, err
-    scores = json.loads(output.with_suffix(".json").read_text())
+    scores = json.loads(output.with_suffix(".json").read_text())["scores"]
     assert scores["samples"] == 2 and "tv_first" in scores
     assert output.with_suffix(".png").stat().st_size > 1000
     tensors = load_tensors(output, kind=FORECAST_KIND)
