@@ -78,7 +78,8 @@ class TSVelocity(nn.Module):
         if config.network == "egnn":
             kwargs["vector_channels"] = config.vector_channels
         self.net: GraphVelocityNet = make_graph_velocity(config.network, **kwargs)
-        self._matcher = FlowMatcher(target=config.target)
+        # the source's conditional mean (R + P)/2 makes the x1 -> velocity conversion exact at t = 1
+        self._matcher = FlowMatcher(target=config.target, source=make_source(config))
 
     def forward(self, x: Tensor, t: Tensor, *, cond: TSCondition | None = None,
                 batch: Tensor | None = None) -> Tensor:
@@ -103,7 +104,7 @@ class TSVelocity(nn.Module):
         """dx/dt of the flow: the core's conversion of this network's output (the velocity
         itself, or x1hat through ``AffinePath.x1_to_velocity``, finite at t = 1)."""
         return self._matcher.prediction_to_velocity(self(x, t, cond=cond, batch=batch), x, t,
-                                                    batch=batch)
+                                                    cond=cond, batch=batch)
 
     def source_mean(self, cond: TSCondition) -> Tensor:
         """Centre of the source distribution per atom: (R + P)/2 or 0. Shapes: -> (N, 3)."""
