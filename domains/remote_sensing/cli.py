@@ -46,6 +46,10 @@ DOMAIN = Domain(
 
 __all__ = ["configure", "DOMAIN"]
 
+#: the flags of `rs generate`: flag dest -> SentinelSeriesSpec field (defaults: the spec's)
+_SPEC_FLAGS = {"size": "size", "dates": "n_dates", "cloud_cover": "cloud_cover",
+               "change_rate": "change_rate", "region": "region", "crs": "crs"}
+
 #: the model flags of `rs train`: flag dest -> Config field (defaults: the Config's)
 _MODEL_FLAGS = {"frames": "frames", "tile": "tile", "dim": "dim", "depth": "depth",
                 "heads": "heads", "batch_size": "batch_size"}
@@ -100,11 +104,12 @@ def _generate_cmd(args: argparse.Namespace) -> int:
     from sciflow.datasets.sentinel import SentinelSeriesSpec, generate_cube, save_cube
     from sciflow.resources import check_memory
 
-    spec = SentinelSeriesSpec(size=args.size, n_dates=args.dates, cloud_cover=args.cloud_cover,
-                              change_rate=args.change_rate, region=args.region, crs=args.crs)
+    given = {field: getattr(args, flag) for flag, field in _SPEC_FLAGS.items()
+             if getattr(args, flag) is not None}
+    spec = SentinelSeriesSpec(**given)
     # per pixel and date ~16 values (bands, truth, SAR, masks, labels), float32, ~4 live copies
-    check_memory(args.size ** 2 * args.dates * 16 * 4 * 4, f"a {args.size}x{args.size}-px cube "
-                 f"of {args.dates} dates", name="--size")
+    check_memory(spec.size ** 2 * spec.n_dates * 16 * 4 * 4, f"a {spec.size}x{spec.size}-px "
+                 f"cube of {spec.n_dates} dates", name="--size")
     folder = Path(args.output)
     with contextlib.ExitStack() as stack:
         claims = [stack.enter_context(claim_output(
@@ -259,22 +264,23 @@ def _add_generate(sub: Any, fmt: type) -> None:
                        description="Synthetic series over a real Sentinel-2 template (spyndex) "
                                    "with phenology, clouds, shadows, SAR and land-cover changes; "
                                    "writes OUTPUT/cube_0000.nc, ... (refuses existing files "
-                                   "without --overwrite).\nExample:\n"
+                                   "without --overwrite). Flags left out take the defaults of "
+                                   "sciflow.datasets.sentinel.SentinelSeriesSpec.\nExample:\n"
                                    "  sciflow rs generate -o cubes -n 16 --size 64",
                        formatter_class=fmt)
     g.add_argument("-o", "--output", "--out", dest="output", required=True, metavar="FOLDER",
                    help="folder for cube_XXXX.nc / .zarr")
     g.add_argument("--overwrite", action="store_true", help="replace cubes that exist")
     g.add_argument("-n", type=positive_int, default=16, help="number of cubes (default 16)")
-    g.add_argument("--size", type=positive_int, default=32,
-                   help="pixels per side, >= 4 (10 m pixels; default 32)")
-    g.add_argument("--dates", type=positive_int, default=10,
-                   help="acquisitions in the year, 2 to 73 (default 10)")
-    g.add_argument("--cloud-cover", type=float, default=0.4,
-                   help="mean cloud fraction in [0, 1) (default 0.4)")
-    g.add_argument("--change-rate", type=float, default=0.5,
-                   help="land-cover change events per 32x32 px, >= 0 (default 0.5)")
-    g.add_argument("--region", default="train", choices=["train", "test", "all"],
+    g.add_argument("--size", type=positive_int, default=None,
+                   help="pixels per side, >= 4 (10 m pixels)")
+    g.add_argument("--dates", type=positive_int, default=None,
+                   help="acquisitions in the year, 2 to 73")
+    g.add_argument("--cloud-cover", type=float, default=None,
+                   help="mean cloud fraction in [0, 1)")
+    g.add_argument("--change-rate", type=float, default=None,
+                   help="land-cover change events per 32x32 px, >= 0")
+    g.add_argument("--region", default=None, choices=["train", "test", "all"],
                    help="template columns to draw from (train/test are disjoint)")
     g.add_argument("--crs", default=None, help="CRS string to store, e.g. EPSG:32723")
     g.add_argument("--format", default="nc", choices=["nc", "zarr"])

@@ -103,3 +103,24 @@ def test_rs_help_teaches_with_an_example(command, capsys):
     with pytest.raises(SystemExit):
         main(["rs", command, "--help"])
     assert "Example" in capsys.readouterr().out
+
+
+def test_flag_defaults_come_from_the_config_and_the_spec():
+    """rs train's model flags and rs generate's series flags default to None and name fields of
+    Config / SentinelSeriesSpec, so no default is written twice."""
+    import dataclasses
+
+    from sciflow.cli import build_parser
+    from sciflow.datasets.sentinel import SentinelSeriesSpec
+    from sciflow.domains.remote_sensing import Config
+    from sciflow.domains.remote_sensing.cli import _MODEL_FLAGS, _SPEC_FLAGS
+
+    parser, _ = build_parser()
+    train = parser.parse_args(["rs", "train", "--data", "c", "--out", "r"])
+    generate = parser.parse_args(["rs", "generate", "-o", "g"])
+    for args, table, kind in ((train, _MODEL_FLAGS, Config), (generate, _SPEC_FLAGS,
+                                                               SentinelSeriesSpec)):
+        names = {f.name for f in dataclasses.fields(kind)}
+        for flag, field in table.items():
+            assert getattr(args, flag) is None and field in names, (flag, field)
+    assert train.steps is None and train.lr is None  # TrainConfig's, through train_config
