@@ -176,15 +176,20 @@ def test_x1_target_falls_back_to_the_midpoint_and_gives_the_linear_path_velocity
 
 @pytest.mark.parametrize("target", ["x1", "velocity"])
 def test_velocity_is_the_core_conversion_and_finite_at_t_1(target):
-    """v of an x1-prediction comes from the path (finite at t = 1), never a hand-written division."""
+    """v of an x1-prediction comes from the path with the source's conditional mean (finite and
+    exact at t = 1: v = x1_hat - m there), never a hand-written division."""
     model = _model("egnn", torch.float64, target)
     x, _, cond, batch = _inputs(torch.float64)
     path = AffinePath()
+    m = make_source(model.config).mean_of(x, cond=cond)
     with torch.no_grad():
         for tv in (0.0, 0.5, 0.999, 1.0):
             t = torch.full((len(SIZES),), tv, dtype=torch.float64)
             v = model.velocity(x, t, cond=cond, batch=batch)
             assert torch.isfinite(v).all()
             out = model(x, t, cond=cond, batch=batch)
-            expected = out if target == "velocity" else path.x1_to_velocity(out, x, t[batch])
+            expected = out if target == "velocity" else path.x1_to_velocity(out, x, t[batch],
+                                                                          x0_mean=m)
             torch.testing.assert_close(v, expected, rtol=0, atol=0)
+            if target == "x1" and tv == 1.0:
+                torch.testing.assert_close(v, out - m)
