@@ -38,7 +38,15 @@ from sciflow.nn.population import (
     knn_neighbors,
 )
 from sciflow.nn.spacetime import SpaceTimeBlock, SpaceTimeCondition, SpaceTimeTransformer
-from sciflow.nn.tensor_product import TensorProductNet
+
+
+def __getattr__(name: str):  # noqa: ANN202 - e3nn costs seconds to import: only when asked for
+    if name == "TensorProductNet":
+        from sciflow.nn.tensor_product import TensorProductNet
+
+        return TensorProductNet
+    raise AttributeError(f"module 'sciflow.nn' has no attribute {name!r}")
+
 
 __all__ = [
     "CosineCutoff",
