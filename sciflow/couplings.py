@@ -7,6 +7,13 @@ Pooladian et al. 2023, "Multisample flow matching") straightens them, and an ent
 regularisation 2 sigma^2 is the static Schroedinger bridge between the two minibatches (Tong et al.
 2024, SB-CFM).
 
+POT and SciPy are imported on first use. Both solvers release the GIL while they solve (measured
+in ``benchmarks/core_2d.py``), so a coupling can run in a worker thread beside training: the
+:class:`~sciflow.train.Trainer` solves the next batch's coupling while the current one trains
+(``FlowMatcher.couple`` with ``Trainer(prepare=...)``). A coupling that draws random numbers
+(the entropic ones) must take them from its ``generator`` argument only, never from a global
+stream, so that it gives the same pairs in any thread.
+
 Every coupling here is a callable with one contract,
 
     coupling(x0, x1, *, cond=None, batch=None, generator=None) -> CouplingResult
@@ -31,9 +38,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Protocol
 
 import numpy as np
-import ot
 import torch
-from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
 from sciflow import graphs
@@ -44,12 +49,14 @@ __all__ = [
     "Coupling",
     "CouplingResult",
     "DenseCoupling",
+    "EMD_MIN_POINTS",
     "ExactOTCoupling",
     "IndependentCoupling",
     "KabschCoupling",
     "PairedCoupling",
     "SchrodingerBridgeCoupling",
     "SinkhornCoupling",
+    "auto_solver",
     "kabsch_align",
     "kabsch_rotation",
     "permutation_match",
@@ -102,7 +109,9 @@ class Coupling(Protocol):
 # --------------------------------------------------------------------------- input checks
 
 
-def _check_pair(x0: Tensor, x1: Tensor) -> None:
+def _check_pair(x0: Tensor, x1: Tensor, *, finite: bool = True) -> None:
+    """Types and shapes of a pair; ``finite`` also scans both for NaN/inf (the couplings that
+    solve a transport problem need finite costs; the others leave NaN to the loss's guard)."""
     for name, x in (("x0", x0), ("x1", x1)):
         if not isinstance(x, Tensor):
             raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
@@ -110,7 +119,7 @@ def _check_pair(x0: Tensor, x1: Tensor) -> None:
             raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
         if x.dim() == 0 or x.shape[0] == 0:
             raise ValueError(f"{name} must have at least one row, got shape {tuple(x.shape)}")
-        if not bool(torch.isfinite(x).all()):
+        if finite and not bool(torch.isfinite(x).all()):
             raise ValueError(f"{name} contains NaN or inf values; couplings need finite samples")
     if x0.shape != x1.shape:
         raise ValueError(
@@ -188,7 +197,8 @@ class DenseCoupling(ABC):
 class IndependentCoupling(DenseCoupling):
     """Independent pairs: x0 row i with x1 row i (x0 is already an independent draw).
 
-    Also valid on ragged graph batches, where row i is a node.
+    Also valid on ragged graph batches, where row i is a node. Returns x0 itself (no copy, no
+    NaN scan: a non-finite sample surfaces in the loss, which names it).
     """
 
     ragged_ok: ClassVar[bool] = True
@@ -198,25 +208,70 @@ class IndependentCoupling(DenseCoupling):
     ) -> Tensor:
         return torch.arange(x0.shape[0], device=x0.device)
 
+    def __call__(
+        self,
+        x0: Tensor,
+        x1: Tensor,
+        *,
+        cond: Any = None,
+        batch: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> CouplingResult:
+        _check_pair(x0, x1, finite=False)
+        _check_cond_rows(cond, x1.shape[0], "samples")
+        index0 = torch.arange(x0.shape[0], device=x0.device)
+        return CouplingResult(x0=x0, x1=x1, cond=cond, index0=index0)
+
+
+EMD_MIN_POINTS: tuple[tuple[int, int], ...] = ((4, 128), (32, 256), (1 << 62, 512))
+"""(largest dimension, smallest batch) pairs: ``ExactOTCoupling(solver="auto")`` uses POT's network
+simplex on n points of dimension d when n reaches the batch size of the first pair with d <= its
+dimension, else SciPy's Hungarian method. These are the crossovers measured on noise-to-data
+batches of d = 2, 16 and 64 in ``benchmarks/core_2d.py`` (its "exact solvers" table): the
+simplex gains with the batch size, and faster at low dimension."""
+
+
+def auto_solver(n: int, dim: int) -> Literal["emd", "hungarian"]:
+    """The faster exact solver for n points of dimension ``dim`` (see :data:`EMD_MIN_POINTS`)."""
+    start = next(points for top, points in EMD_MIN_POINTS if dim <= top)
+    return "emd" if n >= start else "hungarian"
+
+
+def _emd_permutation(cost: np.ndarray) -> np.ndarray | None:
+    """POT's network simplex on uniform weights; the permutation, or None if it is not one."""
+    import ot
+
+    n = cost.shape[0]
+    w = np.full(n, 1.0 / n)
+    plan, log = ot.emd(w, w, cost, numItermax=max(100_000, 20 * n * n), log=True)
+    perm = plan.argmax(axis=0)
+    # A vertex of the assignment polytope is a permutation matrix / n; trust it only then.
+    if (
+        log.get("result_code", 1) == 1
+        and np.bincount(perm, minlength=n).max() == 1
+        and bool((plan[perm, np.arange(n)] * n > 0.5).all())
+    ):
+        return perm
+    return None
+
 
 def _assignment(cost: np.ndarray, solver: str) -> np.ndarray:
     """perm with perm[j] = source row for target column j, minimising sum_j C[perm[j], j]."""
+    from scipy.optimize import linear_sum_assignment
+
     n = cost.shape[0]
     if solver == "emd" and n > 1:
-        w = np.full(n, 1.0 / n)
-        plan, log = ot.emd(w, w, cost, numItermax=max(100_000, 20 * n * n), log=True)
-        perm = plan.argmax(axis=0)
-        # A vertex of the assignment polytope is a permutation matrix / n; trust it only then.
-        if (
-            log.get("result_code", 1) == 1
-            and np.bincount(perm, minlength=n).max() == 1
-            and bool((plan[perm, np.arange(n)] * n > 0.5).all())
-        ):
+        perm = _emd_permutation(cost)
+        if perm is not None:
             return perm
     rows, cols = linear_sum_assignment(cost)
     perm = np.empty(n, dtype=np.int64)
     perm[cols] = rows
     return perm
+
+
+SOLVERS = ("auto", "emd", "hungarian")
+"""The exact assignment solvers of :class:`ExactOTCoupling`."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -231,24 +286,29 @@ class ExactOTCoupling(DenseCoupling):
     Parameters
     ----------
     solver:
-        ``"emd"`` (POT's network simplex, whose optimal vertex is a permutation matrix; the default,
-        measured 2-5x faster than the Hungarian method on noise-to-data batches of 256-1024 points)
-        or ``"hungarian"`` (``scipy.optimize.linear_sum_assignment``). If the simplex stops early
-        or its plan is not a permutation, the Hungarian method takes over, so the result is always
-        an exact optimum.
+        ``"auto"`` (the default: the one measured faster for the batch size and dimension,
+        :func:`auto_solver`),
+        ``"emd"`` (POT's network simplex, whose optimal vertex is a permutation matrix) or
+        ``"hungarian"`` (``scipy.optimize.linear_sum_assignment``). If the simplex stops early or
+        its plan is not a permutation, the Hungarian method takes over, so the result is always an
+        exact optimum. Both release the GIL, so the solve can overlap training
+        (``FlowMatcher.couple``).
     """
 
-    solver: Literal["emd", "hungarian"] = "emd"
+    solver: Literal["auto", "emd", "hungarian"] = "auto"
 
     def __post_init__(self) -> None:
-        if self.solver not in ("emd", "hungarian"):
-            raise ValueError(f"solver must be 'emd' or 'hungarian', got {self.solver!r}")
+        if self.solver not in SOLVERS:
+            raise ValueError(f"solver must be one of {SOLVERS}, got {self.solver!r}")
 
     def pair_indices(
         self, x0: Tensor, x1: Tensor, *, generator: torch.Generator | None = None
     ) -> Tensor:
         cost = squared_distance_cost(x0, x1).cpu().numpy()
-        perm = _assignment(cost, self.solver)
+        solver = self.solver
+        if solver == "auto":
+            solver = auto_solver(x0.shape[0], x0[0].numel())
+        perm = _assignment(cost, solver)
         return torch.as_tensor(perm, dtype=torch.long, device=x0.device)
 
 
@@ -576,6 +636,8 @@ def permutation_match(x0: Tensor, x1: Tensor, types: Tensor, batch: Tensor | Non
             f"{types.dtype if isinstance(types, Tensor) else type(types).__name__} "
             f"{tuple(types.shape) if isinstance(types, Tensor) else ''}"
         )
+    import scipy.optimize
+
     if batch is None:
         batch = torch.zeros(n, dtype=torch.long, device=x0.device)
     p = graphs.center(x0, batch).detach().double().cpu().numpy()
@@ -591,7 +653,7 @@ def permutation_match(x0: Tensor, x1: Tensor, types: Tensor, batch: Tensor | Non
         if rows.size < 2:
             continue
         diff = p[rows][:, None, :] - q[rows][None, :, :]
-        r, c = linear_sum_assignment(np.einsum("ijk,ijk->ij", diff, diff))
+        r, c = scipy.optimize.linear_sum_assignment(np.einsum("ijk,ijk->ij", diff, diff))
         index[rows[c]] = rows[r]
     return torch.as_tensor(index, dtype=torch.long, device=x0.device)
 

@@ -15,6 +15,21 @@ The matcher is typed against the interfaces, not the implementations: ``path`` i
 ``fn(like, *, cond, batch, generator)`` is adapted),
 ``coupling`` any :class:`~sciflow.couplings.Coupling`.
 
+Training in two steps (what the :class:`~sciflow.train.Trainer` overlaps): :meth:`FlowMatcher.couple`
+draws x0 and solves the coupling — no model, random numbers from its ``generator`` only, so it may
+run ahead in a worker thread — and :meth:`FlowMatcher.loss` takes the :class:`CoupledBatch` it
+returns in place of x1::
+
+    def prepare(batch, generator):          # batch k+1, in the Trainer's worker thread
+        return matcher.couple(batch.x1, x0=batch.x0, generator=generator)
+
+    def loss_fn(model, coupled):            # batch k, on the training thread
+        return matcher.loss(model, coupled)
+
+    Trainer(net, loss_fn, config, prepare=prepare).fit(batch_fn)
+
+``matcher.loss(model, x1, ...)`` in one call is the same two steps back to back.
+
 Dense data: x1 (B, *), one row a sample. Ragged graph data: x1 (N, D) node rows with ``batch`` (N,);
 then the time is drawn per graph, the source may be centred per graph, the coupling acts per graph,
 and the loss is a mean over each graph's nodes, then over graphs (every graph weighs the same).
@@ -41,6 +56,7 @@ __all__ = [
     "Source",
     "GaussianSource",
     "TrainingSample",
+    "CoupledBatch",
     "FlowMatcher",
     "Target",
     "TARGETS",
@@ -94,6 +110,19 @@ class TrainingSample:
     t_model: Tensor
     cond: Any
     batch: Tensor | None
+
+
+@dataclass(frozen=True)
+class CoupledBatch:
+    """The coupling step's result (:meth:`FlowMatcher.couple`): row i of ``x0`` is the source
+    paired with row i of ``x1``; ``x1``, ``cond`` and ``batch`` are the inputs, unmoved (couplings
+    reorder x0 only), so a mask of x1 still applies. Pass it to :meth:`FlowMatcher.loss` in place
+    of x1. Shapes: x0, x1 (N, *); batch (N,) or None."""
+
+    x0: Tensor
+    x1: Tensor
+    cond: Any = None
+    batch: Tensor | None = None
 
 
 def _check_float(name: str, x: Tensor) -> None:
@@ -151,7 +180,7 @@ class FlowMatcher:
                             f"conversions), got {type(self.path).__name__}")
         object.__setattr__(self, "source", as_source(self.source))  # a function is adapted
 
-    def training_sample(
+    def couple(
         self,
         x1: Tensor,
         *,
@@ -159,8 +188,13 @@ class FlowMatcher:
         batch: Tensor | None = None,
         x0: Tensor | None = None,
         generator: torch.Generator | None = None,
-    ) -> TrainingSample:
-        """Draw (x0, t), couple, and place x_t on the path. Shapes as the module docstring."""
+    ) -> CoupledBatch:
+        """The coupling step: draw x0 from the source (unless given) and pair it with x1.
+
+        It touches no model and draws random numbers from ``generator`` only (the global stream
+        when it is None), so with a generator it may run in another thread, ahead of training
+        (the :class:`~sciflow.train.Trainer`'s ``prepare`` hook). Shapes as the module docstring.
+        """
         _check_float("x1", x1)
         if batch is not None and (batch.dim() != 1 or batch.shape[0] != x1.shape[0]):
             raise ValueError(
@@ -176,16 +210,40 @@ class FlowMatcher:
         if self.coupling is not None:
             paired = self.coupling(x0, x1, cond=cond, batch=batch, generator=generator)
             x0, x1, cond = paired.x0, paired.x1, paired.cond
+        return CoupledBatch(x0=x0, x1=x1, cond=cond, batch=batch)
+
+    def training_sample(
+        self,
+        x1: Tensor | CoupledBatch,
+        *,
+        cond: Any = None,
+        batch: Tensor | None = None,
+        x0: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> TrainingSample:
+        """Couple (unless ``x1`` is a :class:`CoupledBatch`), draw t, place x_t on the path."""
+        pair = self._coupled(x1, cond=cond, batch=batch, x0=x0, generator=generator)
+        x1, batch = pair.x1, pair.batch
         n = graphs.num_graphs(batch, x1.shape[0]) if batch is not None else x1.shape[0]
         t_model = self.time(n, generator=generator, device=x1.device, dtype=x1.dtype)
         t_rows = graphs.expand_per_graph(t_model, batch)
-        path = self.path.sample(x0, x1, t_rows, validate=False, generator=generator)
-        return TrainingSample(path=path, t_model=t_model, cond=cond, batch=batch)
+        path = self.path.sample(pair.x0, x1, t_rows, validate=False, generator=generator)
+        return TrainingSample(path=path, t_model=t_model, cond=pair.cond, batch=batch)
+
+    def _coupled(self, x1: Tensor | CoupledBatch, *, cond: Any, batch: Tensor | None,
+                 x0: Tensor | None, generator: torch.Generator | None) -> CoupledBatch:
+        if not isinstance(x1, CoupledBatch):
+            return self.couple(x1, cond=cond, batch=batch, x0=x0, generator=generator)
+        given = [name for name, v in (("cond", cond), ("batch", batch), ("x0", x0)) if v is not None]
+        if given:
+            raise ValueError(f"x1 is a CoupledBatch, which carries {', '.join(given)} already; "
+                             "pass them to FlowMatcher.couple, not again here")
+        return x1
 
     def loss(
         self,
         model: VelocityModel,
-        x1: Tensor,
+        x1: Tensor | CoupledBatch,
         *,
         cond: Any = None,
         batch: Tensor | None = None,
@@ -194,6 +252,9 @@ class FlowMatcher:
         generator: torch.Generator | None = None,
     ) -> Tensor:
         """The flow-matching loss of ``model`` on a batch of data x1 (a scalar tensor).
+
+        ``x1`` is the data (then :meth:`couple` runs first, with ``cond``, ``batch``, ``x0``), or
+        the :class:`CoupledBatch` that :meth:`couple` returned (then those stay None).
 
         ``mask`` (same shape as x1, or (N,) per row) weights entries: 1 keeps, 0 ignores (padded
         atoms, missing pixels). With ``batch`` the per-row errors are averaged per graph first.
@@ -204,13 +265,13 @@ class FlowMatcher:
         """
         s = self.training_sample(x1, cond=cond, batch=batch, x0=x0, generator=generator)
         pred = model(s.path.x_t, s.t_model, cond=s.cond, batch=s.batch)
-        if pred.shape != x1.shape:
+        if pred.shape != s.path.x1.shape:
             raise ValueError(
-                f"model returned shape {tuple(pred.shape)} but the data has shape {tuple(x1.shape)}; "
-                "a velocity model must return a tensor shaped like x"
+                f"model returned shape {tuple(pred.shape)} but the data has shape "
+                f"{tuple(s.path.x1.shape)}; a velocity model must return a tensor shaped like x"
             )
         goal = s.path.u_t if self.target == "velocity" else s.path.x1
-        loss = _reduce((pred - goal) ** 2, mask=mask, batch=batch)
+        loss = _reduce((pred - goal) ** 2, mask=mask, batch=s.batch)
         if not bool(torch.isfinite(loss)):
             _raise_if_nonfinite(x1=s.path.x1, x0=s.path.x0)
         return loss

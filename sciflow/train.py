@@ -16,6 +16,25 @@ Under ``torchrun`` (``WORLD_SIZE`` > 1 in the environment) the model is wrapped 
 update equals one process on the union of the ranks' batches with a mean loss. Only rank 0 writes
 checkpoints, logs and the progress bar; each rank has its own seeds (``seed + rank``).
 
+Prefetch: a ``prepare(batch, generator)`` hook (the coupling step of a flow matcher,
+:meth:`sciflow.matcher.FlowMatcher.couple`) runs on each batch before ``loss_fn``. With
+``TrainConfig.prefetch`` (the default) and a ``batch_fn`` feed, batch k+1 is drawn on the training
+thread and prepared in a worker thread while batch k trains, so an exact OT solve (POT and SciPy
+release the GIL) overlaps the forward and backward passes. The result is bit-identical to
+``prefetch=False`` because of the contract on random numbers:
+
+- ``batch_fn(step, generator)`` draws from its ``generator`` only (the trainer's, used by nothing
+  else); it runs on the training thread, one step ahead when prefetching;
+- ``prepare(batch, generator)`` draws from its ``generator`` only: a fresh generator per step on the
+  training device, seeded from (seed + rank, step), so both paths and a resumed run derive it
+  alike. It must not touch a global RNG, the model or anything ``loss_fn`` mutates; it runs under
+  ``torch.no_grad()``, in a worker thread when prefetching;
+- ``loss_fn(model, prepared)`` runs on the training thread and may use the global RNGs (they are
+  checkpointed).
+
+With an iterable feed (a DataLoader), ``prepare`` runs inline: a loader may draw from the global
+stream when an epoch starts, which reading ahead would reorder.
+
 EMA (Polyak averaging; used for diffusion / flow models since Song & Ermon 2020 and Karras et al.
 2022): theta_ema <- d * theta_ema + (1 - d) * theta after every update, so after n updates
 theta_ema_n = d^n theta_0 + (1 - d) sum_{i=1..n} d^(n-i) theta_i.
@@ -23,6 +42,7 @@ theta_ema_n = d^n theta_0 + (1 - d) sum_{i=1..n} d^(n-i) theta_i.
 
 from __future__ import annotations
 
+import concurrent.futures
 import copy
 import dataclasses
 import json
@@ -76,6 +96,19 @@ __all__ = [
 LossOutput = Tensor | tuple[Tensor, Mapping[str, float]]
 LossFn = Callable[[nn.Module, Any], LossOutput]
 BatchFn = Callable[[int, torch.Generator], Any]
+PrepareFn = Callable[[Any, torch.Generator], Any]
+"""``prepare(batch, generator) -> batch``: the model-free step before the loss (a coupling)."""
+
+_MASK64 = (1 << 64) - 1
+
+
+def step_seed(seed: int, step: int) -> int:
+    """The seed of the per-step generator ``prepare`` gets: splitmix64 of (seed, step), so
+    neighbouring steps and seeds give unrelated streams. Returns an integer in [0, 2**64)."""
+    z = (seed * 0x9E3779B97F4A7C15 + step + 1) & _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return z ^ (z >> 31)
 
 
 class ExistingRunError(OutputError, FileExistsError):
@@ -118,7 +151,10 @@ class TrainConfig:
     metrics.jsonl go (None: write nothing). seed: base seed (rank r uses seed + r).
     device: "cpu", "cuda", "cuda:1", "mps" or "auto" (:func:`sciflow.devices.resolve_device`).
     progress: True/None show a bar on a terminal and a log line every ~10 s elsewhere
-    (:func:`sciflow.progress.progress`; ``SCIFLOW_PROGRESS=0`` silences None); False hides it. find_unused_parameters: passed to DistributedDataParallel.
+    (:func:`sciflow.progress.progress`; ``SCIFLOW_PROGRESS=0`` silences None); False hides it.
+    find_unused_parameters: passed to DistributedDataParallel. prefetch: run the Trainer's
+    ``prepare`` hook on batch k+1 in a worker thread while batch k trains (bit-identical to
+    False; no effect without a hook or with an iterable feed).
     """
 
     steps: int
@@ -137,6 +173,7 @@ class TrainConfig:
     device: str = "cpu"
     progress: bool | None = None
     find_unused_parameters: bool = False
+    prefetch: bool = True
 
     def __post_init__(self) -> None:
         _check(_is_int(self.steps) and self.steps >= 0, "steps", self.steps, "an integer >= 0")
@@ -291,6 +328,11 @@ class Trainer:
     meta : JSON-able dict saved in every checkpoint (e.g. what rebuilds the network).
     kind : the checkpoint kind tag (the domain's name, e.g. ``"transition_states"``) that
         ``sciflow.checkpoint.load_checkpoint(..., kind=...)`` checks.
+    prepare : optional ``prepare(batch, generator) -> batch`` run on every batch (moved to the
+        device) before ``loss_fn``, which then receives its result: the coupling step, e.g.
+        ``lambda b, g: matcher.couple(b[1], x0=b[0], generator=g)``. With
+        ``config.prefetch`` it runs one step ahead in a worker thread; see the module docstring
+        for what it may draw random numbers from.
 
     Data (``fit(data)``): a ``batch_fn(step, generator) -> batch`` (preferred: exact resume for
     free; ``generator`` is the trainer's CPU torch.Generator, seeded ``seed + rank``), or any
@@ -311,14 +353,18 @@ class Trainer:
     """
 
     def __init__(self, model: nn.Module, loss_fn: LossFn, config: TrainConfig, *,
-                 meta: Mapping[str, Any] | None = None, kind: str = "") -> None:
+                 meta: Mapping[str, Any] | None = None, kind: str = "",
+                 prepare: PrepareFn | None = None) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if not callable(loss_fn):
             raise TypeError(f"loss_fn must be callable(model, batch), got {type(loss_fn).__name__}")
         if not isinstance(config, TrainConfig):
             raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
-        self.loss_fn, self.config, self.kind = loss_fn, config, str(kind)
+        if prepare is not None and not callable(prepare):
+            raise TypeError(f"prepare must be callable(batch, generator) or None, got "
+                            f"{type(prepare).__name__}")
+        self.loss_fn, self.config, self.kind, self.prepare = loss_fn, config, str(kind), prepare
         self.meta_json = json_text(dict(meta or {}), "meta")
         self.rank, self.world_size, local_rank = _dist_env()
         dev = config.device
@@ -345,14 +391,20 @@ class Trainer:
         self._pending: dict[str, Any] | None = None
         self._feed: _Feed | None = None
         self._window: list[dict[str, float]] = []  # metrics since the last log record
+        # state of ``generator`` before the batch that was drawn ahead and not trained yet
+        self._ahead_state: Tensor | None = None
+        self._prepare_generator: torch.Generator | None = None
 
     # ---------------------------------------------------------------- state
     def _elapsed(self) -> float:
         return self._elapsed0 + time.perf_counter() - self._t0
 
     def _rng_state(self) -> dict[str, Any]:
-        return {**rng_state(self.generator, self.device),
-                "feed": self._feed.state() if self._feed is not None else None}
+        state = {**rng_state(self.generator, self.device),
+                 "feed": self._feed.state() if self._feed is not None else None}
+        if self._ahead_state is not None:  # a resumed run draws that batch again
+            state["generator"] = self._ahead_state
+        return state
 
     def _set_rng_state(self, s: Mapping[str, Any]) -> None:
         if s["feed"] is not None and self._feed is not None:
@@ -422,13 +474,54 @@ class Trainer:
         return self.step
 
     # ----------------------------------------------------------------- loop
-    @torch.no_grad()
+    def _ema_lists(self) -> None:
+        """The tensors the EMA update touches, listed once a fit (foreach kernels take lists)."""
+        pairs = list(zip(self.ema_model.parameters(), self.model.parameters()))
+        floats = [(e, p.detach()) for e, p in pairs if e.is_floating_point()]
+        self._ema_float = ([e for e, _ in floats], [p for _, p in floats])
+        copies = [(e, p.detach()) for e, p in pairs if not e.is_floating_point()]
+        copies += list(zip(self.ema_model.buffers(), self.model.buffers()))
+        self._ema_copy = ([e for e, _ in copies], [p for _, p in copies])
+
     def _update_ema(self) -> None:
-        d = self.config.ema_decay
-        for e, p in zip(self.ema_model.parameters(), self.model.parameters()):
-            e.mul_(d).add_(p.detach(), alpha=1.0 - d)
-        for e, b in zip(self.ema_model.buffers(), self.model.buffers()):
-            e.copy_(b)
+        """theta_ema <- d theta_ema + (1 - d) theta (one lerp over all parameters); buffers and
+        non-float parameters are copied. No tensor here requires grad (the sources are
+        detached), so no autograd context is needed."""
+        ema, params = self._ema_float
+        if ema:
+            torch._foreach_lerp_(ema, params, 1.0 - self.config.ema_decay)
+        dst, src = self._ema_copy
+        if dst:
+            torch._foreach_copy_(dst, src)
+
+    def _clip_gradients(self) -> float:
+        """The global L2 norm of the gradients before clipping; scales them to ``grad_clip`` when
+        above it, as ``clip_grad_norm_`` does, but skips its no-op scaling by 1."""
+        grads = [p.grad for p in self.params if p.grad is not None]
+        if not grads:
+            return 0.0
+        value = float(torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))))
+        clip = self.config.grad_clip
+        if clip is not None and value + 1e-6 > clip:  # NaN never scales; the caller raises
+            torch._foreach_mul_(grads, clip / (value + 1e-6))
+        return value
+
+    def _step_generator(self, step: int) -> torch.Generator:
+        """The generator ``prepare`` gets at ``step``: on the device, seeded from (seed, step).
+        One object, reseeded every step (prepare calls never overlap: one thread runs them)."""
+        if self._prepare_generator is None:
+            self._prepare_generator = torch.Generator(device=self.device)
+        return self._prepare_generator.manual_seed(step_seed(self.config.seed + self.rank, step))
+
+    def _draw(self, step: int) -> Any:
+        assert self._feed is not None
+        return _to_device(self._feed.next(step, self.generator), self.device)
+
+    def _prepared(self, batch: Any, step: int) -> Any:
+        if self.prepare is None:
+            return batch
+        with torch.no_grad():
+            return self.prepare(batch, self._step_generator(step))
 
     def _loss(self, net: nn.Module, batch: Any, step: int) -> tuple[Tensor, dict[str, float]]:
         out = self.loss_fn(net, batch)
@@ -526,17 +619,18 @@ class Trainer:
         bar = progress(total=cfg.steps, initial=start, desc="train", unit="step",
                        enabled=cfg.progress if self.rank == 0 else False)
         history: list[tuple[int, float]] = []
+        batches = _Batches(self)
+        self._ema_lists()
         net.train()
         try:
             while self.step < cfg.steps:
                 step = self.step
-                batch = _to_device(self._feed.next(step, self.generator), self.device)
+                batch = batches.get(step)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss, extras = self._loss(net, batch, step)
                 loss.backward()
                 loss_value = self._mean_over_ranks(loss)
-                max_norm = cfg.grad_clip if cfg.grad_clip is not None else math.inf
-                grad_norm = float(nn.utils.clip_grad_norm_(self.params, max_norm))
+                grad_norm = self._clip_gradients()
                 for what, value in (("loss", loss_value), ("gradient norm", grad_norm)):
                     if not math.isfinite(value):
                         raise NonFiniteLossError(step, what, value, self.last_checkpoint)
@@ -560,6 +654,7 @@ class Trainer:
                                               and self.step % cfg.checkpoint_every == 0):
                     self.save_checkpoint()
         finally:
+            batches.close()
             bar.close()
             self._elapsed0 = self._elapsed()
             self._t0 = time.perf_counter()
@@ -567,3 +662,75 @@ class Trainer:
                            final_loss=history[-1][1] if history else None,
                            loss_history=tuple(history), checkpoint=self.last_checkpoint,
                            wall_time=time.perf_counter() - wall0)
+
+
+_PROBE_STEPS = 3
+_AHEAD_MIN_SECONDS = 2e-4
+"""``prepare`` moves to the worker thread once it took this much CPU time (median of the first
+``_PROBE_STEPS`` steps, run inline): about five times what handing a batch to a thread and back
+costs (measured 20-40 us of CPU), so a cheap hook (independent pairs) stays inline."""
+
+
+class _Batches:
+    """Prepared batches for the loop. Without a ``prepare`` hook, prefetch or a ``batch_fn``,
+    each step draws and prepares inline. Otherwise the first steps time the hook, and if it is
+    slow enough to gain, batch k+1 is drawn on the training thread (in step order, from the
+    trainer's generator) and prepared in one worker thread while batch k trains. The generator
+    state before a draw ahead is kept for checkpoints, and put back if the batch is never
+    trained, so a resumed or continued run draws it again. Either way every step's batch is the
+    same: the hook's only random source is its per-step generator."""
+
+    def __init__(self, trainer: Trainer) -> None:
+        self.trainer = trainer
+        cfg, feed = trainer.config, trainer._feed
+        self.can_ahead = (trainer.prepare is not None and cfg.prefetch and feed is not None
+                          and feed.batch_fn is not None)
+        self.ahead, self.probe = False, []
+        self.pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self.pending: tuple[int, concurrent.futures.Future[Any]] | None = None
+
+    def get(self, step: int) -> Any:
+        """The prepared batch of ``step``."""
+        t = self.trainer
+        if not self.ahead:
+            batch = t._draw(step)
+            if not self.can_ahead or len(self.probe) == _PROBE_STEPS:
+                return t._prepared(batch, step)
+            t0 = time.thread_time()  # CPU time: a loaded machine does not inflate it
+            batch = t._prepared(batch, step)
+            self.probe.append(time.thread_time() - t0)
+            self.ahead = (len(self.probe) == _PROBE_STEPS
+                          and sorted(self.probe)[_PROBE_STEPS // 2] >= _AHEAD_MIN_SECONDS)
+            return batch
+        if self.pending is None or self.pending[0] != step:
+            self._submit(step)
+        assert self.pending is not None
+        future = self.pending[1]
+        self.pending, t._ahead_state = None, None
+        if step + 1 < t.config.steps:
+            self._submit(step + 1)  # drawn now, prepared while this step trains
+        return future.result()
+
+    def _submit(self, step: int) -> None:
+        t = self.trainer
+        if self.pool is None:
+            self.pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sciflow-prepare")
+        t._ahead_state = t.generator.get_state()
+        try:
+            batch = t._draw(step)
+        except Exception as err:  # raise it at ``step``, where the serial path would
+            future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+            future.set_exception(err)
+        else:
+            future = self.pool.submit(t._prepared, batch, step)
+        self.pending = (step, future)
+
+    def close(self) -> None:
+        t = self.trainer
+        if self.pending is not None:
+            self.pending[1].cancel()
+            if t._ahead_state is not None:
+                t.generator.set_state(t._ahead_state)
+            self.pending, t._ahead_state = None, None
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)

@@ -19,6 +19,7 @@ from sciflow.couplings import (
     PairedCoupling,
     SchrodingerBridgeCoupling,
     SinkhornCoupling,
+    auto_solver,
     kabsch_align,
     kabsch_rotation,
     permutation_match,
@@ -27,7 +28,7 @@ from sciflow.couplings import (
 )
 
 DTYPES = [torch.float32, torch.float64]
-SOLVERS = ["emd", "hungarian"]
+SOLVERS = ["auto", "emd", "hungarian"]
 
 
 def _gen(seed: int = 0) -> torch.Generator:
@@ -219,6 +220,26 @@ def test_conditional_ot_reads_dict_conditions_and_vector_labels() -> None:
         ConditionalOTCoupling(key="nope")(x0, x1, cond=cond)
     with pytest.raises(ValueError, match="needs cond"):
         ConditionalOTCoupling()(x0, x1)
+
+
+def test_auto_solver_follows_the_measured_crossovers() -> None:
+    assert ExactOTCoupling().solver == "auto"
+    assert [auto_solver(n, 2) for n in (64, 127, 128, 1024)] == [
+        "hungarian", "hungarian", "emd", "emd"]
+    assert [auto_solver(n, 16) for n in (128, 256)] == ["hungarian", "emd"]
+    assert [auto_solver(n, 64) for n in (256, 511, 512)] == ["hungarian", "hungarian", "emd"]
+    # both sides of a crossover give the same optimum
+    x0, x1 = torch.randn(130, 2, generator=_gen(5)), torch.randn(130, 2, generator=_gen(6))
+    costs = {s: _pair_cost(ExactOTCoupling(solver=s)(x0, x1)) for s in ("emd", "hungarian")}
+    assert costs["emd"] == pytest.approx(costs["hungarian"], rel=1e-6)
+
+
+def test_independent_coupling_returns_the_sources_themselves() -> None:
+    x0, x1 = torch.randn(6, 3), torch.randn(6, 3)
+    r = IndependentCoupling()(x0, x1)
+    assert r.x0 is x0 and r.x1 is x1 and r.index0.tolist() == list(range(6))
+    with pytest.raises(ValueError, match="rows"):
+        IndependentCoupling()(x0, x1, cond=torch.zeros(5))
 
 
 # ------------------------------------------------------------------ bad inputs

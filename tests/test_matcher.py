@@ -2,8 +2,9 @@ import pytest
 import torch
 from gaussian_flow import GaussianTargetVelocity, rotated_cov
 
+from sciflow.couplings import SinkhornCoupling
 from sciflow.datasets.toy2d import eight_gaussians, moons
-from sciflow.matcher import FlowMatcher, GaussianSource, LogitNormalTime
+from sciflow.matcher import CoupledBatch, FlowMatcher, GaussianSource, LogitNormalTime
 from sciflow.metrics import wasserstein2
 from sciflow.nn.mlp import MLPVelocity
 from sciflow.paths import AffinePath, CosineScheduler, StochasticInterpolant
@@ -29,6 +30,23 @@ def test_loss_equals_mean_squared_target_for_zero_model():
     loss = fm.loss(Oracle(), x1, generator=g)
     s = fm.training_sample(x1, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(loss, (s.path.u_t ** 2).mean())
+
+
+def test_couple_then_loss_is_the_one_call_loss():
+    """The coupling step split off (what the Trainer runs ahead) gives the same loss, and the
+    coupling's own draws come from the generator it is handed."""
+    fm = FlowMatcher(coupling=SinkhornCoupling(reg=0.5))
+    x1 = torch.randn(32, 2, generator=torch.Generator().manual_seed(3))
+    model = MLPVelocity(dim=2, hidden=8, layers=1)
+    whole = fm.loss(model, x1, generator=torch.Generator().manual_seed(4))
+    g = torch.Generator().manual_seed(4)
+    pair = fm.couple(x1, generator=g)
+    assert isinstance(pair, CoupledBatch) and pair.x1 is x1
+    torch.testing.assert_close(fm.loss(model, pair, generator=g), whole, rtol=0, atol=0)
+    again = fm.couple(x1, generator=torch.Generator().manual_seed(4))
+    assert torch.equal(again.x0, pair.x0)
+    with pytest.raises(ValueError, match="CoupledBatch"):
+        fm.loss(model, pair, x0=torch.zeros_like(x1))
 
 
 def test_graph_loss_weighs_graphs_equally_and_time_is_per_graph():
