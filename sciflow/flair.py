@@ -228,6 +228,8 @@ def flair(
         The start of mu before its first projection; the source mean (0) by default, so mu_0 =
         A^+ y for a centred source.
 
+    Notes
+    -----
     Shapes: y as ``operator.forward(like)`` -> FLAIRResult.x (N, *).
     """
     cfg = config if config is not None else FLAIRConfig()

@@ -122,6 +122,8 @@ class CTMLoss:
     final_jump:
         Compare both sides after a frozen jump to t = 1 (CTM's distance in data space).
 
+    Notes
+    -----
     Returns the loss and the two terms as extras (``ctm``, ``fm``) for the Trainer's log.
     """
 

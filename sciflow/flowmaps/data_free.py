@@ -57,6 +57,8 @@ class DataFreeLoss:
     velocity_weight:
         Weight of the diagonal term F(x, s, s) = v_T(x, s) (0 drops it).
 
+    Notes
+    -----
     Returns the loss and its terms as extras (``path``, ``velocity``).
     """
 
