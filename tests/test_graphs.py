@@ -50,3 +50,54 @@ def test_center_and_reductions():
     assert graphs.num_graphs(batch, 8) == 3
     t = torch.tensor([0.1, 0.2, 0.3])
     assert graphs.expand_per_graph(t, batch).tolist() == pytest.approx([0.1] * 3 + [0.2] + [0.3] * 4)
+
+
+def _unsorted_batch(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    batch = torch.repeat_interleave(torch.arange(4), torch.tensor([3, 1, 4, 7]))
+    batch = batch[torch.randperm(batch.numel(), generator=g)]
+    return batch, torch.randn(batch.numel(), 2, 3, generator=g)
+
+
+def _brute(batch, keep):
+    n = batch.numel()
+    return {(i, j) for i, j in itertools.permutations(range(n), 2)
+            if batch[i] == batch[j] and keep(i, j)}
+
+
+@pytest.mark.parametrize("block", [graphs.PAIR_BLOCK, 7])
+def test_blocked_pair_rules_match_brute_force_on_unsorted_batches(monkeypatch, block):
+    """Every rule, with blocks of whole graphs and (block=7) row blocks inside one graph."""
+    monkeypatch.setattr(graphs, "PAIR_BLOCK", block)
+    batch, ref = _unsorted_batch()
+    d = torch.cdist(ref.transpose(0, 1), ref.transpose(0, 1))  # (2, N, N)
+    assert _edge_set(graphs.radius_edges(ref[:, 0], 1.5, batch)) == _brute(
+        batch, lambda i, j: d[0, i, j] < 1.5)
+    assert _edge_set(graphs.reference_edges(ref, 1.2, batch)) == _brute(
+        batch, lambda i, j: bool((d[:, i, j] < 1.2).any()))
+    assert _edge_set(graphs.changing_edges(ref, 0.5, batch)) == _brute(
+        batch, lambda i, j: abs(d[0, i, j] - d[1, i, j]) > 0.5)
+    with pytest.raises(ValueError, match="K >= 2"):
+        graphs.changing_edges(ref[:, :1], 0.5, batch)
+
+
+def test_union_edges_marks_where_each_edge_came_from():
+    a = torch.tensor([[0, 1], [1, 0]])
+    b = torch.tensor([[1, 2], [0, 0]])
+    edges, (in_a, in_b) = graphs.union_edges(3, a, b)
+    assert _edge_set(edges) == {(0, 1), (1, 0), (2, 0)}
+    listed = list(map(tuple, edges.T.tolist()))
+    assert [listed[k] for k in in_a.nonzero()[:, 0]] == sorted(
+        _edge_set(a), key=lambda e: (e[1], e[0]))
+    assert set(listed[k] for k in in_b.nonzero()[:, 0]) == _edge_set(b)
+
+
+def test_reductions_need_no_torch_geometric_and_handle_empty_graphs():
+    x = torch.arange(12.0).reshape(6, 2)
+    batch = torch.tensor([0, 0, 2, 2, 2, 0])
+    torch.testing.assert_close(graphs.graph_sum(x, batch, 4),
+                               torch.stack([x[[0, 1, 5]].sum(0), torch.zeros(2),
+                                            x[2:5].sum(0), torch.zeros(2)]))
+    mean = graphs.graph_mean(x, batch, 4)
+    torch.testing.assert_close(mean[2], x[2:5].mean(0))
+    assert mean[1].tolist() == [0.0, 0.0]

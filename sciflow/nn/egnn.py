@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from typing_extensions import Unpack
 
-from sciflow.nn.graph_velocity import EncodedGraph, GraphNetOptions, GraphVelocityNet
+from sciflow.nn.graph_velocity import EncodedGraph, GraphNetOptions, GraphVelocityNet, MeanField
 from sciflow.nn.mlp import mlp
 
 __all__ = ["EGNN", "EGNNLayer"]
@@ -34,7 +34,8 @@ class EGNNLayer(nn.Module):
         V_i' = (1 + phi_v(h_i)) * V_i + 1/Z sum_j rhat_ij phi_x(m_ij)     (N, C, 3)  (EGNN eq. 7)
         h_i' = h_i + phi_h(h_i, 1/Z sum_j m_ij)                          (N, H)
 
-    Z is ``avg_num_neighbors``. EGNN feeds the raw d_ij^2 to phi_e; a Gaussian basis of d_ij is
+    1/Z is the network's aggregation (``GraphVelocityNet``: 1/``avg_num_neighbors`` or the mean
+    over neighbours, EGNN's own C = 1/(M - 1) on a full graph). EGNN feeds the raw d_ij^2 to phi_e; a Gaussian basis of d_ij is
     used here instead, better conditioned over the few-Angstrom range of molecules. The first
     linear map of phi_e is split over its inputs,
     W [h_i, h_j, a_ij] = A h_i + B h_j + C a_ij, so A h and B h are computed per atom, not per edge.
@@ -85,7 +86,8 @@ class EGNN(GraphVelocityNet):
     """EGNN velocity field v(x, t | z, cond) on a ragged batch of molecules.
 
     V^0 = W_in [conditioning vectors] (a channel mix, zeros without conditioning vectors),
-    (h^{l+1}, V^{l+1}) = EGNNLayer(h^l, V^l) for l < L,   v_i = sum_c w_c V_i^{L,c}.
+    (h^{l+1}, V^{l+1}) = EGNNLayer(h^l, V^l) for l < L,   v_i = sum_c w_c V_i^{L,c}
+    (with ``mean_field``, h^l passes a :class:`~sciflow.nn.graph_velocity.MeanField` first).
 
     Shapes: pos (N, 3), t (B,), z (N,), cond.node_vectors (N, C_in, 3) -> v (N, 3).
 
@@ -122,6 +124,9 @@ class EGNN(GraphVelocityNet):
             for i in range(layers)
         )
         self.vector_out = nn.Linear(vector_channels, 1, bias=False)
+        self.global_messages = (
+            nn.ModuleList(MeanField(hidden) for _ in range(layers)) if self.mean_field else None
+        )
 
     def velocity(self, graph: EncodedGraph) -> Tensor:
         h = graph.scalars
@@ -130,6 +135,8 @@ class EGNN(GraphVelocityNet):
         else:
             vectors = h.new_zeros((h.shape[0], self.vector_channels, 3))
         rhat = graph.vec / (graph.length[:, None] + 1.0)  # (E, 3), EDM's r_ij / (d_ij + 1)
-        for layer in self.layers:
+        for i, layer in enumerate(self.layers):
+            if self.global_messages is not None:
+                h = self.global_messages[i](h, graph)
             h, vectors = layer(h, vectors, rhat, graph)
         return self.vector_out(vectors.transpose(1, 2))[..., 0]

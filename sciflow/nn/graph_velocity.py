@@ -31,13 +31,22 @@ from __future__ import annotations
 import importlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import torch
 from torch import Tensor, nn
 from typing_extensions import TypedDict
 
-from sciflow.graphs import center, expand_per_graph, full_edges, radius_edges
+from sciflow.graphs import (
+    center,
+    changing_edges,
+    expand_per_graph,
+    full_edges,
+    graph_mean,
+    radius_edges,
+    reference_edges,
+    union_edges,
+)
 from sciflow.nn.embeddings import (
     CosineCutoff,
     ElementEmbedding,
@@ -55,9 +64,18 @@ __all__ = [
     "GraphVelocityNet",
     "GraphNetOptions",
     "GraphVelocityField",
+    "MeanField",
+    "Aggregation",
     "GRAPH_VELOCITY_NETWORKS",
     "make_graph_velocity",
 ]
+
+
+Aggregation = Literal["sum", "mean"]
+"""How neighbour messages are combined: ``"sum"`` divides their sum by the constant
+``avg_num_neighbors`` (the behaviour of models built before the option existed, grows with the
+number of neighbours), ``"mean"`` by each atom's (envelope-weighted) neighbour count, at least 1
+(bounded at any molecule size; the default for new models)."""
 
 
 @dataclass(frozen=True)
@@ -124,8 +142,10 @@ class EncodedGraph:
     vec : (E, 3) r_ij = x_i - x_j.    length : (E,) |r_ij|.
     rbf : (E, R) radial basis of |r_ij|, then of |ref_i^k - ref_j^k| for every reference
         geometry k of the conditioning (R = num_rbf * (1 + K), the network's ``edge_dim``).
-    envelope : (E, 1) cosine cutoff of |r_ij| with a cutoff, None for fully connected graphs.
-    neighbor_norm : Z, the constant that divides neighbour sums in ``aggregate``.
+    envelope : (E, 1) cosine cutoff of |r_ij| for the edges a cutoff found (1 for the edges kept
+        whatever the geometry), None for fully connected graphs.
+    neighbor_norm : what divides neighbour sums in ``aggregate``: the constant Z (``"sum"``) or
+        each atom's neighbour count (N, 1), clamped to >= 1 (``"mean"``).
     """
 
     pos: Tensor
@@ -139,12 +159,35 @@ class EncodedGraph:
     length: Tensor
     rbf: Tensor
     envelope: Tensor | None
-    neighbor_norm: float
+    neighbor_norm: float | Tensor
 
     def aggregate(self, messages: Tensor) -> Tensor:
-        """1/Z sum_{j -> i} m_ij: messages (E, *) summed into their target atoms -> (N, *)."""
+        """1/Z_i sum_{j -> i} m_ij: messages (E, *) summed into their target atoms -> (N, *)."""
         out = messages.new_zeros((self.pos.shape[0], *messages.shape[1:]))
-        return out.index_add_(0, self.dst, messages) / self.neighbor_norm
+        out.index_add_(0, self.dst, messages)
+        norm = self.neighbor_norm
+        if isinstance(norm, Tensor):
+            norm = norm.reshape(-1, *([1] * (messages.dim() - 1)))
+        return out / norm
+
+    def graph_mean(self, h: Tensor) -> Tensor:
+        """Each atom's graph mean of ``h``: (N, *) -> (N, *)."""
+        return graph_mean(h, self.batch, self.num_graphs)[self.batch]
+
+
+class MeanField(nn.Module):
+    """A coarse global message: h_i <- h_i + MLP([h_i, mean_{j in g(i)} h_j]).
+
+    Every atom hears a summary of its whole molecule in one step, whatever the cutoff; the mean
+    of invariant scalars is invariant, so equivariance is untouched. Shapes: h (N, H) -> (N, H).
+    """
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.mix = mlp([2 * width, width, width])
+
+    def forward(self, h: Tensor, graph: EncodedGraph) -> Tensor:
+        return h + self.mix(torch.cat([h, graph.graph_mean(h)], dim=-1))
 
 
 class GraphVelocityModel(Protocol):
@@ -178,6 +221,11 @@ class GraphNetOptions(TypedDict, total=False):
     rbf_max: float
     reference_dim: int
     avg_num_neighbors: float
+    aggregation: Aggregation
+    full_graph_atoms: int
+    reference_cutoff: float | None
+    changing_pairs: float | None
+    mean_field: bool
     zero_net_velocity: bool
 
 
@@ -193,7 +241,12 @@ class GraphVelocityNet(nn.Module, ABC):
     with e an element embedding, f node features, tau a time embedding, s node scalars and u graph
     scalars of the conditioning. Edges are all ordered pairs inside a graph (``cutoff`` None) or
     the pairs closer than ``cutoff``, whose messages are then damped by a cosine envelope so the
-    velocity stays continuous as atoms cross the cutoff.
+    velocity stays continuous as atoms cross the cutoff. With a cutoff, edges whose presence does
+    not depend on the current positions are kept besides, undamped: every pair of a graph of at
+    most ``full_graph_atoms`` atoms, the pairs closer than ``reference_cutoff`` in a reference
+    geometry, the pairs whose length changes by more than ``changing_pairs`` between reference
+    geometries (:mod:`sciflow.graphs`). ``mean_field`` adds a per-graph mean-field message to
+    every layer (:class:`MeanField`) for what lies beyond the cutoff.
 
     Parameters (keyword-only)
     -------------------------
@@ -206,8 +259,20 @@ class GraphVelocityNet(nn.Module, ABC):
     time_dim, time_embedding : size and kind of the time embedding.
     cutoff : edge cutoff radius, or None for fully connected graphs.
     num_rbf, rbf_max : Gaussian radial basis on [0, cutoff or rbf_max].
-    avg_num_neighbors : constant that divides every neighbour sum (NequIP's normalisation; unlike
-        a mean it does not jump when an edge crosses the cutoff).
+    avg_num_neighbors : constant that divides every neighbour sum with ``aggregation="sum"``
+        (NequIP's normalisation).
+    aggregation : ``"mean"`` (default) or ``"sum"`` (:data:`Aggregation`). The mean divides by the
+        envelope-weighted neighbour count, so it stays continuous as edges cross the cutoff and
+        bounded at any size. A state dict saved before this option existed loads as ``"sum"``,
+        the behaviour it was trained with.
+    full_graph_atoms : with a cutoff, graphs of at most this many atoms stay fully connected
+        (0: the cutoff applies to every graph). Below the size where a cutoff pays
+        (``benchmarks/graph_scaling.py``) this is both cheaper and what small models saw.
+    reference_cutoff : with a cutoff, also keep the pairs closer than this in any reference
+        geometry (needs ``reference_dim`` >= 1), e.g. the bonds of a reactant and a product.
+    changing_pairs : with a cutoff, also keep the pairs whose length changes by more than this
+        between reference geometries (needs ``reference_dim`` >= 2): the reacting atoms.
+    mean_field : add a :class:`MeanField` message before every layer.
     zero_net_velocity : remove each graph's mean velocity, sum_i v_i = 0 (``sciflow.graphs.center``).
     """
 
@@ -227,6 +292,11 @@ class GraphVelocityNet(nn.Module, ABC):
         rbf_max: float = 10.0,
         reference_dim: int = 0,
         avg_num_neighbors: float = 16.0,
+        aggregation: Aggregation = "mean",
+        full_graph_atoms: int = 0,
+        reference_cutoff: float | None = None,
+        changing_pairs: float | None = None,
+        mean_field: bool = False,
         zero_net_velocity: bool = False,
     ) -> None:
         super().__init__()
@@ -236,11 +306,24 @@ class GraphVelocityNet(nn.Module, ABC):
             ("node_scalar_dim", node_scalar_dim),
             ("graph_scalar_dim", graph_scalar_dim),
             ("reference_dim", reference_dim),
+            ("full_graph_atoms", full_graph_atoms),
         ):
             if not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
         if avg_num_neighbors <= 0:
             raise ValueError(f"avg_num_neighbors must be positive, got {avg_num_neighbors}")
+        if aggregation not in ("sum", "mean"):
+            raise ValueError(f"aggregation must be 'sum' or 'mean', got {aggregation!r}")
+        for name, value, need in (("cutoff", cutoff, 0), ("reference_cutoff", reference_cutoff, 1),
+                                  ("changing_pairs", changing_pairs, 2)):
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be None or positive, got {value!r}")
+            if value is not None and reference_dim < need:
+                raise ValueError(f"{name}={value} reads {need} reference geometries; build the "
+                                 f"network with reference_dim >= {need} (got {reference_dim})")
+        if cutoff is None and (full_graph_atoms or reference_cutoff or changing_pairs):
+            raise ValueError("full_graph_atoms, reference_cutoff and changing_pairs add edges to "
+                             "a cutoff graph; without a cutoff every pair is an edge already")
         self.node_feature_dim = node_feature_dim
         self.node_vector_dim = node_vector_dim
         self.node_scalar_dim = node_scalar_dim
@@ -248,6 +331,13 @@ class GraphVelocityNet(nn.Module, ABC):
         self.reference_dim = reference_dim
         self.cutoff = cutoff
         self.avg_num_neighbors = float(avg_num_neighbors)
+        self.aggregation: Aggregation = aggregation
+        # persistent, so a checkpoint records it; a state dict without it loads as "sum"
+        self.register_buffer("aggregation_mean", torch.tensor(aggregation == "mean"))
+        self.full_graph_atoms = full_graph_atoms
+        self.reference_cutoff = reference_cutoff
+        self.changing_pairs = changing_pairs
+        self.mean_field = mean_field
         self.zero_net_velocity = zero_net_velocity
 
         self.node_embed: nn.Module = (
@@ -337,18 +427,25 @@ class GraphVelocityNet(nn.Module, ABC):
         self._reject_unused(cond)
         scalars = self.encoder(torch.cat([p.to(pos.dtype) for p in parts], dim=-1))
 
+        fixed: Tensor | None = None  # edges kept whatever the geometry: no envelope
         if edge_index is None:
-            edge_index = (
-                full_edges(pos, batch)
-                if self.cutoff is None
-                else radius_edges(pos, self.cutoff, batch)
-            )
+            edge_index, fixed = self._edges(pos, batch, references)
         else:
             self._check_edges(edge_index, batch)
         src, dst = edge_index[0], edge_index[1]
         vec = pos[dst] - pos[src]
         length = vec.norm(dim=-1)
-        envelope = self.envelope(length)[:, None] if self.envelope is not None else None
+        envelope = None
+        if self.envelope is not None:
+            envelope = self.envelope(length)
+            if fixed is not None:
+                envelope = torch.where(fixed, torch.ones_like(envelope), envelope)
+            envelope = envelope[:, None]
+        norm: float | Tensor = self.avg_num_neighbors
+        if self.aggregation == "mean":
+            weight = envelope[:, 0] if envelope is not None else torch.ones_like(length)
+            count = length.new_zeros(n).index_add_(0, dst, weight)
+            norm = count.clamp_min(1.0)[:, None]
         rbf = self.rbf(length)
         if references is not None:
             ref = references.to(pos.dtype)
@@ -366,8 +463,39 @@ class GraphVelocityNet(nn.Module, ABC):
             length=length,
             rbf=rbf,
             envelope=envelope,
-            neighbor_norm=self.avg_num_neighbors,
+            neighbor_norm=norm,
         )
+
+    def _edges(self, pos: Tensor, batch: Tensor, references: Tensor | None
+               ) -> tuple[Tensor, Tensor | None]:
+        """Edges from the positions: all pairs without a cutoff, else the pairs within it plus
+        the fixed ones the options keep. Returns edge_index (2, E) and the mask (E,) of fixed
+        edges (None when there are none)."""
+        if self.cutoff is None:
+            return full_edges(pos, batch), None
+        sets = [radius_edges(pos, self.cutoff, batch)]
+        if self.full_graph_atoms:
+            sizes = torch.bincount(batch)
+            small = (sizes[batch] <= self.full_graph_atoms).nonzero()[:, 0]
+            if small.numel():
+                sets.append(small[full_edges(pos[small], batch[small])])
+        if self.reference_cutoff is not None and references is not None:
+            sets.append(reference_edges(references, self.reference_cutoff, batch))
+        if self.changing_pairs is not None and references is not None:
+            sets.append(changing_edges(references, self.changing_pairs, batch))
+        if len(sets) == 1:
+            return sets[0], None
+        edges, masks = union_edges(pos.shape[0], *sets)
+        fixed = torch.stack(masks[1:]).any(dim=0)
+        return edges, fixed
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any,
+                              **kwargs: Any) -> None:
+        key = prefix + "aggregation_mean"
+        if key not in state_dict:  # saved before the option: trained with the constant sum
+            state_dict[key] = torch.tensor(False)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self.aggregation = "mean" if bool(self.aggregation_mean) else "sum"
 
     def _check_pos(self, pos: Tensor) -> int:
         if not isinstance(pos, Tensor):

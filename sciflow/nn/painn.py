@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 from typing_extensions import Unpack
 
-from sciflow.nn.graph_velocity import EncodedGraph, GraphNetOptions, GraphVelocityNet
+from sciflow.nn.graph_velocity import EncodedGraph, GraphNetOptions, GraphVelocityNet, MeanField
 from sciflow.nn.mlp import mlp
 
 __all__ = ["PaiNN", "PaiNNMessage", "PaiNNUpdate", "GatedEquivariantBlock"]
@@ -104,7 +104,7 @@ class PaiNN(GraphVelocityNet):
     """PaiNN velocity field v(x, t | z, cond) on a ragged batch of molecules.
 
     s^0 = h^0 (invariant embedding), v^0 = W_in [conditioning vectors] (zeros without them);
-    L times: message then update; readout: two gated equivariant blocks H -> H/2 -> 1 vector.
+    L times: message then update (after a ``MeanField`` on s with ``mean_field``); readout: two gated equivariant blocks H -> H/2 -> 1 vector.
 
     Shapes: pos (N, 3), t (B,), z (N,), cond.node_vectors (N, C_in, 3) -> v (N, 3).
 
@@ -127,6 +127,9 @@ class PaiNN(GraphVelocityNet):
         )
         self.messages = nn.ModuleList(PaiNNMessage(hidden, self.edge_dim) for _ in range(layers))
         self.updates = nn.ModuleList(PaiNNUpdate(hidden) for _ in range(layers))
+        self.global_messages = (
+            nn.ModuleList(MeanField(hidden) for _ in range(layers)) if self.mean_field else None
+        )
         half = hidden // 2
         self.readout = nn.ModuleList(
             [
@@ -143,7 +146,9 @@ class PaiNN(GraphVelocityNet):
             v = self.vector_in(graph.vectors.transpose(1, 2))  # (N, 3, H)
         else:
             v = s.new_zeros((s.shape[0], 3, self.hidden))
-        for message, update in zip(self.messages, self.updates):
+        for i, (message, update) in enumerate(zip(self.messages, self.updates)):
+            if self.global_messages is not None:
+                s = self.global_messages[i](s, graph)
             s, v = message(s, v, graph)
             s, v = update(s, v)
         for block in self.readout:

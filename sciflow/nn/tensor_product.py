@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from typing_extensions import Unpack
 
-from sciflow.nn.graph_velocity import EncodedGraph, GraphNetOptions, GraphVelocityNet
+from sciflow.nn.graph_velocity import EncodedGraph, GraphNetOptions, GraphVelocityNet, MeanField
 from sciflow.nn.mlp import mlp
 
 __all__ = ["TensorProductNet", "InteractionBlock", "EdgeTensorProduct", "hidden_irreps"]
@@ -175,7 +175,8 @@ class TensorProductNet(GraphVelocityNet):
     """e3nn tensor-product velocity field v(x, t | z, cond) on a ragged batch of molecules.
 
     h^0 = [h_scalar^0 (m x 0e), W_v [conditioning vectors] (m_v x 1o), 0 (m_v x 2e)],
-    h^{l+1} = InteractionBlock(h^l),   v = o3.Linear(h^L -> 1x1o).
+    h^{l+1} = InteractionBlock(h^l),   v = o3.Linear(h^L -> 1x1o)
+    (with ``mean_field``, the 0e block of h^l passes a ``MeanField`` first).
 
     Shapes: pos (N, 3), t (B,), z (N,), cond.node_vectors (N, C_in, 3) -> v (N, 3). e3nn's ``1o``
     basis is (x, y, z) order, so Cartesian vectors enter and leave without permutation.
@@ -219,6 +220,10 @@ class TensorProductNet(GraphVelocityNet):
             for _ in range(layers)
         )
         self.readout = o3.Linear(self.irreps, "1x1o")
+        self.hidden = hidden
+        self.global_messages = (
+            nn.ModuleList(MeanField(hidden) for _ in range(layers)) if self.mean_field else None
+        )
         self._vector_dim = 3 * vector_mul
         self._pad = self.irreps.dim - hidden - self._vector_dim  # the 2e block when lmax = 2
 
@@ -233,6 +238,9 @@ class TensorProductNet(GraphVelocityNet):
             parts.append(graph.scalars.new_zeros((n, self._pad)))
         h = torch.cat(parts, dim=-1)
         sh = self.sh(graph.vec)
-        for block in self.blocks:
+        for i, block in enumerate(self.blocks):
+            if self.global_messages is not None:  # on the 0e block only: invariant in, out
+                m = self.hidden
+                h = torch.cat([self.global_messages[i](h[:, :m], graph), h[:, m:]], dim=-1)
             h = block(h, sh, graph)
         return self.readout(h)

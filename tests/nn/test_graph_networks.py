@@ -92,6 +92,89 @@ def test_network_variants_are_equivariant_in_float64(name, kw):
     assert_equivariant(net, batch, check_net_velocity=kw.get("zero_net_velocity", False))
 
 
+SCALING = {  # the options for large molecules, with reference geometries to keep pairs from
+    "full-small": {"cutoff": 2.0, "full_graph_atoms": 5},
+    "reference-bonds": {"cutoff": 2.0, "reference_cutoff": 2.0},
+    "changing-pairs": {"cutoff": 2.0, "changing_pairs": 0.5, "mean_field": True},
+    "sum-aggregation": {"cutoff": 2.0, "aggregation": "sum", "mean_field": True},
+}
+
+
+@pytest.mark.parametrize("variant", sorted(SCALING))
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_cutoff_graph_options_are_equivariant_in_float64(name, variant):
+    batch = molecules(dtype=torch.float64)
+    net = build(name, torch.float64, **COND, **SCALING[variant])
+    assert_equivariant(net, batch, cond=condition(batch))
+
+
+def test_kept_pairs_reach_the_velocity_beyond_the_cutoff():
+    """Two atoms far apart in x feel each other through a changing pair (bonded in the second
+    reference geometry only), and through the mean field; a plain cutoff graph has no edge."""
+    pos = torch.tensor([[0.0, 0, 0], [6.0, 0, 0], [0.0, 1.0, 0]], dtype=torch.float64)
+    ref = torch.stack([pos, torch.tensor([[0.0, 0, 0], [1.0, 0, 0], [0.0, 1.0, 0]])], dim=1)
+    cond = GraphCondition(reference_positions=ref.double())
+
+    def response(**kw):
+        net = build("egnn", torch.float64, reference_dim=2, cutoff=2.0, **kw)
+        z = torch.tensor([6, 6, 1])
+        v = net(pos, torch.tensor([0.4], dtype=torch.float64), z=z, cond=cond)
+        v2 = net(pos, torch.tensor([0.4], dtype=torch.float64), z=torch.tensor([6, 8, 1]),
+                 cond=cond)
+        return float((v - v2)[0].abs().max().detach())  # does atom 0 see atom 1's element?
+
+    assert response() == 0.0
+    assert response(changing_pairs=0.5) > 1e-8
+    assert response(mean_field=True) > 1e-8
+
+
+def test_mean_aggregation_is_the_envelope_weighted_neighbour_mean():
+    batch = molecules(sizes=(3, 7), dtype=torch.float64)
+    for aggregation in ("mean", "sum"):
+        net = build("egnn", torch.float64, cutoff=2.5, aggregation=aggregation)
+        graph = net.encode(batch.pos, torch.rand(2, dtype=torch.float64), z=batch.z,
+                           node_features=None, batch=batch.batch, cond=None, edge_index=None)
+        weight = graph.envelope  # (E, 1)
+        out = graph.aggregate(weight * 2.0)  # messages 2 f_cut(d_ij)
+        degree = torch.zeros(batch.num_nodes, 1, dtype=torch.float64).index_add_(
+            0, graph.dst, weight)
+        expected = (2.0 * degree / degree.clamp_min(1.0) if aggregation == "mean"
+                    else 2.0 * degree / net.avg_num_neighbors)
+        torch.testing.assert_close(out, expected)
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_mean_aggregation_stays_bounded_as_graphs_grow(name):
+    """The velocity of a fully connected molecule barely changes scale from 10 to 160 atoms with
+    the mean aggregation (the constant-normalised sum grows with the neighbour count, what made
+    a trained 22-atom EGNN blow up; the exact contrast is the test above)."""
+
+    def peak(n: int, aggregation: str) -> float:
+        g = torch.Generator().manual_seed(n)
+        net = build(name, torch.float64, aggregation=aggregation, node_vector_dim=1)
+        pos = 1.5 * torch.randn(n, 3, generator=g, dtype=torch.float64)
+        cond = GraphCondition(node_vectors=torch.randn(n, 1, 3, generator=g, dtype=torch.float64))
+        with torch.no_grad():
+            v = net(pos, torch.tensor([0.5], dtype=torch.float64), z=torch.full((n,), 6),
+                    cond=cond)
+        return float(v.norm(dim=-1).mean())
+
+    assert peak(160, "mean") / peak(10, "mean") < 1.5
+
+
+def test_a_state_dict_from_before_the_aggregation_option_loads_as_sum():
+    old = build("egnn", torch.float64)
+    state = {k: v for k, v in old.state_dict().items() if k != "aggregation_mean"}
+    new = build("egnn", torch.float64)
+    assert new.aggregation == "mean"
+    new.load_state_dict(state)
+    assert new.aggregation == "sum" and not bool(new.aggregation_mean)
+    again = build("egnn", torch.float64, aggregation="sum")
+    again.aggregation = "mean"
+    again.load_state_dict(build("egnn", torch.float64, aggregation="sum").state_dict())
+    assert again.aggregation == "sum"
+
+
 @pytest.mark.parametrize("name", sorted(SMALL))
 def test_fixed_sparse_edges_are_remapped_under_permutation(name):
     batch = molecules(dtype=torch.float64)
@@ -153,6 +236,21 @@ def test_registry_builds_each_name_and_rejects_unknown():
         assert callable(build(name))
     with pytest.raises(ValueError, match=r"'schnet'.*\['e3nn', 'egnn', 'painn'\]"):
         make_graph_velocity("schnet")
+
+
+@pytest.mark.parametrize(
+    "kw, words",
+    [
+        ({"aggregation": "max"}, "aggregation"),
+        ({"cutoff": 2.0, "reference_cutoff": 2.0}, "reference_dim >= 1"),
+        ({"cutoff": 2.0, "changing_pairs": 0.5, "reference_dim": 1}, "reference_dim >= 2"),
+        ({"full_graph_atoms": 30}, "without a cutoff"),
+        ({"cutoff": -1.0}, "cutoff"),
+    ],
+)
+def test_bad_graph_options_raise_clear_errors(kw, words):
+    with pytest.raises(ValueError, match=words):
+        build("egnn", **kw)
 
 
 def test_bad_inputs_raise_clear_errors():
