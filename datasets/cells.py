@@ -41,6 +41,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     import anndata
+    import pandas as pd
 
 __all__ = [
     "LINEAGES",
@@ -97,6 +98,7 @@ class PBMCTaskConfig:
     n_pcs: features (leading PCs). test_fraction: share of the real cells reserved for test
     populations. concentration: Dirichlet concentration of the lineage mixes (small: extreme mixes).
     noise: std of the measurement noise added to treated cells. seed: every random draw.
+    genes: lay the task out as a scanpy file in gene space (:func:`pbmc_populations`).
     """
 
     seed: int = 0
@@ -107,6 +109,7 @@ class PBMCTaskConfig:
     test_fraction: float = 0.4
     concentration: float = 1.0
     noise: float = 0.05
+    genes: bool = False
 
     def __post_init__(self) -> None:
         for name, low in (("seed", 0), ("n_train", 1), ("n_test", 0), ("cells", 2), ("n_pcs", 3)):
@@ -144,7 +147,9 @@ def treat(x: np.ndarray, *, q: float, treatment: str, axis: np.ndarray) -> np.nd
 def pbmc_populations(config: PBMCTaskConfig | None = None) -> anndata.AnnData:
     """Build the task as AnnData: a row per cell of every source and treated set.
 
-    ``X`` and ``obsm["X_pca"]`` (n_obs, n_pcs) float32 hold the features; ``obs`` has
+    ``X`` and ``obsm["X_pca"]`` (n_obs, n_pcs) float32 hold the features (with
+    ``config.genes``: ``obsm["X_pca"]`` in pbmc68k_reduced's PC units, ``varm["PCs"]`` and ``X``
+    in its 765 genes, see :func:`_in_gene_space`); ``obs`` has
     ``population`` (``"train-07"``, ``"test-03"``), ``role`` (``"source"``/``"target"``),
     ``treatment`` (``"control"`` for source cells, else the condition), ``split``, ``cell_type``,
     ``lineage`` and ``barcode`` (the real cell drawn). ``uns["pbmc_task"]`` records the config,
@@ -156,7 +161,8 @@ def pbmc_populations(config: PBMCTaskConfig | None = None) -> anndata.AnnData:
     cfg = config if config is not None else PBMCTaskConfig()
     raw = load_pbmc68k()
     pcs = np.asarray(raw.obsm["X_pca"], dtype=np.float64)[:, :cfg.n_pcs]
-    pcs = pcs / pcs[:, 0].std()
+    unit = float(pcs[:, 0].std())
+    pcs = pcs / unit
     labels = raw.obs["bulk_labels"].astype(str).to_numpy()
     lineage_of = {t: lin for lin, types in LINEAGES.items() for t in types}
     unknown = sorted(set(labels) - set(lineage_of))
@@ -206,14 +212,43 @@ def pbmc_populations(config: PBMCTaskConfig | None = None) -> anndata.AnnData:
         obs[col] = obs[col].astype("category")
     obs.index = obs.index.astype(str)
     x = np.concatenate(blocks).astype(np.float32)
-    adata = anndata.AnnData(X=x, obs=obs)
-    adata.var_names = [f"PC{i + 1}" for i in range(cfg.n_pcs)]
-    adata.obsm["X_pca"] = x.copy()
+    if cfg.genes:
+        adata = _in_gene_space(raw, x, obs, unit, cfg.n_pcs)
+    else:
+        adata = anndata.AnnData(X=x, obs=obs)
+        adata.var_names = [f"PC{i + 1}" for i in range(cfg.n_pcs)]
+        adata.obsm["X_pca"] = x.copy()
     adata.uns["pbmc_task"] = {
         "seed": cfg.seed, "n_train": cfg.n_train, "n_test": cfg.n_test, "cells": cfg.cells,
         "n_pcs": cfg.n_pcs, "test_fraction": cfg.test_fraction,
         "concentration": cfg.concentration, "noise": cfg.noise,
         "stim_axis": axis.astype(np.float32), "lineage_weights": mixes,
-        "source": "scanpy/datasets/10x_pbmc68k_reduced.h5ad",
+        "source": "scanpy/datasets/10x_pbmc68k_reduced.h5ad", "genes": cfg.genes,
+        "pc_unit": unit,
     }
+    return adata
+
+
+def _in_gene_space(raw: anndata.AnnData, x: np.ndarray, obs: pd.DataFrame, unit: float,
+                   n_pcs: int) -> anndata.AnnData:
+    """The task as scanpy lays out a PCA: X in gene space, obsm["X_pca"], varm["PCs"].
+
+    The features x (task units) times ``unit`` (the std of PC1) are ``obsm["X_pca"]`` in
+    pbmc68k_reduced's own PC units; ``varm["PCs"]`` holds its first ``n_pcs`` loadings (genes
+    outside its PCA, NaN there, get 0 as in current scanpy) and ``X`` = X_pca @ PCs.T + mu, mu
+    the least-squares centre of pbmc68k_reduced (mean(X) - mean(X_pca) @ PCs.T): each cell's
+    rank-n_pcs reconstruction in its 765 scaled genes.
+    """
+    import anndata
+
+    loadings = np.nan_to_num(np.asarray(raw.varm["PCs"], dtype=np.float64)[:, :n_pcs])
+    scores = np.asarray(raw.obsm["X_pca"], dtype=np.float64)[:, :n_pcs]
+    centre = np.asarray(raw.X, dtype=np.float64).mean(0) - scores.mean(0) @ loadings.T
+    z = x.astype(np.float64) * unit
+    adata = anndata.AnnData(X=(z @ loadings.T + centre).astype(np.float32), obs=obs,
+                            var=raw.var.copy())
+    adata.obsm["X_pca"] = z.astype(np.float32)
+    adata.varm["PCs"] = loadings.astype(np.float32)
+    adata.uns["pca"] = {k: np.asarray(raw.uns["pca"][k])[:n_pcs]
+                        for k in ("variance", "variance_ratio")}
     return adata

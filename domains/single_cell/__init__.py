@@ -5,22 +5,28 @@ untreated sample) becomes its target population (e.g. the treated sample), condi
 embedding of the source population itself (Atanackovic et al., ICLR 2025), so it generalises to
 populations never seen in training.
 
->>> from sciflow.domains.single_cell import Config, evaluate, load, read_populations, sample, train
->>> cells = read_populations("train.h5ad", population_key="population",     # doctest: +SKIP
-...                          condition_key="treatment", rep="X_pca")
+>>> from sciflow.domains.single_cell import (Config, evaluate, load, predict_anndata,
+...                                          read_populations, sample, train)
+>>> cells = read_populations("train.h5ad", population_key="sample",         # doctest: +SKIP
+...                          condition_key="condition", control="control", rep="X_pca")
 >>> model = train(cells, Config(model_type="mfm").replace(train={"steps": 2000}))
 >>> predicted = sample(model, test_cells)             # one (n_i, D) tensor per population
->>> evaluate(model, test_cells, baselines=("base", "shift")).table()
+>>> adata, _ = predict_anndata(model, test_cells)     # obs kept, X in gene space, provenance
+>>> evaluate(model, test_cells, baselines=("shift",)).table()   # BASE always, spread
 >>> model.save("mfm.pt"); load("mfm.pt")
 
 Modules (the domain shape of ``domains/README.md``): :mod:`.config` (Config), :mod:`.populations`
-(PopulationPair, CellPopulations, the minimum population size), :mod:`.data` (AnnData ->
-populations, input checks), :mod:`.predictions` (predictions -> AnnData and back),
-:mod:`.network` (the MFM / FM / CGFM velocity network), :mod:`.model` (KIND, Model, load),
-:mod:`.training` (train), :mod:`.sampling` (sample, population_embeddings), :mod:`.baselines`
-(BASE, SHIFT, IDEAL-SHIFT), :mod:`.metrics`, :mod:`.evaluation` (score, evaluate),
-:mod:`.figures`, :mod:`.cli` (``sciflow single-cell``, alias ``cells``), :mod:`.demo`. Public
-names load on first use, so ``sciflow --help`` imports neither torch nor anndata.
+(PopulationPair, CellPopulations, the minimum population size), :mod:`.columns` (obs columns:
+a condition column with a control level or a role column, pooling), :mod:`.data` (AnnData ->
+populations, input checks), :mod:`.origin` (what writing back needs of the input: obs, var, the
+map back to genes through ``varm["PCs"]``), :mod:`.predictions` (predictions -> AnnData and back),
+:mod:`.provenance` (``uns['sciflow']``), :mod:`.network` (the MFM / FM / CGFM velocity network),
+:mod:`.model` (KIND, Model, load), :mod:`.training` (train), :mod:`.sampling` (sample,
+population_embeddings), :mod:`.spread` (per-population bootstrap spread), :mod:`.baselines`
+(BASE, SHIFT, IDEAL-SHIFT, the worse-than-BASE warning), :mod:`.metrics`, :mod:`.evaluation`
+(score, evaluate, the spread-skill ratio), :mod:`.figures`, :mod:`.cli` and :mod:`.commands`
+(``sciflow single-cell``, alias ``cells``), :mod:`.demo`. Public names load on first use, so
+``sciflow --help`` imports neither torch nor anndata.
 
 Names of sciflow 0.1, kept (:mod:`.legacy`): ``CellFlowSpec(method=...)`` -> a :class:`Config`
 (``model_type=``), ``CellTrainConfig(...)`` -> the batch and run settings of a Config,
@@ -37,6 +43,7 @@ _EXPORTS = {
     "Config": ".config",
     "MODEL_TYPES": ".config",
     "MIN_CELLS": ".config",
+    "SPREAD_REPEATS": ".config",
     "KIND": ".model",
     "Model": ".model",
     "load": ".model",
@@ -51,6 +58,7 @@ _EXPORTS = {
     "CellFlowModel": ".network",
     "build_network": ".model",
     "BASELINES": ".baselines",
+    "WorseThanBaselineWarning": ".baselines",
     "baseline_predictions": ".baselines",
     "mean_training_shift": ".baselines",
     "CellDataError": ".populations",
@@ -61,12 +69,18 @@ _EXPORTS = {
     "read_h5ad": ".data",
     "filter_obs": ".data",
     "predictions_to_anndata": ".predictions",
+    "predict_anndata": ".predictions",
+    "run_provenance": ".provenance",
+    "PopulationSpread": ".spread",
+    "population_spread": ".spread",
+    "POOLED": ".columns",
     "read_predictions": ".predictions",
     "PopulationScores": ".metrics",
     "mean_scores": ".metrics",
     "score_population": ".metrics",
     "plot_populations": ".figures",
     "plot_embeddings": ".figures",
+    "plot_overlays": ".figures",
     # sciflow 0.1's names
     "CellFlow": ".legacy",
     "CellFlowSpec": ".legacy",

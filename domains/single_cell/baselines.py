@@ -4,6 +4,10 @@
 - SHIFT: the source cells plus the mean training shift of the condition,
   mean over training populations of mean(target) - mean(source) (:func:`mean_training_shift`);
 - IDEAL-SHIFT: the source cells recentred on the true target mean (an oracle: needs the targets).
+
+A model that scores worse than BASE has learned nothing a user could not get by predicting "no
+change": :func:`worse_than_base` says so, and :func:`~.evaluation.evaluate` raises it as a
+:class:`WorseThanBaselineWarning` (printed by the command line) and prints it under its table.
 """
 
 from __future__ import annotations
@@ -15,10 +19,11 @@ from torch import Tensor
 
 from sciflow.errors import InputError
 
+from .metrics import PopulationScores, mean_scores
 from .populations import CellDataError, CellPopulations, PopulationPair
 
-__all__ = ["BASELINES", "NO_CONDITION", "condition_key", "mean_training_shift",
-           "baseline_predictions"]
+__all__ = ["BASELINES", "NO_CONDITION", "WorseThanBaselineWarning", "condition_key",
+           "mean_training_shift", "baseline_predictions", "worse_than_base"]
 
 BASELINES: tuple[str, ...] = ("base", "shift", "ideal-shift")
 #: the key of ``mean_shift`` when the data have no condition column (JSON needs a string)
@@ -64,3 +69,27 @@ def baseline_predictions(kind: str, pairs: Sequence[PopulationPair], *,
                 raise CellDataError(f"IDEAL-SHIFT needs the true target cells of {p.key!r}")
             out.append(p.source - p.source.mean(0) + p.target.mean(0))
     return out
+
+
+class WorseThanBaselineWarning(UserWarning):
+    """A model scores worse than BASE (predicting the source cells unchanged)."""
+
+
+def worse_than_base(name: str, scores: Sequence[PopulationScores],
+                    base: Sequence[PopulationScores]) -> str | None:
+    """The warning text when ``name``'s mean W1 over populations is not below BASE's, else None.
+
+    W1 is the primary score (Atanackovic et al. 2025 report it first); the text also counts the
+    populations on which ``name`` is worse.
+    """
+    if len(scores) != len(base) or not scores:
+        raise InputError(f"got {len(scores)} scores of {name} but {len(base)} of BASE")
+    mine, theirs = mean_scores(scores).w1, mean_scores(base).w1
+    if not mine >= theirs:  # also None for NaN
+        return None
+    worse = sum(a.w1 >= b.w1 for a, b in zip(scores, base))
+    return (f"{name} scores worse than BASE (predicting the source cells unchanged): mean W1 "
+            f"{mine:.4g} vs {theirs:.4g}, worse on {worse} of {len(scores)} populations. The "
+            "model has not learned the treatment's effect on these populations: train longer, "
+            "check the condition column and control level it was trained with, or compare its "
+            "scores on the training populations")

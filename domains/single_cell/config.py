@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from .data import CellPopulations
 
 __all__ = ["Config", "DEFAULTS", "MODEL_TYPES", "TRAINING_SCHEMES", "NETWORK_FIELDS", "MIN_CELLS",
-           "SOLVER", "SAMPLE_STEPS", "ATOL", "RTOL"]
+           "SOLVER", "SAMPLE_STEPS", "ATOL", "RTOL", "SPREAD_REPEATS"]
 
 #: what the flow is conditioned on: mfm (the source population, through a GCN embedding),
 #: fm (the treatment only), cgfm (a one-hot population id)
@@ -35,6 +35,8 @@ TRAINING_SCHEMES: tuple[str, ...] = ("joint", "alternating")
 MIN_CELLS = 2
 #: sampling defaults shared by the Python API and the command line (dopri5 as in the paper)
 SOLVER, SAMPLE_STEPS, ATOL, RTOL = "dopri5", 8, 1e-4, 1e-4
+#: bootstrap redraws of the source cells behind each population's spread (predict, evaluate)
+SPREAD_REPEATS = 4
 
 #: the fields that fix the network's shape: a resumed run or a loaded file must agree on them
 NETWORK_FIELDS: tuple[str, ...] = ("model_type", "dim", "conditions", "populations", "spare_slots",

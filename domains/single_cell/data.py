@@ -2,13 +2,20 @@
 
 The user names the ``obs`` columns (the objects are in :mod:`.populations`):
 
-- ``population_key``: the population of each cell;
-- ``role_key``: whether a cell is a source or a target (values ``source_role`` / ``target_role``;
-  rows with any other value are ignored, so predictions can live in the same file);
-- ``condition_key`` (optional): the treatment of each *target* cell; the source cells of a
-  population serve every condition it has;
+- ``population_key``: the population of each cell (a patient sample, a well, a replicate);
+- ``condition_key`` and ``control``: the scanpy / pertpy layout, one column with each cell's
+  condition and its untreated level (``condition = control / IFNb / LPS``, ``control="control"``):
+  control cells are the sources, every other level a treatment with its target cells;
+- or ``role_key``: whether a cell is a source or a target (values ``source_role`` /
+  ``target_role``; rows with any other value are ignored, so predictions can live in the same
+  file), with ``condition_key`` (optional) naming each *target* cell's treatment;
+- ``pool``: read several treatments as one target on purpose (never silently:
+  :mod:`.columns`);
 - ``pair_key`` (optional): an index that matches a source cell with its target cell (letters);
   pairs are then kept when training (same rows), otherwise source and target are independent.
+
+The source cells of a population serve each of its treatments: one
+:class:`~.populations.PopulationPair` per (population, treatment).
 
 Features come from ``X`` (``rep="X"``, sparse matrices are densified after a memory estimate) or
 an ``obsm`` key such as ``"X_pca"``. Every bad input is a :class:`CellDataError` that names it: a
@@ -27,6 +34,17 @@ import torch
 
 from sciflow.resources import check_memory
 
+from .columns import (
+    SOURCE,
+    TARGET,
+    cell_roles,
+    check_not_pooled,
+    column,
+    groups,
+    labels,
+    target_conditions,
+)
+from .origin import origin_of, unique_names
 from .populations import CellDataError, CellPopulations, PopulationPair
 
 if TYPE_CHECKING:
@@ -102,44 +120,8 @@ def feature_matrix(adata: anndata.AnnData, rep: str = "X") -> tuple[np.ndarray, 
     return arr.astype(np.float32, copy=False), names
 
 
-def _column(adata: anndata.AnnData, key: str, what: str) -> np.ndarray:
-    return _column_series(adata, key, what).to_numpy()
+_labels, _groups, _column_series = labels, groups, column  # their former private names
 
-
-def _labels(ad: anndata.AnnData, key: str, what: str) -> np.ndarray:
-    """An obs column as an object array of strings, missing values as None (vectorised)."""
-    col = _column_series(ad, key, what)
-    out = col.astype(str).to_numpy(dtype=object)
-    out[col.isna().to_numpy()] = None
-    return out
-
-
-def _column_series(ad: anndata.AnnData, key: str, what: str) -> Any:
-    if key not in ad.obs.columns:
-        raise CellDataError(f"{what}={key!r} is not an obs column; available columns: "
-                            f"{list(ad.obs.columns)}")
-    return ad.obs[key]
-
-
-def _groups(keys: list[np.ndarray], rows: np.ndarray) -> dict[tuple[Any, ...], np.ndarray]:
-    """Row indices (ascending) of each distinct key tuple among ``rows``, in order of first
-    appearance."""
-    import pandas as pd
-
-    if rows.size == 0:
-        return {}
-    frame = pd.DataFrame({i: k[rows] for i, k in enumerate(keys)})
-    codes = [pd.factorize(frame[c], use_na_sentinel=False)[0] for c in frame.columns]
-    combined = np.zeros(rows.size, dtype=np.int64)
-    for c in codes:
-        combined = combined * (int(c.max()) + 1) + c
-    _, first, inverse = np.unique(combined, return_index=True, return_inverse=True)
-    order = np.argsort(inverse, kind="stable")
-    split = np.split(rows[order], np.cumsum(np.bincount(inverse))[:-1])
-    out = {}
-    for g in np.argsort(first, kind="stable"):
-        out[tuple(k[rows[first[g]]] for k in keys)] = split[g]
-    return out
 
 def _check_finite(x: np.ndarray, population: str, role: str) -> None:
     bad = ~np.isfinite(x).all(axis=1)
@@ -147,12 +129,42 @@ def _check_finite(x: np.ndarray, population: str, role: str) -> None:
         raise CellDataError(f"population {population!r} has {int(bad.sum())} {role} cell(s) with "
                             "NaN or inf features; drop or impute them first")
 
+
+def _table(adata: anndata.AnnData, x: np.ndarray, role: str, spec: dict[str, Any],
+           roles: np.ndarray) -> dict[str, Any]:
+    """The cells of one role in one AnnData: features, names, pairing index, row groups."""
+    pops = labels(adata, spec["population_key"], "population_key")
+    conds = target_conditions(adata, roles, condition_key=spec["condition_key"],
+                              pool=spec["pool"])
+    pair = column(adata, spec["pair_key"], "pair_key").to_numpy() if spec["pair_key"] else None
+    rows = np.nonzero(roles == role)[0]
+    what = spec["source_role"] if role == SOURCE else spec["target_role"]
+    if rows.size == 0:
+        if spec["control"] is not None:
+            raise CellDataError(
+                f"no treated cell: obs[{spec['condition_key']!r}] holds only the control level "
+                f"{spec['control']!r}; training and scoring need the treated cells too")
+        found = sorted({r for r in set(labels(adata, spec["role_key"], "role_key").tolist())
+                        if r is not None})[:10]
+        raise CellDataError(f"no cell has {spec['role_key']}={what!r}; the values found are "
+                            f"{found}; set source_role/target_role to match your data")
+    n_missing = sum(p is None for p in pops[rows])
+    if n_missing:
+        raise CellDataError(f"{n_missing} {what} cell(s) have no value in "
+                            f"obs[{spec['population_key']!r}]")
+    keys = [pops] if conds is None else [pops, conds]
+    return {"x": x, "pair": pair, "groups": groups(keys, rows), "names": unique_names(adata),
+            "rows": rows}
+
+
 def read_populations(
     adata: anndata.AnnData | str | Path,
     *,
     population_key: str,
-    role_key: str = "role",
+    role_key: str | None = "role",
     condition_key: str | None = None,
+    control: str | None = None,
+    pool: bool = False,
     pair_key: str | None = None,
     source_role: str = "source",
     target_role: str = "target",
@@ -168,11 +180,19 @@ def read_populations(
     adata:
         AnnData (or a path to an .h5ad file) holding the source cells and, unless
         ``target_adata`` is given, the target cells too.
-    population_key, role_key, condition_key, pair_key:
-        The ``obs`` columns naming each cell's population, its role, its condition (target cells
-        only) and its pairing index; see the module docstring.
-    source_role, target_role:
-        The values of ``role_key`` that mark source and target cells.
+    population_key, condition_key, pair_key:
+        The ``obs`` columns naming each cell's population, its condition and its pairing index;
+        see the module docstring.
+    control:
+        The untreated level of ``condition_key`` (``"control"``): its cells are the sources and
+        every other level is a treatment (no role column needed). None: use ``role_key``.
+    pool:
+        Read the target cells of every treatment as one target (condition
+        :data:`~.columns.POOLED` with a condition column). Without it, several treatments are
+        one target each, and role-column data whose targets look like several treatments of
+        an unnamed column are refused (:func:`~.columns.check_not_pooled`).
+    role_key, source_role, target_role:
+        Without ``control``: the ``obs`` column marking source and target cells, and its values.
     rep:
         ``"X"`` or an ``obsm`` key; the features of every cell.
     target_adata:
@@ -185,12 +205,19 @@ def read_populations(
 
     Returns
     -------
-    CellPopulations with one pair per (population, condition), in order of first appearance.
+    CellPopulations
+        One pair per (population, condition), in order of first appearance, with the names of
+        the source cells and what writing predictions back needs (``origin``).
     """
     if isinstance(adata, (str, Path)):
         adata = read_h5ad(adata)
     if isinstance(target_adata, (str, Path)):
         target_adata = read_h5ad(target_adata)
+    if not isinstance(pool, bool):
+        raise CellDataError(f"pool={pool!r}: expected True or False")
+    spec = {"population_key": population_key, "role_key": role_key,
+            "condition_key": condition_key, "control": control, "pool": pool,
+            "pair_key": pair_key, "source_role": source_role, "target_role": target_role}
     x_src, names = feature_matrix(adata, rep)
     tables = [(adata, x_src)]
     if target_adata is not None:
@@ -201,33 +228,13 @@ def read_populations(
                 f"({', '.join(names[:4])}...), target has {len(tnames)} "
                 f"({', '.join(tnames[:4])}...); they must share one feature space and order")
         tables.append((target_adata, x_tgt))
-    src_table, tgt_table = tables[0], tables[-1]
-
-    def rows_of(table: tuple[Any, np.ndarray], role: str) -> dict[str, Any]:
-        ad, x = table
-        pops = _labels(ad, population_key, "population_key")
-        roles = _labels(ad, role_key, "role_key")
-        conds = _labels(ad, condition_key, "condition_key") if condition_key else None
-        pair = _column(ad, pair_key, "pair_key") if pair_key else None
-        rows = np.nonzero(roles == role)[0]
-        if rows.size == 0:
-            found = sorted({r for r in set(roles.tolist()) if r is not None})[:10]
-            raise CellDataError(f"no cell has {role_key}={role!r}; the values found are {found}; "
-                                f"set source_role/target_role to match your data")
-        n_missing = sum(p is None for p in pops[rows])
-        if n_missing:
-            raise CellDataError(f"{n_missing} {role} cell(s) have no value in "
-                                f"obs[{population_key!r}]")
-        keys = [pops] if conds is None else [pops, conds]
-        return {"x": x, "pair": pair, "groups": _groups(keys, rows)}
-
-    src = rows_of(src_table, source_role)
+    roles = [cell_roles(ad, role_key=role_key, condition_key=condition_key, control=control,
+                        source_role=source_role, target_role=target_role) for ad, _ in tables]
+    src = _table(*tables[0], SOURCE, spec, roles[0])
     tgt = None
-    has_targets = target_adata is not None or bool(
-        (_labels(adata, role_key, "role_key") == target_role).any())
+    has_targets = bool((roles[-1] == TARGET).any())
     if require_target or has_targets:
-        tgt = rows_of(tgt_table, target_role)
-
+        tgt = _table(*tables[-1], TARGET, spec, roles[-1])
     src_rows = {k[0]: v for k, v in src["groups"].items()}
     if condition_key is not None:  # source cells serve every condition: regroup by population
         merged: dict[str, list[np.ndarray]] = {}
@@ -245,13 +252,17 @@ def read_populations(
             tgt_rows.setdefault(k[0], {})[cond] = v
         missing_src = sorted(set(tgt_rows) - set(src_pops))
         if missing_src:
+            what = f"control ({control!r})" if control is not None else source_role
             raise CellDataError(f"population(s) {missing_src[:10]} have {target_role} cells but no "
-                                f"{source_role} cells: every population needs its source cells")
+                                f"{what} cells: every population needs its source cells")
         if require_target:
             missing_tgt = [p for p in src_pops if p not in tgt_rows]
             if missing_tgt:
                 raise CellDataError(f"population(s) {missing_tgt[:10]} have {source_role} cells "
                                     f"but no {target_role} cells; training needs both")
+        if condition_key is None and not pool:
+            check_not_pooled(tables[-1][0], roles[-1], skip={population_key, role_key, pair_key},
+                             source_role=source_role, target_role=target_role)
     pairs: list[PopulationPair] = []
     for pop in src_pops:
         s_rows = src_rows[pop]
@@ -266,33 +277,36 @@ def read_populations(
             cond_list = [None]
         for cond in cond_list:
             t_rows = by_cond.get(cond)
-            x1, paired, x0_pair = None, False, x0
+            x1, paired, order = None, False, np.arange(s_rows.size)
             if t_rows is not None:
                 x1 = tgt["x"][t_rows]
                 _check_finite(x1, pop, target_role)
                 if pair_key is not None:
-                    x0_pair, x1 = _match_pairs(pop, x0, src["pair"][s_rows], x1,
-                                               tgt["pair"][t_rows], pair_key)
+                    order, x1 = _match_pairs(pop, src["pair"][s_rows], x1, tgt["pair"][t_rows],
+                                             pair_key)
                     paired = True
             pairs.append(PopulationPair(
-                population=pop, condition=cond, source=torch.from_numpy(np.array(x0_pair)),
-                target=None if x1 is None else torch.from_numpy(np.array(x1)), paired=paired))
+                population=pop, condition=cond, source=torch.from_numpy(np.array(x0[order])),
+                target=None if x1 is None else torch.from_numpy(np.array(x1)), paired=paired,
+                source_names=tuple(src["names"][s_rows[order]].tolist())))
     if not pairs:
         raise CellDataError("no populations found")
     keys = {"population": population_key, "role": role_key, "condition": condition_key,
-            "pair": pair_key}
-    return CellPopulations(pairs=tuple(pairs), features=names, rep=rep, keys=keys)
+            "pair": pair_key, "control": control, "pool": pool}
+    origin = origin_of(adata, rep, np.concatenate(list(src_rows.values())), src["names"])
+    return CellPopulations(pairs=tuple(pairs), features=names, rep=rep, keys=keys, origin=origin)
 
 
-def _match_pairs(pop: str, x0: np.ndarray, k0: np.ndarray, x1: np.ndarray, k1: np.ndarray,
+def _match_pairs(pop: str, k0: np.ndarray, x1: np.ndarray, k1: np.ndarray,
                  pair_key: str) -> tuple[np.ndarray, np.ndarray]:
-    """Order source and target rows by their shared pairing index."""
+    """The order of the source rows and the target rows sorted by their shared pairing index."""
     if len(set(k0.tolist())) != len(k0) or set(k0.tolist()) != set(k1.tolist()) or \
             len(k0) != len(k1):
         raise CellDataError(f"population {pop!r}: obs[{pair_key!r}] must match every source cell "
                             f"with exactly one target cell ({len(k0)} source, {len(k1)} target "
                             "cells); drop pair_key to treat them as unpaired")
-    return x0[np.argsort(k0, kind="stable")], x1[np.argsort(k1, kind="stable")]
+    return np.argsort(k0, kind="stable"), x1[np.argsort(k1, kind="stable")]
+
 
 def filter_obs(adata: anndata.AnnData, where: Sequence[str]) -> anndata.AnnData:
     """Keep the cells whose obs columns equal the given values: ``["split=train", ...]``."""
@@ -301,7 +315,7 @@ def filter_obs(adata: anndata.AnnData, where: Sequence[str]) -> anndata.AnnData:
         key, sep, value = clause.partition("=")
         if not sep or not key:
             raise CellDataError(f"filter {clause!r} must read KEY=VALUE, e.g. split=train")
-        col = _labels(adata, key, "filter column")
+        col = labels(adata, key, "filter column")
         hit = col == value
         if not hit.any():
             found = sorted({v for v in set(col.tolist()) if v is not None})[:10]

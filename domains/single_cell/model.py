@@ -55,6 +55,8 @@ class Model:
     columns. mean_shift: the mean training shift per condition (key ``""`` without conditions).
     embed_cells: source cells per population MFM embeds when sampling (the training batch's
     cells_per_population; None: all). result: the training run (None for a loaded model).
+    checkpoint: the file a loaded model came from (``path``, ``digest`` of its tensors,
+    ``step``); None for a model trained in this process and not yet loaded.
     """
 
     net: CellFlowModel
@@ -65,6 +67,7 @@ class Model:
     mean_shift: dict[str, Tensor]
     embed_cells: int | None
     result: TrainResult | None = None
+    checkpoint: dict[str, Any] | None = None
 
     @property
     def model(self) -> CellFlowModel:
@@ -133,7 +136,8 @@ def load(path: str | Path, *, device: str = "cpu") -> Model:
         shift = {k: torch.tensor(v, dtype=torch.float32) for k, v in data["mean_shift"].items()}
         model = Model(net=net.to(target).eval(), config=config,
                       features=tuple(data["features"]), rep=data["rep"], keys=dict(data["keys"]),
-                      mean_shift=shift, embed_cells=data["embed_cells"])
+                      mean_shift=shift, embed_cells=data["embed_cells"],
+                      checkpoint={"path": str(path), "digest": ck.digest, "step": ck.step})
     except (RuntimeError, KeyError, TypeError) as err:
         raise CheckpointError(f"{str(path)!r} does not fit the single-cell network its metadata "
                               f"describes ({type(err).__name__}: {str(err).splitlines()[0]})"

@@ -14,11 +14,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
 from sciflow.errors import InputError
+
+if TYPE_CHECKING:
+    from .origin import CellOrigin
 
 __all__ = ["CellDataError", "PopulationPair", "CellPopulations", "as_pairs", "subsample",
            "check_population_sizes"]
@@ -34,7 +38,9 @@ class PopulationPair:
 
     source: (n, D) float32; target: (m, D) float32 or None (prediction only). ``paired``: row i
     of source and row i of target are the same cell before and after (then n == m).
-    ``condition`` is None when the data have no condition column.
+    ``condition`` is None when the data have no condition column. source_names: the n cell
+    names (``obs_names``) of the source rows, in order, when read from AnnData (predictions
+    link back to them); None for pairs built by hand.
     """
 
     population: str
@@ -42,6 +48,7 @@ class PopulationPair:
     source: Tensor
     target: Tensor | None
     paired: bool = False
+    source_names: tuple[str, ...] | None = None
 
     @property
     def key(self) -> str:
@@ -54,14 +61,20 @@ class CellPopulations:
     """Populations read from AnnData, with what is needed to write results back.
 
     pairs: every (population, condition) with its cells. features: names of the D features.
-    rep: where the features were read (``"X"`` or an ``obsm`` key). keys: the obs column names
-    used (population, role, condition, pair) so outputs can use the same ones.
+    rep: where the features were read (``"X"`` or an ``obsm`` key). keys: how the cells were
+    read, so that outputs use the same obs columns and a model reads new data the same way:
+    the columns ``population``, ``role``, ``condition``, ``pair`` (names or None), ``control``
+    (the untreated level of the condition column, or None) and ``pool`` (bool: treatments
+    pooled into one target). origin: what writing predictions back needs of the input AnnData
+    (:class:`~.origin.CellOrigin`: the source cells' obs, var, the map back to genes); None
+    for populations built by hand.
     """
 
     pairs: tuple[PopulationPair, ...]
     features: tuple[str, ...]
     rep: str
-    keys: dict[str, str | None]
+    keys: dict[str, Any]
+    origin: CellOrigin | None = None
 
     @property
     def dim(self) -> int:
@@ -85,7 +98,8 @@ class CellPopulations:
             raise CellDataError(f"unknown population(s) {sorted(unknown)[:10]}; known: "
                                 f"{list(self.populations)[:10]}...")
         return CellPopulations(pairs=tuple(p for p in self.pairs if p.population in wanted),
-                               features=self.features, rep=self.rep, keys=dict(self.keys))
+                               features=self.features, rep=self.rep, keys=dict(self.keys),
+                               origin=self.origin)
 
 
 def check_population_sizes(pairs: Sequence[PopulationPair], minimum: int, *, why: str,

@@ -120,3 +120,103 @@ def test_user_errors_exit_2_with_a_message(h5ad, tmp_path, capsys):
     rc = main(["cells", "predict", "--checkpoint", str(tmp_path / "none.pt"), "--data",
                str(h5ad)])
     assert rc == 2 and "does not exist" in capsys.readouterr().err
+
+
+@pytest.fixture()
+def scanpy_h5ad(tmp_path):
+    """Genes in X, scanpy's PCA (obsm X_pca, varm PCs) and one condition column with a control."""
+    rng = np.random.default_rng(1)
+    genes, k = 10, 3
+    basis = np.linalg.qr(rng.normal(size=(genes, k)))[0]
+    rows, zs = [], []
+    for s in range(5):
+        for i, cond in enumerate(("control", "IFNb", "LPS")):
+            zs.append(rng.normal(size=(30, k)) + (i - 1) * np.eye(k)[0] * (1 + 0.3 * s))
+            rows += [{"sample": f"s{s}", "condition": cond, "cell_type": f"t{j % 3}",
+                      "split": "train" if s < 3 else "test"} for j in range(30)]
+    z = np.concatenate(zs)
+    obs = pd.DataFrame(rows, index=[f"c{i}" for i in range(len(rows))])
+    ad = anndata.AnnData(X=(z @ basis.T + 1.0).astype(np.float32), obs=obs)
+    ad.var_names = [f"gene{i}" for i in range(genes)]
+    ad.obsm["X_pca"] = z.astype(np.float32)
+    ad.varm["PCs"] = basis.astype(np.float32)
+    path = tmp_path / "scanpy.h5ad"
+    ad.write_h5ad(path)
+    return path
+
+
+TINY = ["--steps", "3", "--hidden", "8", "--layers", "1", "--knn", "4", "--gnn-hidden", "4",
+        "--gnn-layers", "1", "--cells-per-population", "10"]
+
+
+def test_control_level_predict_plot_and_concat_with_real_cells(scanpy_h5ad, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["cells", "train", "--data", str(scanpy_h5ad), "--where", "split=train",
+                 "--population-key", "sample", "--condition-key", "condition", "--control",
+                 "control", "--rep", "X_pca", *TINY, "--out", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "on 6 population pairs" in out and "treatments: IFNb, LPS (control level 'control')" \
+        in out
+    pred = tmp_path / "pred.h5ad"
+    test_only = ["--where", "split=test", "--where", "condition=control"]  # no treated cells
+    assert main(["cells", "predict", "--checkpoint", str(run / "model.pt"), "--data",
+                 str(scanpy_h5ad), *test_only, "--solver", "euler", "--sample-steps", "2",
+                 "--spread-repeats", "2", "--plot", "-o", str(pred)]) == 0
+    out = capsys.readouterr().out
+    assert "predicting every treatment the model knows (IFNb, LPS)" in out and "10 genes" in out
+    assert pred.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+    real = anndata.read_h5ad(scanpy_h5ad)
+    ad = anndata.read_h5ad(pred)
+    assert ad.n_obs == 2 * 2 * 30 and set(ad.obs["condition"]) == {"IFNb", "LPS"}
+    assert set(ad.obs["cell_type"]) == {"t0", "t1", "t2"} and ad.obs_names.is_unique
+    assert ad.obs_names[0] == f"{ad.obs['source_cell'].iloc[0]}-pred-IFNb"
+    assert anndata.concat([real, ad]).n_vars == 10
+    info = ad.uns["sciflow"]
+    assert info["obs"]["control"] == "control" and len(info["checkpoint_digest"]) == 64
+
+
+def test_evaluate_warns_when_worse_than_base_and_writes_strict_json(scanpy_h5ad, tmp_path,
+                                                                    capsys):
+    import json
+
+    run = tmp_path / "run"
+    assert main(["cells", "train", "--data", str(scanpy_h5ad), "--where", "split=train",
+                 "--population-key", "sample", "--condition-key", "condition", "--control",
+                 "control", "--rep", "X_pca", "--model-type", "fm", *TINY[:2], "--lr", "0.3",
+                 "--out", str(run)]) == 0  # a too-high learning rate: worse than no change
+    capsys.readouterr()
+    scores = tmp_path / "scores.json"
+    assert main(["cells", "evaluate", "--checkpoint", str(run / "model.pt"), "--data",
+                 str(scanpy_h5ad), "--where", "split=test", "--solver", "euler",
+                 "--sample-steps", "2", "--spread-repeats", "2", "--plot", "-o",
+                 str(scores)]) == 0
+    captured = capsys.readouterr()
+    assert "sciflow cells evaluate: warning: FM scores worse than BASE" in captured.err
+    assert "**warning**: FM scores worse than BASE" in captured.out
+    assert "Spread-skill ratio" in captured.out and scores.with_suffix(".png").exists()
+
+    def refuse(text):
+        raise ValueError(f"non-standard JSON constant {text}")
+
+    data = json.loads(scores.read_text(), parse_constant=refuse)
+    assert data["run"]["model_type"] == "fm" and {r["method"] for r in data["rows"]} == \
+        {"FM", "BASE"}
+
+
+def test_pooling_needs_its_flag(tmp_path, capsys):
+    rng = np.random.default_rng(2)
+    rows = [{"pop": f"p{p}", "role": role, "treatment": t}
+            for p in range(3) for role, t in (("source", "ctrl"), ("target", "a"),
+                                               ("target", "b")) for _ in range(12)]
+    obs = pd.DataFrame(rows, index=[str(i) for i in range(len(rows))])
+    path = tmp_path / "roles.h5ad"
+    anndata.AnnData(X=rng.normal(size=(len(rows), 3)).astype(np.float32), obs=obs).write_h5ad(path)
+    args = ["cells", "train", "--data", str(path), "--population-key", "pop", "--model-type",
+            "fm", *TINY]
+    assert main(args + ["--out", str(tmp_path / "r1")]) == 2
+    err = capsys.readouterr().err
+    assert "2 levels of obs['treatment'] (a, b)" in err and "--pool-treatments" in err
+    assert main(args + ["--pool-treatments", "--out", str(tmp_path / "r2")]) == 0
+    assert "on 3 population pairs" in capsys.readouterr().out
+    assert main(args + ["--condition-key", "treatment", "--out", str(tmp_path / "r3")]) == 0
+    assert "on 6 population pairs" in capsys.readouterr().out

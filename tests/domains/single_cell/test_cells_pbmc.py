@@ -74,3 +74,24 @@ def test_task_layout_splits_and_seed():
     assert not np.array_equal(ad.X, other.X)
     with pytest.raises(ValueError, match="n_pcs"):
         PBMCTaskConfig(n_pcs=2)
+
+
+def test_gene_space_layout_is_scanpy_s_and_maps_back_exactly():
+    """genes=True: X in pbmc68k_reduced's genes, obsm X_pca in its PC units, varm PCs; the
+    single-cell domain maps the features back to exactly these genes (and the same dynamics)."""
+    from sciflow.datasets.cells import load_pbmc68k
+    from sciflow.domains.single_cell import read_populations
+    from sciflow.domains.single_cell.origin import gene_map
+
+    cfg = PBMCTaskConfig(n_train=2, n_test=1, cells=30, seed=3)
+    plain, genes = pbmc_populations(cfg), pbmc_populations(PBMCTaskConfig(
+        n_train=2, n_test=1, cells=30, seed=3, genes=True))
+    unit = genes.uns["pbmc_task"]["pc_unit"]
+    assert genes.shape == (plain.n_obs, 765) and genes.varm["PCs"].shape == (765, 5)
+    np.testing.assert_allclose(genes.obsm["X_pca"], plain.X * unit, rtol=1e-5, atol=1e-5)
+    assert list(genes.var_names) == list(load_pbmc68k().var_names)
+    back = gene_map(genes, "X_pca").genes(genes.obsm["X_pca"])
+    np.testing.assert_allclose(back, genes.X, atol=2e-4)
+    cells = read_populations(genes, population_key="population", condition_key="treatment",
+                             control="control", rep="X_pca")
+    assert cells.conditions == tuple(sorted(TREATMENTS)) and len(cells.pairs) == 3 * 2

@@ -73,6 +73,7 @@ def w(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     corrupted.write_bytes(bytes(raw))
     existing = d / "existing.h5ad"
     existing.write_bytes(b"an earlier result")
+    (d / "taken.png").write_bytes(b"an earlier figure")
     text = d / "notes.h5ad"
     text.write_text("not an AnnData file")
     cells = read_populations(data, population_key="pop", condition_key="drug")
@@ -172,6 +173,23 @@ ROWS = [
     ("evaluate-both-sources", lambda w: ["cells", "evaluate", "--checkpoint", str(w.ckpt),
                                          "--predictions", str(w.data), "--data", str(w.data)],
      2, r"exactly one of --checkpoint"),
+    ("train-control-not-a-level", lambda w: _train(w, "--condition-key", "drug", "--control",
+                                                   "none"), 2,
+     r"control='none' is not a value of obs\['drug'\]; its values are \['ctrl', 'd1'\]"),
+    ("train-control-without-condition-key", lambda w: _train(w, "--control", "ctrl"), 2,
+     r"control='ctrl' needs condition_key"),
+    ("train-control-and-role-key", lambda w: _train(w, "--condition-key", "drug", "--control",
+                                                    "ctrl", "--role-key", "role"), 2,
+     r"pass either --control ctrl .* or --role-key role"),
+    ("predict-one-spread-repeat", lambda w: _predict(w, "--spread-repeats", "1"), 2,
+     r"--spread-repeats 1: the spread needs >= 2 redraws"),
+    ("predict-plot-exists", lambda w: _predict(w, "--plot", out="taken.h5ad"), 2,
+     r"taken\.png.*--overwrite"),
+    ("evaluate-plot-without-output", lambda w: ["cells", "evaluate", "--checkpoint", str(w.ckpt),
+                                                "--data", str(w.data), "--plot"], 2,
+     r"--plot writes its figure next to -o"),
+    ("api-evaluate-one-spread-repeat", lambda w: evaluate(w.model, w.cells, spread_repeats=1),
+     InputError, r"spread_repeats=1"),
     ("api-sample-zero-steps", lambda w: sample(w.model, w.cells, solver="euler", steps=0),
      InputError, r"steps=0"),
     ("api-sample-unknown-solver", lambda w: sample(w.model, w.cells, solver="rk45"), InputError,
@@ -235,7 +253,7 @@ def test_bad_input_is_refused_and_inputs_are_untouched(row, w, capsys) -> None:
         with pytest.raises(expected, match=pattern):
             call(w)
     assert _digests(w) == before
-    for out in ("new/model.pt", "p.h5ad", "p.csv"):
+    for out in ("new/model.pt", "p.h5ad", "p.csv", "p.png", "taken.h5ad"):
         assert not (w.dir / out).exists(), out
 
 
