@@ -227,6 +227,21 @@ def tiny_video_run(footage, tmp_path_factory) -> Path:
     return out
 
 
+def test_resume_refuses_a_video_file_that_changed(footage, tmp_path):
+    path = tmp_path / "clip.npy"
+    path.write_bytes(footage["thwc"].read_bytes())
+    cfg = video_config(VideoSource(path=str(path)), frame_size=16, context=2, horizon=2,
+                       compressor="pca", latent_dim=4, head_steps=2, width=16, heads=2, depth=1,
+                       train=forecaster_schedule(2, progress=False, out_dir=str(tmp_path / "r"),
+                                                 checkpoint_every=1))
+    train(config=cfg)
+    frames = np.load(path)
+    np.save(path, frames[::-1].copy())  # same shape, other content
+    longer = cfg.replace(train={"steps": 3})
+    with pytest.raises(InputError, match="has changed since it began"):
+        train(config=longer, resume=True)
+
+
 def test_without_pyav_an_mp4_names_the_extra(footage, cli, tmp_path, monkeypatch):
     video = tmp_path / "clip.mp4"
     video.write_bytes(b"\x00" * 64)

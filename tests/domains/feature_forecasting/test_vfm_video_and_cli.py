@@ -62,8 +62,12 @@ def test_cli_train_then_forecast(tmp_path, cli, tiny_train_args):
     code, _, err = cli("feature-forecasting", "forecast", "--checkpoint", out / "model.pt",
                        "-o", output, "--clips", "3", "--sample-steps", "2", "--solver", "heun")
     assert code == 0, err
-    scores = json.loads(output.with_suffix(".json").read_text())["scores"]
-    assert scores["samples"] == 2 and "tv_first" in scores
+    record = json.loads(output.with_suffix(".json").read_text())
+    scores = record["scores"]
+    assert scores["samples"] == 2 and "tv_first" in scores and "copy_last_mse" in scores
+    assert record["input"]["kind"] == "sprites" and record["input"]["seed"] == 10_000
+    assert record["input"]["clips"] == 3 and record["model"]["trained_on"]["kind"] == "sprites"
+    assert record["sampling"]["sampler"] == "heun" and record["sampling"]["sample_steps"] == 2
     assert output.with_suffix(".png").stat().st_size > 1000
     tensors = load_tensors(output, kind=FORECAST_KIND)
     assert tensors["latents"].shape[:3] == (3, 2, 2)
