@@ -25,15 +25,18 @@ release the GIL) overlaps the forward and backward passes. The result is bit-ide
 
 - ``batch_fn(step, generator)`` draws from its ``generator`` only (the trainer's, used by nothing
   else); it runs on the training thread, one step ahead when prefetching;
-- ``prepare(batch, generator)`` draws from its ``generator`` only: a fresh generator per step on the
-  training device, seeded from (seed + rank, step), so both paths and a resumed run derive it
-  alike. It must not touch a global RNG, the model or anything ``loss_fn`` mutates; it runs under
-  ``torch.no_grad()``, in a worker thread when prefetching;
+- ``prepare(batch, generator)`` draws from its ``generator`` only: a generator on the training
+  device reseeded every step from (seed + rank, step) (:func:`sciflow.prefetch.step_seed`;
+  valid during the call only), so both paths and a resumed run derive it alike. It must not touch a
+  global RNG, the model or anything ``loss_fn`` mutates; it runs under ``torch.no_grad()``, in a
+  worker thread when prefetching;
 - ``loss_fn(model, prepared)`` runs on the training thread and may use the global RNGs (they are
   checkpointed).
 
 With an iterable feed (a DataLoader), ``prepare`` runs inline: a loader may draw from the global
-stream when an epoch starts, which reading ahead would reorder.
+stream when an epoch starts, which reading ahead would reorder. A hook cheaper than a thread
+handoff (independent pairs) stays inline too, and the overlap pays only where a second core is
+free (:mod:`sciflow.prefetch`).
 
 EMA (Polyak averaging; used for diffusion / flow models since Song & Ermon 2020 and Karras et al.
 2022): theta_ema <- d * theta_ema + (1 - d) * theta after every update, so after n updates
@@ -42,7 +45,6 @@ theta_ema_n = d^n theta_0 + (1 - d) sum_{i=1..n} d^(n-i) theta_i.
 
 from __future__ import annotations
 
-import concurrent.futures
 import copy
 import dataclasses
 import json
@@ -76,6 +78,7 @@ from sciflow.checkpoint import (
 from sciflow.devices import resolve_device
 from sciflow.errors import OutputError
 from sciflow.outputs import sweep_stale
+from sciflow.prefetch import Batches, step_seed
 from sciflow.progress import progress
 from sciflow.seeding import seed_everything
 
@@ -91,6 +94,7 @@ __all__ = [
     "latest_checkpoint",
     "load_checkpoint",
     "save_checkpoint",
+    "step_seed",
 ]
 
 LossOutput = Tensor | tuple[Tensor, Mapping[str, float]]
@@ -98,17 +102,6 @@ LossFn = Callable[[nn.Module, Any], LossOutput]
 BatchFn = Callable[[int, torch.Generator], Any]
 PrepareFn = Callable[[Any, torch.Generator], Any]
 """``prepare(batch, generator) -> batch``: the model-free step before the loss (a coupling)."""
-
-_MASK64 = (1 << 64) - 1
-
-
-def step_seed(seed: int, step: int) -> int:
-    """The seed of the per-step generator ``prepare`` gets: splitmix64 of (seed, step), so
-    neighbouring steps and seeds give unrelated streams. Returns an integer in [0, 2**64)."""
-    z = (seed * 0x9E3779B97F4A7C15 + step + 1) & _MASK64
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
-    return z ^ (z >> 31)
 
 
 class ExistingRunError(OutputError, FileExistsError):
@@ -619,7 +612,7 @@ class Trainer:
         bar = progress(total=cfg.steps, initial=start, desc="train", unit="step",
                        enabled=cfg.progress if self.rank == 0 else False)
         history: list[tuple[int, float]] = []
-        batches = _Batches(self)
+        batches = Batches(self)
         self._ema_lists()
         net.train()
         try:
@@ -662,75 +655,3 @@ class Trainer:
                            final_loss=history[-1][1] if history else None,
                            loss_history=tuple(history), checkpoint=self.last_checkpoint,
                            wall_time=time.perf_counter() - wall0)
-
-
-_PROBE_STEPS = 3
-_AHEAD_MIN_SECONDS = 2e-4
-"""``prepare`` moves to the worker thread once it took this much CPU time (median of the first
-``_PROBE_STEPS`` steps, run inline): about five times what handing a batch to a thread and back
-costs (measured 20-40 us of CPU), so a cheap hook (independent pairs) stays inline."""
-
-
-class _Batches:
-    """Prepared batches for the loop. Without a ``prepare`` hook, prefetch or a ``batch_fn``,
-    each step draws and prepares inline. Otherwise the first steps time the hook, and if it is
-    slow enough to gain, batch k+1 is drawn on the training thread (in step order, from the
-    trainer's generator) and prepared in one worker thread while batch k trains. The generator
-    state before a draw ahead is kept for checkpoints, and put back if the batch is never
-    trained, so a resumed or continued run draws it again. Either way every step's batch is the
-    same: the hook's only random source is its per-step generator."""
-
-    def __init__(self, trainer: Trainer) -> None:
-        self.trainer = trainer
-        cfg, feed = trainer.config, trainer._feed
-        self.can_ahead = (trainer.prepare is not None and cfg.prefetch and feed is not None
-                          and feed.batch_fn is not None)
-        self.ahead, self.probe = False, []
-        self.pool: concurrent.futures.ThreadPoolExecutor | None = None
-        self.pending: tuple[int, concurrent.futures.Future[Any]] | None = None
-
-    def get(self, step: int) -> Any:
-        """The prepared batch of ``step``."""
-        t = self.trainer
-        if not self.ahead:
-            batch = t._draw(step)
-            if not self.can_ahead or len(self.probe) == _PROBE_STEPS:
-                return t._prepared(batch, step)
-            t0 = time.thread_time()  # CPU time: a loaded machine does not inflate it
-            batch = t._prepared(batch, step)
-            self.probe.append(time.thread_time() - t0)
-            self.ahead = (len(self.probe) == _PROBE_STEPS
-                          and sorted(self.probe)[_PROBE_STEPS // 2] >= _AHEAD_MIN_SECONDS)
-            return batch
-        if self.pending is None or self.pending[0] != step:
-            self._submit(step)
-        assert self.pending is not None
-        future = self.pending[1]
-        self.pending, t._ahead_state = None, None
-        if step + 1 < t.config.steps:
-            self._submit(step + 1)  # drawn now, prepared while this step trains
-        return future.result()
-
-    def _submit(self, step: int) -> None:
-        t = self.trainer
-        if self.pool is None:
-            self.pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sciflow-prepare")
-        t._ahead_state = t.generator.get_state()
-        try:
-            batch = t._draw(step)
-        except Exception as err:  # raise it at ``step``, where the serial path would
-            future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-            future.set_exception(err)
-        else:
-            future = self.pool.submit(t._prepared, batch, step)
-        self.pending = (step, future)
-
-    def close(self) -> None:
-        t = self.trainer
-        if self.pending is not None:
-            self.pending[1].cancel()
-            if t._ahead_state is not None:
-                t.generator.set_state(t._ahead_state)
-            self.pending, t._ahead_state = None, None
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)

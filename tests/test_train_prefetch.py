@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-import sciflow.train as train_mod
+import sciflow.prefetch as prefetch_mod
 from sciflow.checkpoint import read_state
 from sciflow.couplings import ExactOTCoupling, SinkhornCoupling
 from sciflow.matcher import CoupledBatch, FlowMatcher
@@ -63,7 +63,7 @@ def same_state(a: Trainer, b: Trainer) -> bool:
 @pytest.fixture
 def always_ahead(monkeypatch: pytest.MonkeyPatch) -> None:
     """Use the worker whatever the hook costs (tiny batches would stay inline)."""
-    monkeypatch.setattr(train_mod, "_AHEAD_MIN_SECONDS", 0.0)
+    monkeypatch.setattr(prefetch_mod, "_AHEAD_MIN_SECONDS", 0.0)
 
 
 @pytest.mark.parametrize("coupling", [ExactOTCoupling(), SinkhornCoupling(reg=0.5)],
