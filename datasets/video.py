@@ -227,8 +227,9 @@ def _existing(path: str | Path) -> Path:
 def _npz_key(names: list[str], key: str | None, path: Path) -> str:
     if key is None:
         if len(names) != 1:
-            raise InputError(f"{str(path)!r} holds {len(names)} arrays ({', '.join(names) or 'none'})"
-                             "; name the frames with --key NAME (key='NAME')")
+            held = ", ".join(names) or "none"
+            raise InputError(f"{str(path)!r} holds {len(names)} arrays ({held}); name the frames "
+                             "with --key NAME (key='NAME')")
         return names[0]
     if key not in names:
         raise InputError(f"key={key!r}: {str(path)!r} holds {', '.join(names) or 'no arrays'}")

@@ -94,7 +94,8 @@ def _train(args: argparse.Namespace) -> int:
     out = Path(args.out)
     inputs = [args.extractor_weights, source.path if source else None]
     replace = args.overwrite or args.resume
-    with claim_output(out / "model.pt", inputs=inputs, overwrite=replace, name="--out") as model_out, \
+    with claim_output(out / "model.pt", inputs=inputs, overwrite=replace,
+                      name="--out") as model_out, \
             claim_output(out / "train.json", inputs=inputs, overwrite=replace,
                          name="--out") as summary_out:
         from sciflow.checkpoint import load_checkpoint
@@ -277,8 +278,8 @@ def _figure(path: Path, model: Any, data: Any, result: Any) -> Path:
     first = (inp.get("clip_starts") or {}).get("first", 0)
     every = (inp.get("selection") or {}).get("every", 1)
     where = Path(inp["path"]).name if "path" in inp else inp.get("kind", "video")
-    title = (f"{where}, clip 0 (file frames {first} to {first + every * (cfg.context + cfg.horizon - 1)}"
-             f"): true frames, the RGB head's decoding of the true future and of "
+    last = first + every * (cfg.context + cfg.horizon - 1)
+    title = (f"{where}, clip 0 (file frames {first} to {last}): true frames, the RGB head's decoding of the true future and of "
              f"{min(3, rgb.shape[0])} of K={rgb.shape[0]} {name} forecasts")
     return figures.plot_video_forecast(path, data.frames[0], {name: rgb}, context=cfg.context,
                                        title=title, reference=truth)

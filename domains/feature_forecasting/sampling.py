@@ -83,10 +83,11 @@ def rollout(model: LatentForecaster, context: Tensor, *, horizon: int, samples: 
                     x0 = torch.randn(ctx[:, 0].shape, generator=generator, dtype=ctx.dtype)
                     nxt = odeint(model.velocity, x0.to(ctx.device), method=method, steps=steps,
                                  cond=ctx).x
-                ensure_finite(nxt, f"forecast frame t+{step + 1} of rows {i}..{i + len(ctx) - 1} "
-                              f"(clip = row // {k_samples}, sample = row % {k_samples})",
-                              axis_name="row", hint=f"try more sample steps than {steps} or another "
-                              f"solver than {method}")
+                rows = f"rows {i}..{i + len(ctx) - 1}"
+                ensure_finite(nxt, f"forecast frame t+{step + 1} of {rows} (clip = row // "
+                              f"{k_samples}, sample = row % {k_samples})", axis_name="row",
+                              hint=f"try more sample steps than {steps} or another solver "
+                              f"than {method}")
                 frames.append(nxt)
                 ctx = torch.cat([ctx[:, 1:], nxt[:, None]], dim=1)
                 shown.update(len(ctx))

@@ -159,10 +159,11 @@ def video_clips(source: VideoSource, cfg: Config, extractor: nn.Module, *,
     read = read_source(source, cfg.frame_shape, progress=progress)
     t = read.frames.shape[0]
     if t < length:
+        stop = "the end" if source.stop is None else source.stop
         raise InputError(
-            f"{source.name}: frames {source.start} to {source.stop if source.stop is not None else 'the end'} "
-            f"every {source.every} give {t} frames, fewer than context + horizon = {length} for "
-            "one clip; select more frames (start, stop, every) or shorten the horizon")
+            f"{source.name}: frames {source.start} to {stop} every {source.every} give {t} "
+            f"frames, fewer than context + horizon = {length} for one clip; select more frames "
+            "(start, stop, every) or shorten the horizon")
     starts = clip_starts(t, length, source.stride, limit=clips)
     check_memory(train_set_bytes(cfg, int(extractor.dim), len(starts), length),
                  f"{len(starts)} clips of {length} frames", name="stride (or clips)")
