@@ -10,6 +10,7 @@ Every model is written with torch ops on tensors with arbitrary leading dimensio
 >>> config = Config(testbeds=("lorenz", "stagnation"), bits=(8, 12, 23), lorenz_steps=2000)
 >>> result = evaluate(config)                       # measure, write nothing
 >>> result.sweeps[0].threshold("stochastic")        # fewest sbits like float64 under SR
+>>> result.sweeps[0].verdict("stochastic").text()   # ... with its 90% bootstrap interval
 >>> run(config, "study")                            # the report folder (README, figures, cache)
 
 The domain shape (``domains/README.md``) without a network of its own: there is no ``Model``,
@@ -23,12 +24,15 @@ testbed trains its small 2-D flow for each study with the core, :func:`train_flo
   and wind-driven flow over a ridge in a periodic channel (C-grid, vector-invariant, RK4).
 * :mod:`.sweeps` (Lorenz, heat, shallow water), :mod:`.flow` (the flow sampler),
   :mod:`.increments` (stagnation of tiny increments) -- the measurements; :mod:`.results` their
-  frozen results.
+  frozen results; :mod:`.uncertainty` -- the block bootstrap that gives every "like float64 from
+  k bits" its interval (:class:`Verdict`) and says when a run is too short to decide
+  (:data:`RULE`, :class:`UndecidedWarning`).
 * :mod:`.evaluation` -- :func:`evaluate` (all chosen testbeds -> :class:`StudyResult`),
   :func:`validate`; :mod:`.runner` -- :func:`run` / :func:`run_study` (the report folder);
   :mod:`.folder` -- the claimed ``--out`` folder and its caches (``save_tensors``: a cache holds
   tensors, numbers and strings only, so a crafted file is refused, never run).
-* :mod:`.tables`, :mod:`.figures`, :mod:`.report` -- markdown, CSV, PNGs and README.md.
+* :mod:`.tables`, :mod:`.figures`, :mod:`.report` -- markdown, CSV, PNGs and README.md;
+  :mod:`.provenance` -- sciflow version, command, seed and time in every report folder.
 * :mod:`.cli` -- ``sciflow climate`` (alias ``precision``); :mod:`.demo` -- its demo section.
 
 Former names, kept: ``StudyConfig`` (= :class:`Config`; its ``seed`` is now ``train.seed`` and
@@ -69,6 +73,12 @@ _EXPORTS = {
     "flow_sweep": ".flow",
     "train_flow": ".flow",
     "stagnation": ".increments",
+    "Verdict": ".uncertainty",
+    "UndecidedWarning": ".uncertainty",
+    "RULE": ".uncertainty",
+    "block_units": ".uncertainty",
+    "resample_counts": ".uncertainty",
+    "paired_w1": ".uncertainty",
     "Lorenz63": ".lorenz",
     "lorenz_ensemble": ".lorenz",
     "SoilColumn": ".heat",

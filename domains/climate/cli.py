@@ -16,6 +16,7 @@ import argparse
 import dataclasses
 import shlex
 import sys
+import warnings
 from typing import Any
 
 from sciflow.cli_args import (
@@ -95,10 +96,18 @@ def _study(args: argparse.Namespace) -> int:
     config = _config(args)
     set_threads(args)
     from .runner import run_study
+    from .uncertainty import UndecidedWarning
 
     command = "sciflow " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    path, _ = run_study(config, args.out, command=command, reuse=not args.fresh,
-                        overwrite=args.overwrite, reuse_from=args.reuse_from)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UndecidedWarning)
+        path, _ = run_study(config, args.out, command=command, reuse=not args.fresh,
+                            overwrite=args.overwrite, reuse_from=args.reuse_from)
+    for w in caught:
+        if issubclass(w.category, UndecidedWarning):
+            print(f"sciflow precision: warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     print(f"wrote {path}")
     return 0
 
@@ -123,15 +132,29 @@ def _formats(args: argparse.Namespace) -> int:
 def _round(args: argparse.Namespace) -> int:
     import torch
 
-    from sciflow.precision import format_from_name, round_to
+    from sciflow.errors import InputError
+    from sciflow.precision import FormatError, format_from_name, round_to
 
     fmt = format_from_name(args.format)
+    dtype = None
+    if args.native:
+        try:
+            dtype = fmt.native_dtype()
+        except FormatError:
+            raise InputError(f"--native with --format {args.format}: {fmt.name} has no torch dtype "
+                             "of its own (float16, bfloat16, float32, float64, fp8_e4m3 and "
+                             "fp8_e5m2 have); leave out --native to print it in float64") from None
     x = torch.tensor(args.values, dtype=torch.float64)
     g = torch.Generator().manual_seed(args.seed)
     draws = args.draws if args.rounding == "stochastic" else 1
+    if dtype is not None:
+        print(f"# dtype {dtype}")
     for _ in range(draws):
-        y = round_to(x, fmt, rounding=args.rounding, generator=g)
-        print("  ".join(f"{v:.10g}" for v in y.tolist()))
+        y = round_to(x, fmt, rounding=args.rounding, generator=g,
+                     dtype="native" if dtype is not None else None)
+        # native values print exactly (shortest repr that reads back); others to 10 digits
+        print("  ".join(repr(v) if dtype is not None else f"{v:.10g}"
+                        for v in y.double().tolist()))
     return 0
 
 
@@ -236,7 +259,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
             "  sciflow precision round 0.1 70000 --format float16\n"
             "  sciflow precision round 0.1 1.0001 --format bfloat16 --rounding stochastic "
             "--draws 4\n"
-            "  sciflow precision round 3.14159 --format sbits5"
+            "  sciflow precision round 3.14159 --format sbits5\n"
+            "  sciflow precision round 0.1 3.14159 --format bfloat16 --native   (torch.bfloat16 "
+            "values)"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -248,6 +273,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--draws", type=positive_int, default=3,
                    help="stochastic draws to print (default %(default)s)")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the stochastic draws")
+    p.add_argument("--native", action="store_true",
+                   help="round into the format's own torch dtype (round_to(..., dtype='native'): "
+                        "torch.bfloat16 for bfloat16, ...) and print those values after a "
+                        "'# dtype' line; sbits<k> formats have none and are refused")
     p.set_defaults(func=_round)
 
 

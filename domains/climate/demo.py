@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import time
+import warnings
 from pathlib import Path
 
 from .config import Config
@@ -33,15 +34,27 @@ def demo(out_dir: Path) -> str:
     ``out_dir/precision`` is a study folder: a second demo into the same ``out_dir`` rewrites it
     (no caches are kept, so every number is from this run).
     """
+    from .uncertainty import UndecidedWarning
+
     t0 = time.perf_counter()
     folder = Path(out_dir) / "precision"
-    _, body = run_study(DEMO_CONFIG, folder, command="sciflow demo (precision section)",
-                        progress=None, cache=False)
+    with warnings.catch_warnings():
+        # the section itself says which verdicts this small run cannot decide, and why
+        warnings.simplefilter("ignore", UndecidedWarning)
+        _, body = run_study(DEMO_CONFIG, folder, command="sciflow demo (precision section)",
+                            progress=None, cache=False)
     body = re.sub(r"\]\((?!https?:)([^)]+\.png)\)", r"](precision/\1)", body)
     body = re.sub(r"^(#+) ", lambda m: "#" + m.group(1) + " ", body, flags=re.MULTILINE)
     body = body.replace("## Low-precision study", "## Low precision: a small run of the study", 1)
+    full = Config()
     return (
         body
-        + f"\nFull study: `sciflow precision study` (adds shallow water and sbits 4..23); this "
-        f"section took {time.perf_counter() - t0:.0f} s.\n"
+        + f"\nThis is a small run ({DEMO_CONFIG.lorenz_members} Lorenz members x "
+        f"{DEMO_CONFIG.lorenz_steps} steps, {DEMO_CONFIG.heat_years:g} soil-column year): read "
+        "its verdicts with their intervals, and those marked undecided as 'this run cannot "
+        f"tell'. The full study (`sciflow precision study`: {full.lorenz_members} members x "
+        f"{full.lorenz_steps} steps, {full.heat_years:g} years, shallow water, sbits "
+        f"{full.bits[0]}..{full.bits[-1]}) is committed in "
+        "`benchmarks/results/precision_study/README.md`; this section took "
+        f"{time.perf_counter() - t0:.0f} s.\n"
     )

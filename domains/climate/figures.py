@@ -34,6 +34,8 @@ FIGURES = {"heat": "heat_profiles.png", "shallow_water": "sw_climatology.png",
 #: W1 / null against sbits, drawn when lorenz, heat or shallow water ran
 RATIO_FIGURE = "w1_ratio_vs_sbits.png"
 
+_SW_UNITS = {"eta": "m", "u": "m/s", "v": "m/s"}
+
 
 def _pyplot():  # noqa: ANN202
     import matplotlib
@@ -51,8 +53,22 @@ def _save(fig: Figure, path: Path, *, dpi: int = 110) -> Path:
     return path
 
 
+def _band(sweep: TestbedSweep, rounding: str, variable: str) -> list[tuple[int, float, float]]:
+    """(sbits, 5%, 95%) of the resampled W1 / null of one series; [] without a bootstrap."""
+    if sweep.boot_ratio is None:
+        return []
+    out = []
+    for i, r in enumerate(sweep.rows):
+        if r.rounding == rounding and r.variable == variable:
+            col = sweep.boot_ratio[:, i].double()
+            if bool(col.isfinite().all()):
+                out.append((r.sbits, float(col.quantile(0.05)), float(col.quantile(0.95))))
+    return sorted(out)
+
+
 def plot_ratios(sweeps: Sequence[TestbedSweep], path: Path) -> Path:
-    """W1 / null against sbits, one panel per testbed; solid RN, dashed SR; log scale."""
+    """W1 / null against sbits, one panel per testbed; solid RN, dashed SR; log scale; the
+    shaded bands are the 5-95% range of the bootstrap resamples."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(sweeps), figsize=(4.6 * len(sweeps), 3.8), squeeze=False)
     for ax, s in zip(axes[0], sweeps):
@@ -65,11 +81,17 @@ def plot_ratios(sweeps: Sequence[TestbedSweep], path: Path) -> Path:
                 ys = [p[1] if math.isfinite(p[1]) and p[1] > 0 else float("nan") for p in pts]
                 ax.plot(xs, ys, style, marker="o", ms=3, color=f"C{vi}",
                         label=f"{var} {LABEL[rounding]}")
+                band = _band(s, rounding, var)
+                if band:
+                    ax.fill_between([b[0] for b in band], [max(b[1], 1e-12) for b in band],
+                                    [b[2] for b in band], color=f"C{vi}", alpha=0.12, lw=0)
         ax.axhline(1.0, color="k", lw=0.8)
         ax.set_yscale("log")
         ax.set_xlabel("significand bits")
-        ax.set_ylabel("W1 / null")
-        ax.set_title(s.testbed)
+        ax.set_ylabel("W1 / mean null W1 (dimensionless)")
+        ax.set_title(f"{s.testbed}: W1 to float64 over the null" + (
+            f"\n(bands: 90% of {s.boot_ratio.shape[0]} bootstrap resamples)"
+            if s.boot_ratio is not None else ""), fontsize=9)
         ax.legend(fontsize=7)
     return _save(fig, path)
 
@@ -103,8 +125,8 @@ def plot_stagnation(result: Stagnation, path: Path) -> Path:
         m = mean.numpy()
         ax.plot(steps, m, color=f"C{k}", label=f"{result.fmt} {LABEL[rounding]}")
         ax.fill_between(steps, m - sd, m + sd, color=f"C{k}", alpha=0.2)
-    ax.set_xlabel("increments")
-    ax.set_ylabel("x")
+    ax.set_xlabel("increments added")
+    ax.set_ylabel("x (dimensionless)")
     ax.set_title(f"x <- x + {result.increment:g} in {result.fmt}")
     ax.legend(fontsize=8)
     return _save(fig, path)
@@ -122,10 +144,11 @@ def plot_climatology(means: dict[str, dict[str, Tensor]], names: Sequence[str],
         for ax, var in zip(row, ("eta", "u")):
             im = ax.imshow(means[name][var].numpy(), origin="lower", cmap="RdBu_r",
                            vmin=-limits[var], vmax=limits[var], aspect="auto")
-            ax.set_title(f"{name}: mean {var}", fontsize=9)
+            ax.set_title(f"{name}: time-mean {var} ({_SW_UNITS[var]})", fontsize=9)
             ax.set_xticks([])
             ax.set_yticks([])
-            fig.colorbar(im, ax=ax, fraction=0.03)
+            bar = fig.colorbar(im, ax=ax, fraction=0.03)
+            bar.set_label(f"{var} ({_SW_UNITS[var]})", fontsize=8)
     return _save(fig, path, dpi=100)
 
 
@@ -143,10 +166,16 @@ def plot_flow(flow: FlowSweep, path: Path) -> Path:
             axes[0].plot(xs, [r.deviation for r in rows], style, marker=marker, ms=3, label=label)
             axes[1].plot(xs, [r.w1 for r in rows], style, marker=marker, ms=3, label=label)
     axes[0].set_yscale("log")
-    axes[0].set_ylabel("mean ||x_low - x_64||")
+    axes[0].set_ylabel("mean ||x_low - x_64|| (dimensionless)")
+    axes[0].axhline(flow.null_w1, color="k", lw=0.8, label="float64 null W1")
+    if len(flow.null_each) > 1:
+        axes[0].axhspan(min(flow.null_each), max(flow.null_each), color="k", alpha=0.1,
+                        label=f"null over {len(flow.null_each)} sample sets")
+    axes[0].set_title("same-noise deviation from float64", fontsize=9)
     axes[1].axhline(flow.null_w1, color="k", lw=0.8, label="float64 null")
     axes[1].set_yscale("log")
-    axes[1].set_ylabel("W1 to float64 samples")
+    axes[1].set_ylabel("W1 to float64 samples (dimensionless)")
+    axes[1].set_title("sample W1 to float64 (independent noise)", fontsize=9)
     for ax in axes:
         ax.set_xlabel("significand bits")
         ax.legend(fontsize=7)

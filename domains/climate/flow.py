@@ -19,16 +19,21 @@ from torch import Tensor, nn
 
 from sciflow.outputs import ensure_finite
 from sciflow.precision import ROUNDINGS, StateRounding, emulate, round_module_, same_noise_deviation
+from sciflow.progress import progress as progress_bar
 from sciflow.train import TrainConfig
 
 from .config import KIND, default_train
 from .results import FlowRow, FlowSweep
 from .sweeps import Progress, _say, sweep_arms
+from .uncertainty import RESAMPLES, resample_counts
 
-__all__ = ["SOURCE", "TARGET", "HIDDEN", "LAYERS", "BATCH", "train_flow", "flow_sweep", "train_key"]
+__all__ = ["SOURCE", "TARGET", "HIDDEN", "LAYERS", "BATCH", "FLOW_NULLS", "train_flow",
+           "flow_sweep", "train_key"]
 
 SOURCE, TARGET = "8gaussians", "moons"  # densities of sciflow.datasets.toy2d.TOY2D
 HIDDEN, LAYERS, BATCH = 64, 3, 256
+#: independent float64 sample sets whose W1 to the float64 samples make the null
+FLOW_NULLS = 4
 
 
 def train_flow(train: TrainConfig | None = None) -> nn.Module:
@@ -71,6 +76,7 @@ def flow_sweep(
     samples: int = 2000,
     solver: str = "euler",
     sample_steps: int = 32,
+    resamples: int = RESAMPLES,
     progress: Progress = None,
 ) -> FlowSweep:
     """The trained flow (:func:`train_flow`), sampled under each precision arm.
@@ -81,7 +87,9 @@ def flow_sweep(
     samples and float64 samples from independent noise (beside the float64-vs-float64 null with
     that noise), and the same-noise deviation ``mean ||x_low - x_64||``, an upper bound on W1 to
     the same-noise float64 samples. An arm whose samples are not finite gets inf in both.
-    ``train.seed`` also seeds the sampling noise and the stochastic rounding.
+    ``train.seed`` also seeds the sampling noise and the stochastic rounding. Uncertainty: the
+    deviation is resampled over the samples (``resamples`` bootstraps) and each resample is
+    judged against the W1 of one of :data:`FLOW_NULLS` independent float64 sample sets.
     """
     arms = sweep_arms(bits, roundings)[1:]  # checks bits and roundings before any work
     from sciflow.datasets.toy2d import TOY2D
@@ -102,9 +110,20 @@ def flow_sweep(
     ensure_finite(ref, "flow: float64 samples of the trained flow",
                   hint="the flow did not train to a usable velocity; train longer or lower lr")
     null = wasserstein1(ref, ref_other)
-    rows = []
+    # more independent float64 sample sets: the null's own spread, for the bootstrap
+    null_each = [null]
+    for _ in range(FLOW_NULLS - 1):
+        more = TOY2D[SOURCE](samples, generator=g).double()
+        with torch.no_grad():
+            null_each.append(wasserstein1(ref, odeint(model64, more, method=solver,
+                                                      steps=sample_steps).x))
+    boot = torch.Generator().manual_seed(seed + 3)
+    counts = resample_counts(torch.arange(samples), resamples, generator=boot).double()
+    boot_null = torch.tensor(null_each, dtype=torch.float64)[
+        torch.randint(len(null_each), (resamples,), generator=boot)]
+    rows, boot_dev = [], []
     _say(progress, f"flow: {len(arms)} arms x 2 modes, {solver} with {sample_steps} steps")
-    for arm in arms:
+    for arm in progress_bar(arms, desc="flow arms", unit="arm", enabled=progress is not None):
         low = round_module_(copy.deepcopy(model64), arm.fmt, rounding="nearest")
         gen = torch.Generator().manual_seed(seed + 20)
         with torch.no_grad(), emulate(arm.fmt, rounding=arm.rounding, generator=gen):
@@ -119,13 +138,21 @@ def flow_sweep(
                 w1=wasserstein1(out, ref_other) if finite else math.inf,
                 deviation=same_noise_deviation(out, ref) if finite else math.inf,
             ))
+            # per-sample distances, as in same_noise_deviation; resampled as weighted means
+            dist = (out - ref).flatten(1).norm(dim=1)
+            boot_dev.append(counts @ dist / samples if finite
+                            else torch.full((resamples,), math.inf, dtype=torch.float64))
     steps_text = "adaptive steps" if solver == "dopri5" else f"{sample_steps} steps"
     settings = (
         f"{SOURCE} -> {TARGET}, MLP {LAYERS}x{HIDDEN}, {train.steps} training steps (float32, "
         f"EMA); sampling: {solver} with {steps_text}, {samples} samples, float64 container; "
         f"weights rounded to the format (round-to-nearest) in 'emulate' rows"
     )
-    return FlowSweep(tuple(rows), null, settings, time.perf_counter() - t0)
+    settings += (f"; null: W1 of the float64 samples to {FLOW_NULLS} float64 sample sets from "
+                 f"independent noise (the first is the verdict's null); bootstrap over the "
+                 f"{samples} samples")
+    return FlowSweep(tuple(rows), null, settings, time.perf_counter() - t0, tuple(null_each),
+                     torch.stack(boot_dev, dim=1), boot_null, samples)
 
 
 def train_key(train: TrainConfig) -> dict[str, object]:

@@ -37,7 +37,7 @@ from sciflow.outputs import LOCK_PREFIX, OLD_PREFIX, TMP_PREFIX, ClaimedOutput, 
 
 from .config import KIND, Config
 
-__all__ = ["StudyFolder", "cache_path", "read_cache", "is_study_folder"]
+__all__ = ["StudyFolder", "cache_path", "read_cache", "cache_provenance", "is_study_folder"]
 
 _OURS = (LOCK_PREFIX, TMP_PREFIX, OLD_PREFIX)
 
@@ -46,14 +46,26 @@ def cache_path(folder: str | Path, testbed: str) -> Path:
     return Path(folder) / "cache" / f"{testbed}.pt"
 
 
-def read_cache(path: Path, testbed: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(key, state) of a testbed cache; CheckpointError if the file is not a safe, intact
-    sciflow cache of that testbed (weights-only load, digest checked: nothing in it can run)."""
+def _load(path: Path, testbed: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]:
     saved = load_tensors(path, kind=KIND)
     if saved.get("testbed") != testbed or not isinstance(saved.get("key"), dict) \
             or not isinstance(saved.get("state"), dict):
         raise CheckpointError(f"{str(path)!r} is a {KIND} cache but not of testbed {testbed!r}")
-    return saved["key"], saved["state"]
+    info = saved.get("provenance")
+    return saved["key"], saved["state"], info if isinstance(info, dict) else None
+
+
+def read_cache(path: Path, testbed: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(key, state) of a testbed cache; CheckpointError if the file is not a safe, intact
+    sciflow cache of that testbed (weights-only load, digest checked: nothing in it can run)."""
+    key, state, _ = _load(path, testbed)
+    return key, state
+
+
+def cache_provenance(path: Path, testbed: str) -> dict[str, Any] | None:
+    """The provenance of the run that computed a cache (None for caches written before it
+    was kept): :func:`~.provenance.provenance` of that run."""
+    return _load(path, testbed)[2]
 
 
 def _visible(folder: Path) -> list[Path]:
@@ -84,11 +96,14 @@ class StudyFolder:
     module docstring) and claims the folder, each report file in ``files`` and each cache to be
     written; :meth:`get` / :meth:`put` serve the caches, :meth:`write` a report file.
     ``keys`` maps each testbed to run to its cache key (:func:`~.evaluation.cache_key`).
+    ``info``: the run's :func:`~.provenance.provenance`, kept in each cache it writes;
+    :attr:`provenance` maps each testbed to that of the run that computed its numbers.
     """
 
     def __init__(self, out: str | Path, *, keys: dict[str, dict[str, Any]], files: Iterable[str],
                  overwrite: bool = False, reuse: bool = True, cache: bool = True,
-                 reuse_from: str | Path | None = None, inputs: Iterable[str | Path] = ()) -> None:
+                 reuse_from: str | Path | None = None, inputs: Iterable[str | Path] = (),
+                 info: dict[str, Any] | None = None) -> None:
         if out is None or str(out) == "":
             raise InputError("--out is required: the folder the study writes")
         self.path = Path(out)
@@ -97,6 +112,8 @@ class StudyFolder:
         self.reuse_from = None if reuse_from is None else Path(reuse_from)
         self.inputs = [*inputs, *([self.reuse_from] if self.reuse_from is not None else [])]
         self._hits: dict[str, dict[str, Any]] = {}
+        self.info = info
+        self.provenance: dict[str, dict[str, Any]] = {}
         self._claims: dict[str, ClaimedOutput] = {}
         self._stack = ExitStack()
 
@@ -140,7 +157,7 @@ class StudyFolder:
         path = cache_path(self.path, testbed)
         if path.exists():
             try:
-                saved_key, state = read_cache(path, testbed)
+                saved_key, state, info = _load(path, testbed)
             except CheckpointError as err:
                 if not self.overwrite:
                     raise CheckpointError(
@@ -150,6 +167,7 @@ class StudyFolder:
             else:
                 if saved_key == key and self.reuse:
                     self._hits[testbed] = state
+                    self._remember(testbed, info)
                     return True
                 if not self.overwrite:
                     why = ("--fresh asks to recompute it" if saved_key == key else
@@ -160,10 +178,15 @@ class StudyFolder:
         if self.reuse and self.reuse_from is not None:
             other = cache_path(self.reuse_from, testbed)
             if other.exists():
-                saved_key, state = read_cache(other, testbed)
+                saved_key, state, info = _load(other, testbed)
                 if saved_key == key:
                     self._hits[testbed] = state  # copied into this folder's cache by get()
+                    self._remember(testbed, info)
         return False
+
+    def _remember(self, testbed: str, info: dict[str, Any] | None) -> None:
+        if info is not None:
+            self.provenance[testbed] = info
 
     def get(self, testbed: str, key: dict[str, Any]) -> dict[str, Any] | None:
         """The cached state of ``testbed`` for ``key`` (found when the folder was opened)."""
@@ -171,15 +194,24 @@ class StudyFolder:
             return None
         state = self._hits.get(testbed)
         if state is not None and f"cache/{testbed}.pt" in self._claims:
-            self.put(testbed, key, state)  # a hit from --reuse-from: keep a copy here
+            # a hit from --reuse-from: keep a copy here, with the provenance it came with
+            self._write_cache(testbed, key, state, self.provenance.get(testbed))
         return state
 
     def put(self, testbed: str, key: dict[str, Any], state: dict[str, Any]) -> None:
         """Save a finished testbed's state as ``cache/<testbed>.pt`` (kind ``"climate"``)."""
+        self._write_cache(testbed, key, state, self.info)
+        if self.info is not None:
+            self.provenance[testbed] = self.info
+
+    def _write_cache(self, testbed: str, key: dict[str, Any], state: dict[str, Any],
+                     info: dict[str, Any] | None) -> None:
         claim = self._claims.get(f"cache/{testbed}.pt")
         if claim is None or claim.written:
             return
         value = {"testbed": testbed, "key": key, "state": state}
+        if info is not None:
+            value["provenance"] = info
         claim.write(lambda tmp: save_tensors(tmp, value, kind=KIND))
 
     def write(self, name: str, fill: Callable[[Path], Any]) -> Path:

@@ -7,11 +7,9 @@ reachable here under their former names (``report.sweep_table``, ``report.plot_h
 
 from __future__ import annotations
 
-import platform
 from collections.abc import Sequence
 from pathlib import Path
-
-import torch
+from typing import Any
 
 from sciflow.outputs import dumps_json
 
@@ -27,15 +25,21 @@ from .figures import (
     plot_stagnation,
 )
 from .folder import StudyFolder
+from .provenance import csv_preamble, provenance_line
+from .results import FlowSweep, TestbedSweep
 from .tables import (
+    MARKS,
+    UNITS,
     flow_table,
     heat_table,
     sweep_table,
     threshold_table,
+    verdict_notes,
     w1_table,
     warming_summary,
     write_csv,
 )
+from .uncertainty import LEVEL, RESAMPLES, RULE
 
 __all__ = [
     "NOTES",
@@ -58,7 +62,6 @@ __all__ = [
     "plot_flow",
 ]
 
-UNITS = {"x": "", "y": "", "z": "", "T": "K", "eta": "m", "u": "m/s", "v": "m/s"}
 
 NOTES = {
     "lorenz": (
@@ -72,9 +75,10 @@ NOTES = {
         "in kelvin and the depth profiles below."
     ),
     "shallow_water": (
-        "At this coarse grid and 30-day window the 1 mm eta perturbations of the null runs do not "
-        "grow (the null W1 stays far below 1 mm): the flow is not chaotic enough for a climate "
-        "null, so W1 / null flags any systematic difference. Read the W1 in physical units."
+        "At this coarse grid and over a window of days to weeks the 1 mm eta perturbations of "
+        "the null runs do not grow (the null W1 stays far below 1 mm): the flow is not chaotic "
+        "enough for a climate null, so W1 / null flags any systematic difference. Read the W1 "
+        "in physical units."
     ),
 }
 
@@ -83,7 +87,7 @@ _SWEPT = ("lorenz", "heat", "shallow_water")
 
 def report_files(testbeds: Sequence[str]) -> list[str]:
     """The files a report of ``testbeds`` writes into its folder."""
-    files = ["README.md", "results.csv", "config.json"]
+    files = ["README.md", "results.csv", "config.json", "provenance.json"]
     if any(t in testbeds for t in _SWEPT):
         files.append(RATIO_FIGURE)
     return files + [FIGURES[t] for t in testbeds if t in FIGURES]
@@ -116,9 +120,11 @@ def _sections(folder: StudyFolder, result: StudyResult) -> list[str]:
         sections.append(
             "### Flow-matching sampler\n\n"
             f"{flow.settings}. Float64-vs-float64 sample W1 (independent noise): "
-            f"{flow.null_w1:.4f}. 'dev' = same-noise deviation mean ||x_low - x_64|| (bounds W1 "
-            f"to the same-noise float64 samples from above); 'emulate' = every op rounded, "
-            f"'state' = only the state after each solver step (step_hook).\n\n"
+            f"{flow.null_w1:.4f}{_null_range(flow)}. 'dev' = same-noise deviation mean "
+            f"||x_low - x_64|| (bounds W1 to the same-noise float64 samples from above); "
+            f"'emulate' = every op rounded, 'state' = only the state after each solver step "
+            f"(step_hook). Samples live in the dimensionless plane of the toy densities. "
+            f"Marks on 'dev': {MARKS}\n\n"
             + flow_table(flow) + f"\n\n![flow sweep]({FIGURES['flow']})\n"
         )
     if result.stagnation is not None:
@@ -136,6 +142,24 @@ def _sections(folder: StudyFolder, result: StudyResult) -> list[str]:
     return sections
 
 
+def _null_range(flow: FlowSweep) -> str:
+    if len(flow.null_each) < 2:
+        return ""
+    return (f" (over {len(flow.null_each)} independent sample sets: {min(flow.null_each):.4f} to "
+            f"{max(flow.null_each):.4f})")
+
+
+def _origin(folder: StudyFolder, testbed: str, reused: Sequence[str]) -> str:
+    """Where a testbed's numbers come from: this run or a cache, with the cache's provenance."""
+    if testbed not in reused:
+        return "computed in this run"
+    info = folder.provenance.get(testbed)
+    if info is None:
+        return "computed before caches kept their provenance"
+    return (f"computed {info.get('time', '?')} by `{info.get('command', '?')}` (sciflow "
+            f"{info.get('sciflow', '?')}, seed {info.get('seed', '?')})")
+
+
 def write_config(folder: StudyFolder, config: Config) -> Path:
     """Write ``config.json`` (the settings, as :meth:`Config.to_dict`): first, before any work,
     so that even an interrupted study's folder is recognised (and resumed) as a study."""
@@ -144,44 +168,68 @@ def write_config(folder: StudyFolder, config: Config) -> Path:
 
 
 def write_report(folder: StudyFolder, result: StudyResult, *, command: str = "",
-                 seconds: float = 0.0) -> tuple[Path, str]:
-    """Write the figures, ``results.csv`` and ``README.md`` of ``result`` into the claimed
-    ``folder`` (``config.json`` is :func:`write_config`'s); returns the README's path and its
-    markdown body."""
+                 seconds: float = 0.0, info: dict[str, Any] | None = None) -> tuple[Path, str]:
+    """Write the figures, ``results.csv`` (after a ``#`` provenance preamble),
+    ``provenance.json`` and ``README.md`` of ``result`` into the claimed ``folder``
+    (``config.json`` is :func:`write_config`'s); returns the README's path and its markdown
+    body. ``info``: the run's :func:`~.provenance.provenance` (made here when None)."""
+    from .provenance import provenance
+
     sweeps, flow = result.sweeps, result.flow
+    info = info if info is not None else provenance(command=command, seed=result.config.seed)
     sections = _sections(folder, result)
     figures = []
     if sweeps:
         folder.write(RATIO_FIGURE, lambda tmp: plot_ratios(sweeps, tmp))
         figures.append(f"![W1 / null against significand bits]({RATIO_FIGURE})")
-    folder.write("results.csv", lambda tmp: write_csv(tmp, sweeps, flow))
-    reused = (f"testbeds reused from {folder.path / 'cache'} ({', '.join(result.reused)}) took "
-              "the seconds given in their sections" if result.reused else "no testbed reused")
+    folder.write("provenance.json", lambda tmp: tmp.write_text(dumps_json(info)))
+    preamble = csv_preamble(info) + [
+        "# read with pandas.read_csv(path, comment='#'); columns are described in README.md"]
+    folder.write("results.csv", lambda tmp: write_csv(tmp, sweeps, flow, preamble))
+    reused = (f"testbeds reused from caches ({', '.join(result.reused)}) took the seconds given "
+              "in their sections" if result.reused else "no testbed reused")
     parts = [
         "# Low-precision study (after Paxton et al., J. Climate 2022)\n",
-        f"Command: `{command or 'run_study(...)'}`; torch {torch.__version__}, "
-        f"{torch.get_num_threads()} thread(s), {platform.machine()}; this run {seconds / 60:.1f} "
-        f"min, {reused}. "
+        f"{provenance_line(info)} This run {seconds / 60:.1f} min, {reused}. "
         "Every op of each model is rounded (sciflow.precision.emulate_sweep: one batch of "
         "precision arms); 'sbits k' keeps float64's exponent range (rpe's convention). "
         "Figure of merit: W1 to the float64 reference over the mean W1 of float64 runs from "
-        "perturbed initial conditions (per variable, per grid point for fields).\n",
+        "perturbed initial conditions (per variable, per grid point for fields; a "
+        "dimensionless ratio).\n",
         "## Indistinguishable from float64\n",
         "Fewest significand bits k from which on a model behaves like one more float64 null run: "
         "at k every variable's W1 / mean null is within the null's range (<= the largest null "
         "run's W1 / mean null), and over all bits >= k no more cells exceed it than chance "
         "allows (a fraction 1/(nulls + 1)). Flow samplers: the same-noise deviation is below the "
         "float64-vs-float64 sample W1.\n",
+        f"Each k carries its {LEVEL:.0%} interval: the k of each of {RESAMPLES} bootstrap "
+        "resamples of the run's independent units (column 'resampled over'; every W1 recomputed "
+        f"on the resampled units, the same draw for every arm). {RULE}\n",
         threshold_table(sweeps, flow) + "\n",
+        verdict_notes(sweeps, flow) + "\n",
         *figures,
     ]
     for s in sweeps:
         parts.append(
-            f"\n## {s.testbed}\n\n{s.settings}; {s.seconds:.0f} s.\n\n{NOTES.get(s.testbed, '')}"
-            f"\n\nW1 / mean null W1:\n\n{sweep_table(s)}\n\nW1 to float64 in physical "
-            f"units (last row: mean null W1):\n\n{w1_table(s, UNITS)}\n"
+            f"\n## {s.testbed}\n\n{s.settings}; {s.seconds:.0f} s, {_origin(folder, s.testbed, result.reused)}"
+            f".\n\n{NOTES.get(s.testbed, '')}\n\nW1 / mean null W1 (dimensionless); marks from "
+            f"the bootstrap over {_resampled_text(s)}: {MARKS}\n\n{sweep_table(s)}\n\n"
+            f"W1 to float64 in each variable's unit (last row: mean null W1):\n\n"
+            f"{w1_table(s, UNITS)}\n"
         )
     parts += ["\n## Details\n"] + sections
+    parts += ["\n## Files\n",
+              "`results.csv`: every measured row (columns: testbed, arm, sbits, rounding, "
+              "variable, unit, w1, null, ratio, limit, ratio_low and ratio_high = the ratio's 5% "
+              "and 95% over the resamples, within_share = the fraction of resamples within the "
+              "null's range), after `#` provenance lines. `provenance.json`: the same provenance "
+              "as strict JSON. `config.json`: the settings (`Config.from_dict` reads it). "
+              "`cache/`: each testbed's results with the provenance of the run that computed "
+              "them.\n"]
     body = "\n".join(parts) + "\n"
     path = folder.write("README.md", lambda tmp: tmp.write_text(body))
     return path, body
+
+
+def _resampled_text(sweep: TestbedSweep) -> str:
+    return sweep.resampling or "no units (cached before the bootstrap: no marks)"

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from torch import Tensor
 
+    from .uncertainty import Verdict
+
 __all__ = ["SweepRow", "TestbedSweep", "HeatProfiles", "FlowRow", "FlowSweep", "Stagnation"]
 
 
@@ -33,7 +35,12 @@ class SweepRow:
 
 @dataclass(frozen=True)
 class TestbedSweep:
-    """All rows of one testbed's sweep, with what was run (``nulls``: float64 null runs)."""
+    """All rows of one testbed's sweep, with what was run (``nulls``: float64 null runs).
+
+    ``boot_ratio`` and ``boot_limit`` (R, rows) hold each row's W1 / null ratio and null limit in
+    R bootstrap resamples over ``units`` independent resampling units (``resampling`` says which:
+    :mod:`.uncertainty`); None for a result cached before the bootstrap.
+    """
 
     testbed: str
     variables: tuple[str, ...]
@@ -41,6 +48,10 @@ class TestbedSweep:
     settings: str
     seconds: float
     nulls: int
+    boot_ratio: Tensor | None = None
+    boot_limit: Tensor | None = None
+    units: int = 0
+    resampling: str = ""
 
     def ratios(self, rounding: str, variable: str) -> list[tuple[int, float]]:
         """(sbits, W1 / null) for one rounding and variable, by increasing sbits."""
@@ -56,6 +67,39 @@ class TestbedSweep:
             if r.rounding == rounding and r.sbits == bits and not r.ratio <= r.limit
         ]
 
+    def bits(self, rounding: str) -> list[int]:
+        """The swept sbits of one rounding, increasing."""
+        return sorted({r.sbits for r in self.rows if r.rounding == rounding})
+
+    def _grid(self, rounding: str, ratio: Tensor, limit: Tensor) -> tuple[Tensor, Tensor]:
+        """(within, present), both (R, bits, variables) bool, from (R, rows) ratios and limits."""
+        import torch
+
+        bits = self.bits(rounding)
+        names = list(dict.fromkeys(r.variable for r in self.rows))
+        within = torch.ones(ratio.shape[0], len(bits), len(names), dtype=torch.bool)
+        present = torch.zeros(1, len(bits), len(names), dtype=torch.bool)
+        ok = ratio <= limit  # nan (no null) and inf (blown up) count as beyond
+        for i, r in enumerate(self.rows):
+            if r.rounding == rounding:
+                cell = (bits.index(r.sbits), names.index(r.variable))
+                within[:, cell[0], cell[1]] = ok[:, i]
+                present[0, cell[0], cell[1]] = True
+        return within, present
+
+    def _first(self, rounding: str, ratio: Tensor, limit: Tensor) -> Tensor:
+        from .uncertainty import first_qualifying
+
+        within, present = self._grid(rounding, ratio, limit)
+        return first_qualifying(within, present, chance=1.0 / (self.nulls + 1))
+
+    def _point(self) -> tuple[Tensor, Tensor]:
+        import torch
+
+        ratio = torch.tensor([[r.ratio for r in self.rows]], dtype=torch.float64)
+        limit = torch.tensor([[r.limit for r in self.rows]], dtype=torch.float64)
+        return ratio, limit
+
     def threshold(self, rounding: str) -> int | None:
         """Fewest sbits from which on the arms behave like one more float64 null run.
 
@@ -64,26 +108,41 @@ class TestbedSweep:
         the null's range and, over all bits >= k, the fraction of (bits, variable) cells beyond it
         is at most that chance rate. None when no k qualifies.
         """
-        bits = sorted({r.sbits for r in self.rows if r.rounding == rounding})
-        chance = 1.0 / (self.nulls + 1)
-        for k in bits:
-            if self.outside(rounding, k):
-                continue
-            tail = [r for r in self.rows if r.rounding == rounding and r.sbits >= k]
-            beyond = sum(not r.ratio <= r.limit for r in tail)
-            if beyond <= chance * len(tail):
-                return k
-        return None
+        bits = self.bits(rounding)
+        index = int(self._first(rounding, *self._point())[0])
+        return bits[index] if index < len(bits) else None
+
+    def verdict(self, rounding: str) -> Verdict:
+        """:meth:`threshold` with its bootstrap interval, decided by
+        :data:`~.uncertainty.RULE`."""
+        from .uncertainty import verdict
+
+        point = int(self._first(rounding, *self._point())[0])
+        resampled = None
+        if self.boot_ratio is not None and self.boot_limit is not None:
+            resampled = self._first(rounding, self.boot_ratio, self.boot_limit)
+        return verdict(point, resampled, self.bits(rounding), units=self.units)
+
+    def within_share(self) -> Tensor | None:
+        """(rows,) fraction of the resamples in which each row is within the null's range."""
+        if self.boot_ratio is None or self.boot_limit is None:
+            return None
+        return (self.boot_ratio <= self.boot_limit).double().mean(dim=0)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"testbed": self.testbed, "variables": list(self.variables),
-                "rows": [dataclasses.asdict(r) for r in self.rows], "settings": self.settings,
-                "seconds": float(self.seconds), "nulls": int(self.nulls)}
+        d = {"testbed": self.testbed, "variables": list(self.variables),
+             "rows": [dataclasses.asdict(r) for r in self.rows], "settings": self.settings,
+             "seconds": float(self.seconds), "nulls": int(self.nulls),
+             "units": int(self.units), "resampling": self.resampling}
+        if self.boot_ratio is not None and self.boot_limit is not None:
+            d["boot_ratio"], d["boot_limit"] = self.boot_ratio, self.boot_limit
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TestbedSweep:
         return cls(d["testbed"], tuple(d["variables"]), tuple(SweepRow(**r) for r in d["rows"]),
-                   d["settings"], float(d["seconds"]), int(d["nulls"]))
+                   d["settings"], float(d["seconds"]), int(d["nulls"]), d.get("boot_ratio"),
+                   d.get("boot_limit"), int(d.get("units", 0)), d.get("resampling", ""))
 
 
 @dataclass(frozen=True)
@@ -121,27 +180,76 @@ class FlowRow:
 
 @dataclass(frozen=True)
 class FlowSweep:
-    """Flow-sampler sweep, the float64-vs-float64 null and the sampler's settings."""
+    """Flow-sampler sweep, the float64-vs-float64 null and the sampler's settings.
+
+    ``null_w1`` is W1 between the float64 samples and one more float64 sample set from
+    independent noise; ``null_each`` holds it and those of further independent sets. The
+    bootstrap (over the samples: ``units`` of them) gives ``boot_deviation`` (R, rows), each
+    row's same-noise deviation per resample, and ``boot_null`` (R,), the null each resample is
+    judged against (one of ``null_each`` drawn at random); None for a result cached before it.
+    """
 
     rows: tuple[FlowRow, ...]
     null_w1: float
     settings: str
     seconds: float
+    null_each: tuple[float, ...] = ()
+    boot_deviation: Tensor | None = None
+    boot_null: Tensor | None = None
+    units: int = 0
 
     def series(self, mode: str, rounding: str) -> list[FlowRow]:
         """The rows of one emulation mode and rounding, by increasing sbits."""
         rows = (r for r in self.rows if r.mode == mode and r.rounding == rounding)
         return sorted(rows, key=lambda r: r.sbits)
 
+    def _first(self, mode: str, rounding: str, deviation: Tensor, null: Tensor) -> Tensor:
+        from .uncertainty import first_qualifying
+
+        picked = [i for i, r in sorted(enumerate(self.rows), key=lambda p: p[1].sbits)
+                  if r.mode == mode and r.rounding == rounding]
+        within = deviation[:, picked] <= null[:, None]  # (R, bits)
+        return first_qualifying(within[:, :, None])
+
+    def _point(self) -> tuple[Tensor, Tensor]:
+        import torch
+
+        dev = torch.tensor([[r.deviation for r in self.rows]], dtype=torch.float64)
+        return dev, torch.tensor([self.null_w1], dtype=torch.float64)
+
+    def threshold(self, mode: str, rounding: str) -> int | None:
+        """Fewest sbits from which on every swept arm's same-noise deviation is at most the
+        float64-vs-float64 sample W1; None when even the most bits do not qualify."""
+        bits = [r.sbits for r in self.series(mode, rounding)]
+        index = int(self._first(mode, rounding, *self._point())[0])
+        return bits[index] if index < len(bits) else None
+
+    def verdict(self, mode: str, rounding: str) -> Verdict:
+        """:meth:`threshold` with its bootstrap interval, decided by
+        :data:`~.uncertainty.RULE`."""
+        from .uncertainty import verdict
+
+        point = int(self._first(mode, rounding, *self._point())[0])
+        resampled = None
+        if self.boot_deviation is not None and self.boot_null is not None:
+            resampled = self._first(mode, rounding, self.boot_deviation, self.boot_null)
+        bits = [r.sbits for r in self.series(mode, rounding)]
+        return verdict(point, resampled, bits, units=self.units)
+
     def to_dict(self) -> dict[str, Any]:
-        return {"rows": [dataclasses.asdict(r) for r in self.rows],
-                "null_w1": float(self.null_w1), "settings": self.settings,
-                "seconds": float(self.seconds)}
+        d = {"rows": [dataclasses.asdict(r) for r in self.rows],
+             "null_w1": float(self.null_w1), "settings": self.settings,
+             "seconds": float(self.seconds), "null_each": [float(v) for v in self.null_each],
+             "units": int(self.units)}
+        if self.boot_deviation is not None and self.boot_null is not None:
+            d["boot_deviation"], d["boot_null"] = self.boot_deviation, self.boot_null
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FlowSweep:
         return cls(tuple(FlowRow(**r) for r in d["rows"]), float(d["null_w1"]), d["settings"],
-                   float(d["seconds"]))
+                   float(d["seconds"]), tuple(float(v) for v in d.get("null_each", ())),
+                   d.get("boot_deviation"), d.get("boot_null"), int(d.get("units", 0)))
 
 
 @dataclass(frozen=True)

@@ -7,15 +7,19 @@ domain's short name.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from .config import TESTBEDS, Config, StudyConfig
-from .evaluation import cache_key, evaluate, validate
+from .evaluation import StudyResult, cache_key, evaluate, validate
 from .folder import StudyFolder
+from .provenance import provenance
 from .report import report_files, write_config, write_report
+from .tables import LABEL, verdicts
+from .uncertainty import UndecidedWarning
 
-__all__ = ["Config", "StudyConfig", "TESTBEDS", "run_study", "run"]
+__all__ = ["Config", "StudyConfig", "TESTBEDS", "run_study", "run", "warn_undecided"]
 
 
 def run_study(
@@ -38,19 +42,35 @@ def run_study(
     ``cache=False``) and reused by a later run with the same settings; ``reuse=False``
     recomputes (replacing an existing cache needs ``overwrite``). ``reuse_from``: another study
     folder whose matching caches are read, never written. ``inputs``: files or folders the
-    output must not be. Returns the README's path and its markdown body.
+    output must not be. Every verdict the run cannot decide (:data:`~.uncertainty.RULE`) is
+    also an :class:`~.uncertainty.UndecidedWarning`. Returns the README's path and its markdown
+    body.
     """
     config = config if config is not None else Config()
     validate(config)
     keys = {t: cache_key(t, config) for t in TESTBEDS if t in config.testbeds}
+    info = provenance(command=command, seed=config.seed)
     folder = StudyFolder(out_dir, keys=keys, files=report_files(config.testbeds),
                          overwrite=overwrite, reuse=reuse, cache=cache, reuse_from=reuse_from,
-                         inputs=inputs)
+                         inputs=inputs, info=info)
     with folder:
         t0 = time.perf_counter()
         write_config(folder, config)
         result = evaluate(config, progress=progress, cache=folder if cache else None)
-        return write_report(folder, result, command=command, seconds=time.perf_counter() - t0)
+        written = write_report(folder, result, command=command, seconds=time.perf_counter() - t0,
+                               info=info)
+    warn_undecided(result)
+    return written
+
+
+def warn_undecided(result: StudyResult) -> list[str]:
+    """Warn (:class:`~.uncertainty.UndecidedWarning`) about every verdict of ``result`` that its
+    run was too short or too small to decide; returns the messages."""
+    messages = [f"{label} {LABEL[r]}: {v.text()} -- {v.reason}"
+                for label, r, v in verdicts(result.sweeps, result.flow) if not v.decided]
+    for text in messages:
+        warnings.warn(f"too short or too small to decide: {text}", UndecidedWarning, stacklevel=3)
+    return messages
 
 
 #: the domain's name for :func:`run_study`

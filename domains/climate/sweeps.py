@@ -46,9 +46,13 @@ from .heat import SoilColumn
 from .lorenz import Lorenz63, lorenz_ensemble
 from .results import HeatProfiles, SweepRow, TestbedSweep
 from .shallow_water import DAY, ShallowWater, SWState
+from .uncertainty import RESAMPLES, block_units, paired_w1, resample_counts
 
 __all__ = [
     "REFERENCE",
+    "LORENZ_BLOCK_TIME",
+    "HEAT_BLOCK_DAYS",
+    "SW_BLOCK_DAYS",
     "PAPER_CLAIMS",
     "PROFILE_FORMATS",
     "Progress",
@@ -60,6 +64,12 @@ __all__ = [
 ]
 
 REFERENCE = Precision(FLOAT64)
+
+#: bootstrap blocks, in each testbed's own time: longer than the time over which its samples
+#: stay correlated (the Lorenz attractor decorrelates in about one time unit)
+LORENZ_BLOCK_TIME = 10.0  # model time units
+HEAT_BLOCK_DAYS = 30
+SW_BLOCK_DAYS = 2.0
 
 #: what the seed study and its follow-ups state, for the comparison table
 PAPER_CLAIMS: dict[str, str] = {
@@ -97,8 +107,15 @@ def _rows_for(
     first: int,
     samples: Callable[[int], dict[str, Tensor]],
     nulls: Sequence[int],
-) -> list[SweepRow]:
-    """Rounding-error rows for arms[first:], with ``samples(k)`` -> {variable: (N, *S)}.
+    *,
+    units: Tensor | None = None,
+    resamples: int = RESAMPLES,
+    seed: int = 0,
+    progress: Progress = None,
+) -> tuple[list[SweepRow], Tensor | None, Tensor | None]:
+    """Rounding-error rows for arms[first:], with ``samples(k)`` -> {variable: (N, *S)}, and
+    their bootstrap: (R, rows) ratios and limits over resamples of ``units`` (N,) labels of the
+    sample axis (:mod:`.uncertainty`; None: no bootstrap).
 
     The float64 reference and null runs must be finite (NonFiniteError naming the testbed, the
     variable and the first bad record otherwise); a low-precision arm may blow up, which its row
@@ -112,25 +129,42 @@ def _rows_for(
             ensure_finite(values, f"{testbed}: float64 {which}, {name}", axis_name="record",
                           hint="the float64 model itself blew up: check its settings (time step, "
                                "grid) before sweeping precisions")
+    counts = None if units is None else resample_counts(
+        units, resamples, generator=torch.Generator().manual_seed(seed + 3))
+    null_mean: dict[str, Tensor] = {}
+    null_limit: dict[str, Tensor] = {}
+    if counts is not None:
+        for name, ref in reference.items():
+            each = torch.stack([paired_w1(n[name], ref, units, counts).reshape(resamples, -1).mean(1)
+                                for n in null_samples])  # (K, R)
+            null_mean[name] = each.mean(0)
+            null_limit[name] = each.max(0).values / null_mean[name]
     rows = []
-    for k in range(first, len(arms)):
-        arm = arms[k]
-        got = samples(k)
-        for name, values in got.items():
-            res = rounding_error_test(values, reference[name], [n[name] for n in null_samples])
-            rows.append(
-                SweepRow(
-                    arm=arm.name,
-                    sbits=arm.fmt.sbits,
-                    rounding=arm.rounding,
-                    variable=name,
-                    w1=float(res.w1.mean()),
-                    null=float(res.null.mean()),
-                    ratio=res.ratio,
-                    limit=res.limit,
-                )
-            )
-    return rows
+    boot_ratio, boot_limit = [], []
+    with _steps_bar(progress if counts is not None else None, len(arms) - first,
+                    f"{testbed} bootstrap", unit="arm") as bar:
+        for k in range(first, len(arms)):
+            arm = arms[k]
+            got = samples(k)
+            for name, values in got.items():
+                res = rounding_error_test(values, reference[name],
+                                          [n[name] for n in null_samples])
+                rows.append(SweepRow(arm=arm.name, sbits=arm.fmt.sbits, rounding=arm.rounding,
+                                     variable=name, w1=float(res.w1.mean()),
+                                     null=float(res.null.mean()), ratio=res.ratio,
+                                     limit=res.limit))
+                if counts is not None:
+                    w1 = paired_w1(values, reference[name], units, counts).reshape(resamples, -1)
+                    boot_ratio.append(w1.mean(1) / null_mean[name])
+                    boot_limit.append(null_limit[name])
+            bar.update(1)
+    if counts is None:
+        return rows, None, None
+    return rows, torch.stack(boot_ratio, dim=1), torch.stack(boot_limit, dim=1)
+
+
+def _units_text(units: Tensor, what: str) -> str:
+    return f"{int(units.max()) + 1} resampling units ({what})"
 
 
 def _say(progress: Progress, text: str) -> None:
@@ -138,11 +172,11 @@ def _say(progress: Progress, text: str) -> None:
         progress(text)
 
 
-def _steps_bar(progress: Progress, total: int, desc: str) -> Any:
+def _steps_bar(progress: Progress, total: int, desc: str, unit: str = "step") -> Any:
     """A :func:`sciflow.progress.progress` bar over model steps, shown when ``progress`` is."""
     from sciflow.progress import progress as bar
 
-    return bar(total=total, desc=desc, unit="step", enabled=progress is not None)
+    return bar(total=total, desc=desc, unit=unit, enabled=progress is not None)
 
 
 def lorenz_sweep(
@@ -156,12 +190,14 @@ def lorenz_sweep(
     nulls: int = 4,
     perturbation: float = 1e-3,
     seed: int = 0,
+    resamples: int = RESAMPLES,
     progress: Progress = None,
 ) -> TestbedSweep:
     """Lorenz 1963 climate (x, y, z over time and members) per precision arm.
 
     Members start on the attractor (a float64 spin-up); null arms start from the same states plus
-    N(0, ``perturbation``^2) noise and run in float64.
+    N(0, ``perturbation``^2) noise and run in float64. The bootstrap resamples (member, block of
+    :data:`LORENZ_BLOCK_TIME` time units) pairs ``resamples`` times (:mod:`.uncertainty`).
     """
     t0 = time.perf_counter()
     model = Lorenz63()
@@ -181,14 +217,23 @@ def lorenz_sweep(
     def samples(k: int) -> dict[str, Tensor]:
         return {v: traj[:, k, :, i].reshape(-1) for i, v in enumerate("xyz")}
 
-    rows = _rows_for("lorenz", arms, 1 + nulls, samples, range(1, 1 + nulls))
+    block = max(1, round(LORENZ_BLOCK_TIME / (every * model.dt)))
+    units = block_units(traj.shape[0], block, members)
+    rows, boot_ratio, boot_limit = _rows_for("lorenz", arms, 1 + nulls, samples,
+                                             range(1, 1 + nulls), units=units,
+                                             resamples=resamples, seed=seed, progress=progress)
+    blocks = (int(units.max()) + 1) // members
+    span = traj.shape[0] // blocks * every * model.dt
+    resampling = _units_text(units, f"{members} members x {blocks} block{'s' * (blocks > 1)} "
+                                    f"of {span:g} time units")
     settings = (
         f"sigma 10, rho 28, beta 8/3, RK4 dt 0.01; {members} members from the attractor, "
         f"{steps} steps recorded every {every} after {spinup} float64 spin-up steps; "
         f"{nulls} null runs with N(0, {perturbation:g}^2) initial perturbations"
     )
     return TestbedSweep("lorenz", ("x", "y", "z"), tuple(rows), settings,
-                        time.perf_counter() - t0, nulls)
+                        time.perf_counter() - t0, nulls, boot_ratio, boot_limit,
+                        int(units.max()) + 1, resampling)
 
 
 PROFILE_FORMATS: tuple[Format, ...] = (FLOAT32, FLOAT16, BFLOAT16)
@@ -203,12 +248,14 @@ def heat_sweep(
     perturbation: float = 0.01,
     seed: int = 0,
     column: SoilColumn | None = None,
+    resamples: int = RESAMPLES,
     progress: Progress = None,
 ) -> tuple[TestbedSweep, HeatProfiles]:
     """The soil column for ``years``: per-level W1 of the last year's daily temperatures.
 
     Besides the sbits arms, the batch holds float32, float16 and bfloat16 with their own exponent
     ranges for the depth-profile figure. Null arms start from N(0, ``perturbation``^2) K noise.
+    The bootstrap resamples :data:`HEAT_BLOCK_DAYS`-day blocks of the last year.
     """
     t0 = time.perf_counter()
     column = column or SoilColumn()
@@ -232,7 +279,10 @@ def heat_sweep(
     def samples(k: int) -> dict[str, Tensor]:
         return {"T": last_year[:, k, :]}
 
-    rows = _rows_for("heat", sweep, 1 + nulls, samples, range(1, 1 + nulls))
+    units = block_units(last_year.shape[0], HEAT_BLOCK_DAYS)
+    rows, boot_ratio, boot_limit = _rows_for("heat", sweep, 1 + nulls, samples,
+                                             range(1, 1 + nulls), units=units,
+                                             resamples=resamples, seed=seed, progress=progress)
     final = last_year[-1]
     profiles = {"float64": final[0].clone()}  # clones: not views keeping the whole year alive
     for j, arm in enumerate(profile_arms):
@@ -243,7 +293,9 @@ def heat_sweep(
         f"Euler, {years:g} years; W1 per level over the daily values of the last year; "
         f"{nulls} null runs with N(0, {perturbation:g}^2) K initial noise"
     )
-    result = TestbedSweep("heat", ("T",), tuple(rows), settings, time.perf_counter() - t0, nulls)
+    result = TestbedSweep("heat", ("T",), tuple(rows), settings, time.perf_counter() - t0, nulls,
+                          boot_ratio, boot_limit, int(units.max()) + 1,
+                          _units_text(units, f"{HEAT_BLOCK_DAYS}-day blocks of the last year"))
     return result, HeatProfiles(column.depths(), profiles, years, column.initial)
 
 
@@ -273,12 +325,14 @@ def shallow_water_sweep(
     perturbation: float = 1e-3,
     seed: int = 0,
     start: SWState | None = None,
+    resamples: int = RESAMPLES,
     progress: Progress = None,
 ) -> tuple[TestbedSweep, dict[str, dict[str, Tensor]]]:
     """Climatologies of eta, u, v over ``days`` after a float64 spin-up, per grid point.
 
     Returns the sweep and the time-mean fields {arm name: {"eta", "u", "v"}} of the reference and
-    the arms. Null arms start with N(0, ``perturbation``^2) m added to eta.
+    the arms. Null arms start with N(0, ``perturbation``^2) m added to eta. The bootstrap
+    resamples :data:`SW_BLOCK_DAYS`-day blocks of the record.
     """
     t0 = time.perf_counter()
     model = ShallowWater(nx=nx)
@@ -304,7 +358,11 @@ def shallow_water_sweep(
         # v on the walls is 0 by construction: only interior rows are samples
         return {"eta": record.eta[:, j], "u": record.u[:, j], "v": record.v[:, j, 1:-1, :]}
 
-    rows = _rows_for("shallow_water", arms, 1 + nulls, samples, range(1, 1 + nulls))
+    block = max(1, round(SW_BLOCK_DAYS * 24 / every_hours))
+    units = block_units(record.eta.shape[0], block)
+    rows, boot_ratio, boot_limit = _rows_for("shallow_water", arms, 1 + nulls, samples,
+                                             range(1, 1 + nulls), units=units,
+                                             resamples=resamples, seed=seed, progress=progress)
     means = {
         ("float64" if j == 0 else arms[j].name): {
             "eta": record.eta[:, j].mean(0),
@@ -321,7 +379,8 @@ def shallow_water_sweep(
         f"sampled every {every_hours:g} h; W1 per grid point; {nulls} null runs with "
         f"N(0, {perturbation:g}^2) m eta perturbations"
     )
-    sweep = TestbedSweep(
-        "shallow_water", ("eta", "u", "v"), tuple(rows), settings, time.perf_counter() - t0, nulls
-    )
+    resampling = _units_text(units, f"blocks of {block * every_hours:g} h of the record")
+    sweep = TestbedSweep("shallow_water", ("eta", "u", "v"), tuple(rows), settings,
+                         time.perf_counter() - t0, nulls, boot_ratio, boot_limit,
+                         int(units.max()) + 1, resampling)
     return sweep, means

@@ -16,6 +16,10 @@ from sciflow.checkpoint import CheckpointError, save_checkpoint
 from sciflow.errors import InputError, OutputError, ResourceError
 from sciflow.train import TrainConfig
 
+# tiny runs cannot decide their verdicts; test_climate_uncertainty checks the warning
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::sciflow.domains.climate.uncertainty.UndecidedWarning")
+
 CLI_ERROR = re.compile(r"sciflow (climate|precision)( \w+)?: error:")
 
 # the settings of the study folder every row starts from (one testbed, fast)
@@ -100,6 +104,8 @@ CLI_ROWS = [
     ("round-draws", ["round", "0.1", "--draws", "0"], "--draws.*integer >= 1"),
     ("round-rounding", ["round", "0.1", "--rounding", "up"], "--rounding.*invalid choice: 'up'"),
     ("round-value", ["round", "zero"], "invalid float value: 'zero'"),
+    ("round-native-sbits", ["round", "0.1", "--format", "sbits5", "--native"],
+     "--native with --format sbits5: sbits5 has no torch dtype"),
 ]
 
 
@@ -128,7 +134,15 @@ def test_cli_bad_input(world: Path, argv: list[str], pattern: str,
 
 
 def _api_rows() -> list[tuple[str, Callable[[Path], object], type[Exception], str]]:
-    from sciflow.domains.climate import Config, evaluate, run_study, stagnation, sweep_arms
+    from sciflow.domains.climate import (
+        Config,
+        block_units,
+        evaluate,
+        paired_w1,
+        run_study,
+        stagnation,
+        sweep_arms,
+    )
     from sciflow.domains.climate.flow import flow_sweep
 
     stag = Config(testbeds=("stagnation",))
@@ -168,13 +182,22 @@ def _api_rows() -> list[tuple[str, Callable[[Path], object], type[Exception], st
          CheckpointError, "refusing to load"),
         ("flow-sweep-bits", lambda r: flow_sweep(bits=(0,), train=TrainConfig(steps=1)),
          InputError, "sbits 0 is out of range"),
+        ("bootstrap-unpaired", lambda r: paired_w1(torch.zeros(4), torch.zeros(5),
+                                                   torch.zeros(4, dtype=torch.long),
+                                                   torch.ones(2, 1)),
+         InputError, r"paired samples; got shapes \(4,\) and \(5,\)"),
+        ("bootstrap-units", lambda r: paired_w1(torch.zeros(4), torch.zeros(4),
+                                                torch.zeros(3, dtype=torch.long),
+                                                torch.ones(2, 1)),
+         InputError, r"units has shape \(3,\); expected \(4,\)"),
+        ("bootstrap-block-0", lambda r: block_units(10, 0), InputError, "block=0"),
     ]
 
 
-@pytest.mark.parametrize("row", range(22), ids=lambda i: f"api-{i}")
+@pytest.mark.parametrize("row", range(25), ids=lambda i: f"api-{i}")
 def test_api_bad_input(world: Path, row: int) -> None:
     rows = _api_rows()
-    assert len(rows) == 22
+    assert len(rows) == 25
     _, call, error, pattern = rows[row]
     before = _hashes(world)
     with pytest.raises(error, match=pattern):

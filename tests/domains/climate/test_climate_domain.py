@@ -20,6 +20,10 @@ from sciflow.domains.climate.evaluation import cache_key
 from sciflow.domains.climate.folder import cache_path, read_cache
 from sciflow.errors import InputError, OutputError
 
+# tiny runs cannot decide their verdicts; test_climate_uncertainty checks the warning
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::sciflow.domains.climate.uncertainty.UndecidedWarning")
+
 ROOT = Path(__file__).resolve().parents[3]
 SHIPPED = ROOT / "benchmarks" / "results" / "precision_study"
 
@@ -50,11 +54,17 @@ def test_config_round_trip_legacy_json_and_train_inside() -> None:
     cfg = _tiny().replace(seed=5, train={"steps": 7})
     assert cfg.seed == cfg.train.seed == 5 and cfg.train.steps == 7
     assert Config.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
-    legacy = json.loads((SHIPPED / "config.json").read_text())  # the flat file of sciflow 0.1
-    assert "flow_train_steps" in legacy and "train" not in legacy
+    # the flat config.json of sciflow 0.1 (the shipped study's until it was rewritten)
+    legacy = {"testbeds": ["lorenz", "heat", "shallow_water", "flow", "stagnation"],
+              "bits": list(range(4, 24)), "sw_bits": [6, 8, 10, 12, 16, 23], "seed": 0,
+              "lorenz_members": 30, "lorenz_steps": 50000, "lorenz_nulls": 8,
+              "heat_years": 100.0, "sw_nx": 50, "sw_spinup_days": 200.0, "sw_days": 30.0,
+              "flow_train_steps": 1500, "flow_samples": 2000, "flow_steps": 32,
+              "stagnation_steps": 2000}
     old = Config.from_dict(legacy)
     assert old.train.steps == legacy["flow_train_steps"] and old.seed == legacy["seed"]
     assert old.flow_sample_steps == legacy["flow_steps"]
+    assert old == Config()  # sciflow 0.1's full study is today's default
     with pytest.raises(InputError, match="out_dir"):
         Config(train=cfg.train.__class__(steps=3, out_dir="runs/x"))
 
