@@ -194,7 +194,8 @@ def _clips(args: argparse.Namespace, model: Any, extractor: Any, samples: int) -
         check_memory(evaluation_bytes(model, clips, samples=samples, horizon=cfg.horizon),
                      f"{clips} clips x {samples} samples x {cfg.horizon} frames",
                      name="--samples")
-        return make_sprite_eval_set(cfg, extractor, clips=clips, seed=args.data_seed)
+        return make_sprite_eval_set(cfg, extractor, clips=clips, seed=args.data_seed,
+                                    progress=args.progress)
     source = video_source(args, defaults=cfg.video)
     return video_clips(source, cfg, extractor, clips=args.clips, progress=args.progress)
 

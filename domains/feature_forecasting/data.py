@@ -180,13 +180,15 @@ def _check_branches(cfg: Config) -> None:
 
 
 def make_sprite_training_set(cfg: Config, extractor: nn.Module, *, clips: int | None = None,
-                             seed: int | None = None) -> TrainSet:
-    """Sprite clips of C + H frames and their features (seed: ``cfg.seed``)."""
+                             seed: int | None = None, progress: bool | None = False) -> TrainSet:
+    """Sprite clips of C + H frames and their features (seed: ``cfg.seed``; ``progress``: of
+    the feature extraction)."""
     from sciflow.datasets.sprites import make_sprite_clips
 
     n, seed = clips or cfg.train_clips, cfg.seed if seed is None else seed
     data = make_sprite_clips(n, cfg.context + cfg.horizon, config=cfg.sprites(), seed=seed)
-    return TrainSet(features=extract_frames(extractor, data.frames), frames=data.frames,
+    feats = extract_frames(extractor, data.frames, progress=progress)
+    return TrainSet(features=feats, frames=data.frames,
                     segmentation=data.segmentation, depth=data.depth,
                     num_classes=data.config.num_classes,
                     provenance=_sprite_provenance(cfg, n, seed, "make_sprite_clips"))
@@ -217,8 +219,9 @@ def make_video_training_set(video: Tensor, cfg: Config, extractor: nn.Module) ->
 
 
 def make_sprite_eval_set(cfg: Config, extractor: nn.Module, *, clips: int = 48,
-                         seed: int = 10_000) -> EvalSet:
-    """Test clips (a seed disjoint from training) with every branch of their future rendered."""
+                         seed: int = 10_000, progress: bool | None = False) -> EvalSet:
+    """Test clips (a seed disjoint from training) with every branch of their future rendered
+    (``progress``: of the feature extraction of the clips and branches)."""
     from sciflow.datasets.sprites import make_forecast_set
 
     if isinstance(clips, bool) or not isinstance(clips, int) or clips < 1:
@@ -227,9 +230,9 @@ def make_sprite_eval_set(cfg: Config, extractor: nn.Module, *, clips: int = 48,
     sprites = cfg.sprites()
     data, fut = make_forecast_set(clips, context=cfg.context, horizon=cfg.horizon,
                                   config=sprites, seed=seed)
-    feats = extract_frames(extractor, data.frames)
+    feats = extract_frames(extractor, data.frames, progress=progress)
     nb = fut.probs.shape[0]
-    branch_feats = extract_frames(extractor, fut.frames.flatten(0, 1)).reshape(
+    branch_feats = extract_frames(extractor, fut.frames.flatten(0, 1), progress=progress).reshape(
         clips, nb, cfg.horizon, *feats.shape[2:])
     per_first = nb // len(sprites.turn_angles) ** sprites.num_sprites
     return EvalSet(context=feats[:, :cfg.context], future=feats[:, cfg.context:],

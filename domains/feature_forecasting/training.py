@@ -148,7 +148,7 @@ def training_data(cfg: Config) -> TrainSet:
         return bikes_clips(cfg, extractor, part="train")
     check_memory(train_set_bytes(cfg, int(extractor.dim)), f"{cfg.train_clips} training clips",
                  name="train_clips")
-    return make_sprite_training_set(cfg, extractor)
+    return make_sprite_training_set(cfg, extractor, progress=cfg.train.progress)
 
 
 def _same_data(cfg: Config, data: TrainSet) -> None:
