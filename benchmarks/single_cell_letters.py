@@ -20,9 +20,14 @@ in brackets, its peak before training: imports + data; the difference is what tr
 The network is smaller and trained far shorter than in the paper (which trains 4 x 512 MLPs for
 24,000 epochs on a GPU): the budget here is ~20 CPU-minutes in total on a shared 2-core machine.
 
+Calibration (its own section): MFM and FM trained on PBMC as above, with the per-population
+bootstrap spread of their held-out predictions (``evaluate(..., spread_repeats=8)``) against their
+actual errors: the spread-skill ratio (1 = calibrated) and the rank correlation of spread and error.
+
 Run:   python benchmarks/single_cell_letters.py                  (writes results/single_cell.md)
        python benchmarks/single_cell_letters.py --quick          (tiny smoke run, nothing written)
        python benchmarks/single_cell_letters.py --cache runs.jsonl   (resume finished runs)
+       python benchmarks/single_cell_letters.py --calibration-only   (replaces that section only)
 """
 
 from __future__ import annotations
@@ -36,9 +41,11 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from reporting import mean_std
 
@@ -50,7 +57,9 @@ from sciflow.domains.single_cell import (
     CellPopulations,
     Config,
     PopulationPair,
+    WorseThanBaselineWarning,
     baseline_predictions,
+    evaluate,
     mean_scores,
     mean_training_shift,
     read_populations,
@@ -264,6 +273,94 @@ def targets(task: Task, runs: dict[str, list[dict]], splits: list[str]) -> list[
     return out
 
 
+CALIBRATION = "## Calibration: per-population spread (PBMC held-out populations)"
+SPREAD_REDRAWS = 8
+
+
+def calibration(quick: bool, seeds: int) -> str:
+    """The calibration section: spread vs error of MFM and FM on PBMC's held-out populations."""
+    task = pbmc_task(quick)
+    held_out = task.splits["held-out populations"]
+    rows: dict[str, list[dict]] = {}
+    ensembles: dict[str, dict] = {}
+    for label in ("MFM", "FM"):
+        rows[label] = []
+        means, spreads = [], []
+        for seed in range(seeds):
+            t0 = time.perf_counter()
+            model = train(task.train, make_config(task.arch, task.train_cfg, label, seed))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", WorseThanBaselineWarning)  # BASE is reported
+                result = evaluate(model, held_out, spread_repeats=SPREAD_REDRAWS, seed=seed)
+            name = label
+            spread = [s.spread for s in result.spread[name]]
+            seps = [s.separation for s in result.spread[name]]
+            rows[label].append({
+                "ratio": result.spread_skill(name), "rho": result.spread_rank_correlation(name),
+                "spread": statistics.median(spread), "error": statistics.median(
+                    result.errors[name]), "noise": statistics.median(result.noise),
+                "separation": statistics.median(seps),
+                "w1": mean_scores(result.scores[name]).w1,
+                "base_w1": mean_scores(result.scores["BASE"]).w1})
+            means.append(torch.stack([x.double().mean(0) for x in result.predictions[name]]))
+            spreads.append(torch.tensor(spread, dtype=torch.float64))
+            print(f"[calibration] {label} seed {seed}: {time.perf_counter() - t0:.0f} s "
+                  f"{json.dumps(rows[label][-1])}", flush=True)
+        if seeds > 1:  # the seeds as an ensemble: its mean prediction, its spread
+            m = torch.stack(means)  # (seeds, pairs, D)
+            truth = torch.stack([p.target.double().mean(0) for p in held_out.pairs])
+            err = (m.mean(0) - truth).pow(2).mean(1).sqrt()
+            var = torch.stack(spreads).pow(2).mean(0) + m.var(0).mean(1)
+            noise = torch.tensor(result.noise, dtype=torch.float64)
+            ratio = float(err.pow(2).mean().sqrt() / (var + noise**2).mean().sqrt())
+            order = [list(map(float, var.sqrt())), list(map(float, err))]
+            rho = float(np.corrcoef(np.argsort(np.argsort(order[0])),
+                                    np.argsort(np.argsort(order[1])))[0, 1])
+            ensembles[label] = {"ratio": ratio, "rho": rho,
+                                "spread": float(np.median(var.sqrt().numpy())),
+                                "error": float(np.median(err.numpy())),
+                                "noise": float(np.median(noise.numpy()))}
+    lines = [CALIBRATION + "\n",
+             f"- {len(held_out.pairs)} held-out (population, treatment) pairs of the PBMC task "
+             f"above, models trained as there ({task.train_cfg['steps']} steps), seeds "
+             f"0..{seeds - 1}; spread = std of each population's predicted mean over "
+             f"{SPREAD_REDRAWS} bootstrap redraws of its source cells (mean-L2 units), error = "
+             "mean-L2 between the predicted and the true target means (all cells), noise = the "
+             "true target mean's own sampling error.",
+             "- Spread-skill ratio = RMS error / RMS sqrt(spread^2 + noise^2) over populations: 1 "
+             "for an unbiased model whose spread is right, > 1 when errors exceed what the "
+             "spread accounts for. Target: within 0.5 to 2.",
+             "- Command: `python benchmarks/single_cell_letters.py --calibration-only`"
+             + (" (--quick)" if quick else "") + "\n",
+             "| model | spread-skill ratio | rank corr (spread, error) | median spread | "
+             "median error | median noise | median separation | W1 (BASE) | target |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for label, recs in rows.items():
+        ratio = statistics.fmean(r["ratio"] for r in recs)
+        cells = [mean_std([r[k] for r in recs], 3) for k in
+                 ("ratio", "rho", "spread", "error", "noise", "separation")]
+        lines.append(f"| {label} | " + " | ".join(cells) +
+                     f" | {mean_std([r['w1'] for r in recs], 3)} ({recs[0]['base_w1']:.3f}) | "
+                     f"{'met' if 0.5 <= ratio <= 2 else 'not met'} |")
+    for label, r in ensembles.items():
+        lines.append(f"| {label}, {seeds}-seed ensemble | {r['ratio']:.3f} | {r['rho']:.3f} | "
+                     f"{r['spread']:.3f} | {r['error']:.3f} | {r['noise']:.3f} | | | "
+                     f"{'met' if 0.5 <= r['ratio'] <= 2 else 'not met'} |")
+    lines += ["", "The ensemble rows predict with the mean of the seeds' predicted means; their "
+              "spread adds the variance between seeds (the model's own uncertainty) to the "
+              "bootstrap variance.", ""]
+    return "\n".join(lines)
+
+
+def splice(text: str, section: str) -> str:
+    """``text`` with its calibration section replaced by ``section`` (appended if absent)."""
+    if CALIBRATION not in text:
+        return text.rstrip("\n") + "\n\n" + section
+    head, _, rest = text.partition(CALIBRATION)
+    after = rest.find("\n## ")
+    return head + section + ("" if after < 0 else rest[after:])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny smoke run, writes nothing")
@@ -272,8 +369,18 @@ def main() -> int:
     parser.add_argument("--cache", default=None, help="JSON-lines file of finished runs (resume)")
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("--probe", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--calibration-only", action="store_true",
+                        help="measure only the calibration section and splice it into --out")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.calibration_only:
+        section = calibration(args.quick, args.seeds)
+        if args.quick:
+            print(section)
+        else:
+            Path(args.out).write_text(splice(Path(args.out).read_text(), section))
+            print(f"wrote the calibration section of {args.out}")
+        return 0
     builders = {"letters": letters_task, "pbmc": pbmc_task}
     if args.probe:  # child process of memory_in_child
         path, label = args.probe.split(":", 1)
@@ -343,6 +450,7 @@ def main() -> int:
         "| task / split | metric | MFM | FM | CGFM | target |", "|---|---|---|---|---|---|",
         *target_rows, "",
         *sections,
+        calibration(args.quick, args.seeds) if "pbmc" in args.tasks.split(",") else "",
     ])
     if args.quick:
         print(text)

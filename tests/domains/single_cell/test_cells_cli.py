@@ -173,6 +173,10 @@ def test_control_level_predict_plot_and_concat_with_real_cells(scanpy_h5ad, tmp_
     assert anndata.concat([real, ad]).n_vars == 10
     info = ad.uns["sciflow"]
     assert info["obs"]["control"] == "control" and len(info["checkpoint_digest"]) == 64
+    # the file says how it was read: evaluate needs no keys, rep or checkpoint to score it
+    assert main(["cells", "evaluate", "--predictions", str(pred), "--data", str(scanpy_h5ad),
+                 "--where", "split=test"]) == 0
+    assert "| predicted |" in capsys.readouterr().out
 
 
 def test_evaluate_warns_when_worse_than_base_and_writes_strict_json(scanpy_h5ad, tmp_path,
