@@ -11,6 +11,10 @@ Writes benchmarks/results/precision.md. Measures, with 1 and 2 torch threads:
   qtorch is not run (it compiles a C++ extension at import);
 * a trained 2-D flow's Euler sampler under ``emulate`` against plain float32 sampling.
 
+Sections other scripts put into the same file are kept: the exhaustive check
+(``exhaustive_rounding.py``) and the calibration of the climate study's verdicts
+(``precision_verdicts.py``).
+
     .venv/bin/python benchmarks/precision.py [--n 10000000] [--repeats 5] [--exhaustive]
 """
 
@@ -218,6 +222,22 @@ def exhaustive_section() -> str:
     return module.markdown(results)
 
 
+#: the headings this script writes itself; every other "## " section of the file is kept
+OWN_SECTIONS = ("## Throughput", "## Correctness on the boundary set",
+                "## Emulated sampler overhead", "## Exhaustive check")
+
+
+def kept_sections(previous: str, *, skip: str | None = None) -> list[str]:
+    """The "## " sections of ``previous`` that this script does not write (nor ``skip``), each
+    without its trailing total-time line."""
+    out = []
+    for part in previous.split("\n## ")[1:]:
+        text = "## " + part.split("\nTotal benchmark time:", 1)[0].rstrip("\n")
+        if not text.startswith(OWN_SECTIONS) and not (skip and text.startswith(skip)):
+            out.append(text)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -314,10 +334,7 @@ def main() -> None:
     previous = RESULTS.read_text() if RESULTS.exists() else ""
     if args.exhaustive:
         lines += ["", section, "", exhaustive_section()]
-    elif section in previous:  # written by benchmarks/exhaustive_rounding.py: keep it
-        kept = previous.split(section, 1)[1].split("\n## ", 1)[0].rstrip("\n")
-        lines += ["", section + kept]
-    else:
+    elif section not in previous:
         lines += [
             "",
             "## Exhaustive check",
@@ -325,6 +342,9 @@ def main() -> None:
             "All 2^32 float32 patterns: `python benchmarks/exhaustive_rounding.py` (minutes per "
             "format; it adds its table here), or this script with `--exhaustive`.",
         ]
+    # sections other scripts wrote here (exhaustive_rounding.py, precision_verdicts.py): kept
+    for kept in kept_sections(previous, skip=section if args.exhaustive else None):
+        lines += ["", kept]
     lines += ["", f"Total benchmark time: {time.perf_counter() - started:.0f} s.", ""]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text("\n".join(lines))

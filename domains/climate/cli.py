@@ -105,7 +105,8 @@ def _study(args: argparse.Namespace) -> int:
                             overwrite=args.overwrite, reuse_from=args.reuse_from)
     for w in caught:
         if issubclass(w.category, UndecidedWarning):
-            print(f"sciflow precision: warning: {w.message}", file=sys.stderr)
+            print(f"sciflow {getattr(args, 'command', 'climate')}: warning: {w.message}",
+                  file=sys.stderr)
         else:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     print(f"wrote {path}")

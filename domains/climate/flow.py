@@ -98,6 +98,8 @@ def flow_sweep(
 
     t0 = time.perf_counter()
     train = train if train is not None else default_train()
+    if progress is None:  # a silent sweep trains silently
+        train = dataclasses.replace(train, progress=False)
     seed = train.seed
     _say(progress, f"flow: training {SOURCE} -> {TARGET} for {train.steps} steps")
     model64 = copy.deepcopy(train_flow(train)).double().eval()
