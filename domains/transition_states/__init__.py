@@ -6,12 +6,13 @@ reaction and integrates a flow from a Gaussian around (R + P)/2 to the TS in a f
 steps.
 
 >>> from ase.io import read                                                   # doctest: +SKIP
->>> from sciflow.domains.transition_states import Config, load, refine, sample, train
+>>> from sciflow.domains.transition_states import Config, load, refine, sample, search, train
 >>> model = load()                                  # the shipped small checkpoint
 >>> r, p = read("r.xyz"), read("p.xyz")
 >>> result = sample(model, r, p, samples=4)          # ranked best first (medoid rule)
 >>> result.best.write("ts.xyz")
 >>> refined = refine(result.best, reactant=r, product=p)   # Sella + GFN2-xTB, steps saved vs IDPP
+>>> found = search(r, p, samples=4)      # verified: Sella, one imaginary mode, quasi-IRC; CI-NEB fallback
 >>> own = train(reactions, Config(hidden=64).replace(train={"steps": 2000, "out_dir": "runs/ts"}))
 
 Modules (the domain shape of ``domains/README.md``): :mod:`.config` (Config), :mod:`.data`
@@ -19,8 +20,11 @@ Modules (the domain shape of ``domains/README.md``): :mod:`.config` (Config), :m
 :mod:`.smiles` (mapped reaction SMILES), :mod:`.sources` (the midpoint source), :mod:`.network`
 (the velocity network), :mod:`.model` (Model, load, KIND), :mod:`.training` (train),
 :mod:`.sampling` (sample), :mod:`.ranking` (rank), :mod:`.refinement` (Sella refine),
-:mod:`.metrics` and :mod:`.evaluation` (evaluate), :mod:`.cli` (``sciflow transition-states`` /
-``sciflow ts``), :mod:`.demo` (the ``sciflow demo`` section). Public names load on first use, so
+:mod:`.metrics` and :mod:`.evaluation` (evaluate), :mod:`.searching` (search: verified TSs),
+:mod:`.scope` (what a model has seen), :mod:`.calculators` (xTB at a charge and multiplicity),
+:mod:`.provenance` (extxyz info keys), :mod:`.figures` (--plot), :mod:`.cli` (``sciflow
+transition-states`` / ``sciflow ts``), :mod:`.commands` and :mod:`.search_command` (its handlers),
+:mod:`.demo` (the ``sciflow demo`` section). Public names load on first use, so
 ``sciflow --help`` imports no torch.
 
 Former names, kept as aliases: ``TSModelConfig`` = :class:`Config`; ``TSTrainSettings(**kw)``
@@ -83,6 +87,21 @@ _EXPORTS = {
     "summarize": ".metrics",
     "Evaluation": ".evaluation",
     "evaluate": ".evaluation",
+    "BaselineWarning": ".evaluation",
+    "spearman": ".metrics",
+    "imaginary_modes": ".refinement",
+    "held_out": ".files",
+    "read_ids": ".files",
+    "read_search_inputs": ".files",
+    "Scope": ".scope",
+    "OutOfScopeWarning": ".scope",
+    "check_scope": ".scope",
+    "scope_of": ".scope",
+    "XTB": ".calculators",
+    "SearchResult": ".searching",
+    "candidate_from_endpoints": ".searching",
+    "search": ".searching",
+    "search_settings": ".searching",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)

@@ -4,7 +4,9 @@ reaction datasets.
     sciflow ts generate --reactant r.xyz --product p.xyz -o ts.xyz [--samples N] [--refine]
     sciflow ts generate --reaction-smiles "[C:1]...>>..." -o ts.xyz
     sciflow ts train --out runs/ts [--data DIR] [--split split.json] [--steps N]
-    sciflow ts evaluate --split split.json [-o scores.json]
+    sciflow ts evaluate [--split split.json] [-o scores.json] [--plot]
+    sciflow ts search --reactant r.xyz --product p.xyz -o ts.extxyz   (verified: Sella, IRC)
+    sciflow ts search --reactions many.extxyz -o found.extxyz --resume
     sciflow ts build-dataset --out data/rxn
 
 Every handler (:mod:`.commands`) checks all its arguments and claims its outputs before any work.
@@ -29,8 +31,9 @@ from sciflow.cli_args import (
 )
 from sciflow.plugins import Domain
 
-from . import commands
-from .config import NETWORKS, SOURCES, TARGETS, Config
+from . import commands, search_command
+from .config import NETWORKS, SOURCES, SUBSETS, TARGETS, Config
+from .search_command import SEARCH_SUFFIXES
 
 __all__ = ["DOMAIN", "configure", "STRUCTURE_SUFFIXES", "MULTI_FRAME_SUFFIXES", "MODEL_FLAGS",
            "TRAIN_FLAGS"]
@@ -101,9 +104,21 @@ def _data_arguments(p: argparse.ArgumentParser) -> None:
                    help="reaction store directory or .extxyz(.gz) file (default: the shipped "
                         "GFN2-xTB reactions, unless --transition1x is given)")
     p.add_argument("--transition1x", default=None,
-                   help="Transition1x HDF5 file (your copy); its official split is used")
+                   help="Transition1x HDF5 file as published (data/ with train/ val/ test/ "
+                        "beside it); its official split is used unless --split or --ids")
     p.add_argument("--split", default=None,
                    help="split JSON (train/val/test id lists) from `build-dataset --finalize`")
+    p.add_argument("--ids", default=None,
+                   help="file of reaction ids, one a line or a JSON list (React-OT style: "
+                        "'<formula>/<rxn>' or '<rxn>' for Transition1x): exactly these")
+
+
+def _charge_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--charge", type=int, default=None,
+                   help="total charge (default: the reactant file's info 'charge', the SMILES' "
+                        "formal charges, else 0); passed to xTB")
+    p.add_argument("--multiplicity", type=positive_int, default=None,
+                   help="spin multiplicity 2S+1 (default: the file's info, else 1); passed to xTB")
 
 
 def _generate_parser(sub: argparse._SubParsersAction) -> None:
@@ -143,6 +158,13 @@ def _generate_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--checkpoint", default=None, help="model (default: the shipped one)")
     g.add_argument("--seed", type=nonnegative_int, default=0,
                    help="seed of the source draws (and of the SMILES embedding)")
+    _charge_arguments(g)
+    g.add_argument("--reference", default=None,
+                   help="a known TS (same atoms, same order): print and record the RMSD to it, "
+                        "and draw it in --plot")
+    g.add_argument("--plot", action=argparse.BooleanOptionalAction, default=False,
+                   help="write OUTPUT.png: the generated TS over R and P (and the refined and "
+                        "reference TS), aligned, on their principal plane")
     add_device_argument(g)
     add_threads_argument(g)
     g.set_defaults(func=commands.generate)
@@ -157,7 +179,8 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
                     "with DDP. Defaults are those of sciflow.domains.transition_states.Config.\n\n"
                     "Examples:\n"
                     "  sciflow ts train --out runs/ts --steps 5000 --split data/split_random.json\n"
-                    "  sciflow ts train --transition1x t1x.h5 --out runs/t1x\n"
+                    "  sciflow ts train --transition1x t1x.h5 --out runs/t1x   (the DFT-level model)\n"
+                    "  sciflow ts train --transition1x t1x.h5 --ids react_ot_train.txt --out runs/t1x\n"
                     "  torchrun --nproc-per-node 4 -m sciflow.cli ts train --out runs/ts",
         formatter_class=_FMT)
     _data_arguments(t)
@@ -175,15 +198,24 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
 def _evaluate_parser(sub: argparse._SubParsersAction) -> None:
     e = sub.add_parser(
         "evaluate", help="RMSD and GFN2-xTB energy errors of generated TSs on held-out reactions",
-        description="Generate the TS of every reaction of a split's subset and compare with the "
-                    "reference: Kabsch RMSD in A (no mirrors, uncapped) and |E(gen) - E(ref)| in "
-                    "kcal/mol from GFN2-xTB single points. -o writes strict JSON (NaN -> null).\n\n"
-                    "Example:\n"
-                    "  sciflow ts evaluate --split datasets/reactions/data/split_random.json "
-                    "-o scores.json",
+        description="Generate the TS of every held-out reaction and compare with the reference: "
+                    "Kabsch RMSD in A (no mirrors, uncapped) and |E(gen) - E(ref)| in kcal/mol "
+                    "from GFN2-xTB single points, beside the (R+P)/2 midpoint (a warning when the "
+                    "model is no better), and how well the per-reaction uncertainty orders the "
+                    "errors (Spearman). Which reactions: --ids, the --subset part of --split, "
+                    "Transition1x's official --subset, or by default the part of the data the "
+                    "checkpoint records as held out (its split's test part); --subset all scores "
+                    "everything, training reactions included. The set scored is printed. -o "
+                    "writes strict JSON (NaN -> null).\n\n"
+                    "Examples:\n"
+                    "  sciflow ts evaluate -o scores.json --plot\n"
+                    "  sciflow ts evaluate --split datasets/reactions/data/split_random.json\n"
+                    "  sciflow ts evaluate --transition1x t1x.h5 --checkpoint runs/t1x/ts_model.pt",
         formatter_class=_FMT)
     _data_arguments(e)
-    e.add_argument("--subset", choices=("train", "val", "test"), default="test")
+    e.add_argument("--subset", choices=SUBSETS, default="test",
+                   help="test (default), val, train, unseen (everything outside the recorded "
+                        "train/val parts) or all (training reactions included)")
     e.add_argument("--checkpoint", default=None, help="model (default: the shipped one)")
     e.add_argument("--samples", type=positive_int, default=1, help="samples per reaction")
     _solver_arguments(e)
@@ -192,23 +224,74 @@ def _evaluate_parser(sub: argparse._SubParsersAction) -> None:
     e.add_argument("-o", "--output", default=None,
                    help="write per-reaction scores and the summary as JSON (.json)")
     e.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
+    e.add_argument("--plot", action=argparse.BooleanOptionalAction, default=False,
+                   help="write OUTPUT.png next to -o: RMSD per reaction against (R+P)/2 and the "
+                        "uncertainty, and overlays of guess and reference (best, median, worst)")
     add_device_argument(e)
     add_threads_argument(e)
     e.set_defaults(func=commands.evaluate)
 
 
+def _search_parser(sub: argparse._SubParsersAction) -> None:
+    s = sub.add_parser(
+        "search", help="verified TS: generated guesses -> Sella -> frequencies -> quasi-IRC "
+                       "(CI-NEB fallback)",
+        description="Find a verified transition state of R -> P: K guesses from the model "
+                    "(ranked), each refined by Sella (order 1, GFN2-xTB) and kept only with "
+                    "exactly one imaginary mode and a quasi-IRC (displace along the mode, relax "
+                    "both ways) that reaches R's and P's bond graphs (for rotations and "
+                    "inversions: the key dihedral or pyramidalisation); when no guess verifies, "
+                    "or the model cannot take the reaction, the reaction builder's IDPP/CI-NEB "
+                    "path, and the output says so. Writes one extended XYZ frame per reaction "
+                    "with verified, route, winner (which guess), barrier_ev, imag_freq_cm1, "
+                    "timings and the model's provenance in its info; with --reactions FILE the "
+                    "output is appended reaction by reaction and --resume skips those done.\n\n"
+                    "Examples:\n"
+                    "  sciflow ts search --reactant r.xyz --product p.xyz -o ts.extxyz\n"
+                    "  sciflow ts search --reaction-smiles '[H:1][N:2]=[C:3]=[O:4]>>"
+                    "[N:2]#[C:3][O:4][H:1]' -o ts.extxyz\n"
+                    "  sciflow ts search --reactions many.extxyz -o found.extxyz --resume",
+        formatter_class=_FMT)
+    s.add_argument("--reactant", help="reactant geometry, A (any format ASE reads)")
+    s.add_argument("--product", help="product geometry, same atom order as the reactant")
+    s.add_argument("--reaction-smiles", help="atom-mapped reaction SMILES R>>P")
+    s.add_argument("--reactions", help="many reactions: an extxyz in the reaction format "
+                                       "(frame=reactant/transition_state/product; a TS is used as "
+                                       "the reference) or consecutive R, P frames")
+    s.add_argument("--reference", default=None, help="a known TS of the one reaction (RMSD)")
+    s.add_argument("--id", default="reaction", help="reaction_id of the one reaction")
+    add_output_arguments(s, suffixes=SEARCH_SUFFIXES, what="the TSs (extended XYZ)")
+    s.add_argument("--resume", action="store_true",
+                   help="continue an existing output: skip the reactions it holds")
+    s.add_argument("--samples", type=positive_int, default=4,
+                   help="generated guesses to try, best ranked first (default 4)")
+    s.add_argument("--no-model", action="store_true",
+                   help="no generated guesses: the IDPP/CI-NEB path alone (the classic search)")
+    _solver_arguments(s)
+    s.add_argument("--checkpoint", default=None, help="model (default: the shipped one)")
+    s.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the source draws")
+    _charge_arguments(s)
+    s.add_argument("--time-limit", type=positive_float, default=300.0,
+                   help="wall-time limit per reaction, s (default 300)")
+    add_device_argument(s)
+    add_threads_argument(s)
+    s.set_defaults(func=search_command.search)
+
+
 def configure(p: argparse.ArgumentParser) -> None:
-    """Fill the ``transition-states`` group: generate, train, evaluate, build-dataset."""
+    """Fill the ``transition-states`` group: generate, train, evaluate, search, build-dataset."""
     p.description = ("Generate the transition state of a reaction from its reactant and product "
                      "geometries with a conditional flow (a few deterministic steps), train and "
                      "evaluate generators, and build verified reaction datasets.\n\nExamples:\n"
                      "  sciflow ts generate --reactant r.xyz --product p.xyz -o ts.xyz\n"
                      "  sciflow ts train --out runs/ts --steps 5000\n"
-                     "  sciflow ts evaluate --checkpoint runs/ts/ts_model.pt --split s.json")
+                     "  sciflow ts evaluate --checkpoint runs/ts/ts_model.pt --split s.json\n"
+                     "  sciflow ts search --reactant r.xyz --product p.xyz -o ts.extxyz")
     sub = p.add_subparsers(dest="ts_command", metavar="<ts-command>")
     _generate_parser(sub)
     _train_parser(sub)
     _evaluate_parser(sub)
+    _search_parser(sub)
     # build-dataset lives in sciflow.datasets.reactions.cli; importing that package costs scipy and
     # ASE, so its parser is built when the sub-command runs (all its arguments pass through)
     b = sub.add_parser("build-dataset", add_help=False, prefix_chars="\x01",

@@ -13,7 +13,9 @@ import argparse
 import dataclasses
 import os
 import sys
-from contextlib import ExitStack
+import warnings
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +35,78 @@ def _endpoint_inputs(args: argparse.Namespace) -> list[Any]:
     return [args.reactant, args.product]
 
 
+def _figure_path(output: str | Path) -> Path:
+    """OUTPUT's figure: the same folder and stem, ``.png`` (``ts.xyz.gz`` -> ``ts.png``)."""
+    out = Path(output)
+    return out.parent / (out.name.split(".")[0] + ".png")
+
+
+def _claim_figure(stack: ExitStack, args: argparse.Namespace, inputs: list[Any]) -> Any:
+    if not getattr(args, "plot", False):
+        return None
+    if args.output is None:
+        raise InputError("--plot writes its figure next to -o/--output; pass -o FILE")
+    return stack.enter_context(claim_output(_figure_path(args.output), inputs=inputs,
+                                            overwrite=args.overwrite, suffixes=(".png",),
+                                            name="--plot"))
+
+
+def warn_line(text: str) -> None:
+    """A warning the way the command line says it (``sciflow ts: warning: ...``, stderr)."""
+    print(f"sciflow ts: warning: {text}", file=sys.stderr)
+
+
+@contextmanager
+def said_warnings(said: list[str]) -> Iterator[None]:
+    """Print the domain's warnings (out-of-scope input, worse than the midpoint) as warning
+    lines and collect their text in ``said``; other warnings pass through."""
+    from .evaluation import BaselineWarning
+    from .scope import OutOfScopeWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", BaselineWarning)
+        warnings.simplefilter("always", OutOfScopeWarning)
+        yield
+    for w in caught:
+        if issubclass(w.category, (BaselineWarning, OutOfScopeWarning)):
+            said.append(str(w.message))
+            warn_line(str(w.message))
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
+def charge_and_multiplicity(args: argparse.Namespace, reactant: Any,
+                            smiles: str | None = None) -> tuple[int, int]:
+    """--charge / --multiplicity, else what the reactant file (``info``) or the SMILES (formal
+    charges) says, else 0 and 1."""
+    from .scope import charge_of
+
+    charge, mult = charge_of(reactant)
+    if smiles:
+        from .smiles import smiles_charge
+
+        charge = smiles_charge(smiles)
+    charge = charge if args.charge is None else args.charge
+    mult = mult if args.multiplicity is None else args.multiplicity
+    return charge, mult
+
+
+def read_ends(args: argparse.Namespace) -> tuple[Any, Any]:
+    """R and P from --reactant/--product or --reaction-smiles."""
+    from .files import read_endpoint
+
+    if args.reaction_smiles:
+        from .smiles import endpoints_from_smiles
+
+        return endpoints_from_smiles(args.reaction_smiles, seed=args.seed)
+    return read_endpoint(args.reactant, "reactant"), read_endpoint(args.product, "product")
+
+
 def generate(args: argparse.Namespace) -> int:
     """``ts generate``: the best TS (and optionally all ranked samples) of one reaction."""
     from .cli import MULTI_FRAME_SUFFIXES, STRUCTURE_SUFFIXES
 
-    inputs = _endpoint_inputs(args) + [args.checkpoint]
+    inputs = _endpoint_inputs(args) + [args.checkpoint, args.reference]
     if args.samples_out is not None and Path(args.samples_out).resolve() == Path(args.output).resolve():
         raise OutputError(f"--samples-out={args.samples_out!r} is the --output file; give them "
                           "two different names")
@@ -49,68 +118,109 @@ def generate(args: argparse.Namespace) -> int:
             every = stack.enter_context(claim_output(
                 args.samples_out, inputs=inputs + [args.output], overwrite=args.overwrite,
                 suffixes=MULTI_FRAME_SUFFIXES, name="--samples-out"))
-        _generate(args, out, every)
+        figure = _claim_figure(stack, args, inputs + [args.output, args.samples_out])
+        _generate(args, out, every, figure)
     return 0
 
 
-def _generate(args: argparse.Namespace, out: Any, every: Any) -> None:
+def _generate(args: argparse.Namespace, out: Any, every: Any, figure: Any) -> None:
     import ase.io
 
     from sciflow.cli_args import set_threads
+    from sciflow.outputs import ensure_finite
 
+    from .calculators import XTB
     from .files import read_endpoint
+    from .metrics import pair_rmsd, single_point
     from .model import load
+    from .provenance import generation_info, refinement_info, with_info
     from .sampling import sample
 
     set_threads(args)
     if args.checkpoint is not None and not Path(args.checkpoint).is_file():
         raise FileNotFoundError(f"--checkpoint {args.checkpoint!r} does not exist")
-    if args.reaction_smiles:
-        from .smiles import endpoints_from_smiles
-
-        reactant, product = endpoints_from_smiles(args.reaction_smiles, seed=args.seed)
-    else:
-        reactant = read_endpoint(args.reactant, "reactant")
-        product = read_endpoint(args.product, "product")
+    reactant, product = read_ends(args)
+    reference = read_endpoint(args.reference, "--reference") if args.reference else None
+    charge, mult = charge_and_multiplicity(args, reactant, args.reaction_smiles)
     model = load(args.checkpoint, device=args.device or "cpu")
-    model.prepare(reactant, product)  # every input check before any calculator starts
-    calc = None
-    if args.rank == "fmax" or args.refine:
-        from sciflow.datasets.reactions import GFN2
-
-        calc = GFN2()
-    result = sample(model, reactant, product, samples=args.samples, sample_steps=args.sample_steps,
-                    solver=args.solver, seed=args.seed, rank=args.rank, calculator=calc)
-    print(f"generated {len(result.samples)} sample(s) in {result.seconds * 1e3:.1f} ms "
-          f"({result.nfe} network evaluations); ranked by {result.rule}: "
-          + ", ".join(f"{s:.3f}" for s in result.scores))
+    said: list[str] = []
+    with said_warnings(said):
+        # every input check before any calculator starts
+        model.prepare(reactant, product, charge=charge, multiplicity=mult)
+    if reference is not None and list(reference.numbers) != list(reactant.numbers):
+        raise InputError(f"--reference {args.reference!r} does not hold the reactant's atoms in "
+                         "its order")
+    calc = XTB(charge=charge, multiplicity=mult) if args.rank == "fmax" or args.refine else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # said once above
+        result = sample(model, reactant, product, samples=args.samples,
+                        sample_steps=args.sample_steps, solver=args.solver, seed=args.seed,
+                        rank=args.rank, calculator=calc, uncertainty="auto", charge=charge,
+                        multiplicity=mult)
+    steps = args.sample_steps or model.default_steps
+    solver = args.solver or model.default_solver
+    line = (f"generated {len(result.samples)} sample(s) in {result.seconds * 1e3:.1f} ms "
+            f"({result.nfe} network evaluations"
+            + (", the P->R generation for the uncertainty included)"
+               if result.uncertainty_kind == "reverse" else ")"))
+    if result.rank_score is not None:
+        line += f"; ranked by {result.rule}: " + ", ".join(f"{s:.3f}" for s in result.scores)
+    print(line)
+    print(f"uncertainty {result.uncertainty:.3f} A ({result.uncertainty_kind}: "
+          + ("spread of the samples around the chosen one" if result.uncertainty_kind == "spread"
+             else "RMSD between the R->P and P->R generations") + "; larger = less certain)")
+    info = generation_info(model, result, seed=args.seed, solver=solver, sample_steps=steps,
+                           charge=charge, multiplicity=mult)
     best = result.best
+    if calc is not None and not args.refine:
+        info["energy_xtb_ev"] = single_point(best, calc)
     if args.refine:
         from .refinement import refine
 
         ref = refine(best, reactant=reactant, product=product, calculator=calc, fmax=args.fmax,
-                     compare_idpp=not args.no_idpp)
-        best = ref.atoms
+                     compare_idpp=not args.no_idpp, frequencies=True)
+        modes = ("; exactly one imaginary mode" if ref.imaginary_modes == 1 else
+                 f"; {ref.imaginary_modes} imaginary modes: NOT a first-order saddle")
         line = (f"Sella refinement: {'converged' if ref.converged else 'NOT converged'} in "
-                f"{ref.steps} steps (fmax {ref.fmax:.4f} eV/A, E {ref.energy:.4f} eV)")
+                f"{ref.steps} steps (fmax {ref.fmax:.4f} eV/A, E {ref.energy:.4f} eV); "
+                f"lowest frequency {ref.imaginary_frequency:.0f} cm^-1{modes}")
         if ref.idpp_steps is not None:
             line += (f"; from the IDPP guess: {ref.idpp_steps} steps "
                      f"({'converged' if ref.idpp_converged else 'not converged'}), "
                      f"steps saved: {ref.steps_saved}")
         print(line)
-    from sciflow.outputs import ensure_finite
-
+        info.update(refinement_info(ref))
+        best = ref.atoms
     ensure_finite(best.get_positions(), "the refined TS coordinates", axis_name="atom",
                   hint="Sella diverged from this start; run without --refine")
+    if reference is not None:
+        info["rmsd_to_reference_A"] = pair_rmsd(best.get_positions(), reference.get_positions())
+        print(f"RMSD to --reference: {info['rmsd_to_reference_A']:.3f} A (Kabsch, no mirrors)")
     if every is not None:
-        every.write(lambda tmp: ase.io.write(tmp, list(result.samples)))
+        frames = [with_info(a, {**info, "sample_rank": k, "rank_score": s} if len(result.samples) > 1
+                            else {**info, "sample_rank": k})
+                  for k, (a, s) in enumerate(zip(result.samples, result.scores))]
+        every.write(lambda tmp: ase.io.write(tmp, frames))
         print(f"wrote the ranked samples to {every.path}")
-    out.write(lambda tmp: ase.io.write(tmp, best))
+    final = with_info(best, info)
+    out.write(lambda tmp: ase.io.write(tmp, final))
     print(f"wrote the TS to {out.path}")
+    if figure is not None:
+        from .figures import plot_overlay
+
+        shown = [("reactant", reactant), ("product", product), ("generated TS", result.best)]
+        if args.refine:
+            shown.append(("refined TS", best))
+        if reference is not None:
+            shown.append(("reference TS", reference))
+        figure.write(lambda tmp: plot_overlay(
+            tmp, shown, title=f"{reactant.get_chemical_formula()}: generated TS on R and P "
+                              f"(uncertainty {result.uncertainty:.3f} A)"))
+        print(f"wrote the figure to {figure.path}")
 
 
 def _data_inputs(args: argparse.Namespace) -> list[Any]:
-    return [args.data, args.transition1x, args.split]
+    return [args.data, args.transition1x, args.split, args.ids]
 
 
 def _config(args: argparse.Namespace) -> Any:
@@ -127,6 +237,20 @@ def _config(args: argparse.Namespace) -> Any:
                      if getattr(args, name) is not None}
     trained = train_config(args, base.train)
     return base.replace(**changes, train=dataclasses.replace(trained, **train_changes))
+
+
+def _data_meta(args: argparse.Namespace) -> dict[str, Any]:
+    """What ``ts train`` records about its data: the files, and a split file's id lists (so
+    ``ts evaluate`` knows the held-out part without being told)."""
+    meta: dict[str, Any] = {"data": str(args.data) if args.data else None,
+                            "transition1x": str(args.transition1x) if args.transition1x else None,
+                            "split": str(args.split) if args.split else None,
+                            "ids": str(args.ids) if args.ids else None}
+    if args.split:
+        from .files import _read_split
+
+        meta["splits"] = {Path(args.split).stem: _read_split(Path(args.split))}
+    return meta
 
 
 def train(args: argparse.Namespace) -> int:
@@ -148,17 +272,17 @@ def train(args: argparse.Namespace) -> int:
         if args.resume:
             check_resume(config)
         reactions = load_reactions(args.data, transition1x=args.transition1x, split=args.split,
-                                   subset="train")
-        meta = {"data": str(args.data) if args.data else None,
-                "split": str(args.split) if args.split else None}
-        print(f"training on {len(reactions)} reactions", file=sys.stderr)
-        model, result = train_model(reactions, config, resume=args.resume, meta=meta,
+                                   subset="train", ids=args.ids)
+        where = ("Transition1x's official train split" if args.transition1x and not
+                 (args.split or args.ids) else "the data")
+        print(f"training on {len(reactions)} reactions of {where}", file=sys.stderr)
+        model, result = train_model(reactions, config, resume=args.resume, meta=_data_meta(args),
                                     return_result=True)
         if int(os.environ.get("RANK", "0")) == 0:
             out.write(lambda tmp: model.save(tmp, step=result.step))
             loss = "n/a" if result.final_loss is None else f"{result.final_loss:.4g}"
             print(f"trained {result.step} steps in {result.wall_time:.0f} s (final loss {loss}); "
-                  f"inference checkpoint: {out.path}")
+                  f"seen: {model.scope.describe()}; inference checkpoint: {out.path}")
     return 0
 
 
@@ -170,35 +294,66 @@ def evaluate(args: argparse.Namespace) -> int:
         if args.output is not None:
             out = stack.enter_context(claim_output(args.output, inputs=inputs,
                                                    overwrite=args.overwrite, suffixes=(".json",)))
-        _evaluate(args, out)
+        figure = _claim_figure(stack, args, inputs + [args.output])
+        _evaluate(args, out, figure)
     return 0
 
 
-def _evaluate(args: argparse.Namespace, out: Any) -> None:
+def evaluation_set(args: argparse.Namespace, model: Any) -> tuple[list[Any], str]:
+    """The reactions ``ts evaluate`` scores and a sentence naming them: --ids, --split[subset],
+    Transition1x's official subset, or (the default) the part of the data the checkpoint has
+    not seen (:func:`.files.held_out`). Warns when a chosen set holds training reactions."""
+    from .files import held_out, load_reactions
+
+    explicit = args.ids is not None or args.split is not None
+    official = (args.transition1x is not None and args.data is None and not explicit
+                and args.subset in ("train", "val", "test"))
+    if explicit or official:
+        reactions = load_reactions(args.data, transition1x=args.transition1x, split=args.split,
+                                   subset=args.subset, ids=args.ids)
+        text = (f"the {len(reactions)} reactions listed in --ids {args.ids}" if args.ids else
+                f"the {len(reactions)} reactions of the {args.subset} part of --split "
+                f"{args.split}" if args.split else
+                f"the {len(reactions)} reactions of Transition1x's official {args.subset} split")
+        trained = set((model.meta.get("train") or {}).get("ids") or ())
+        for s in (model.meta.get("splits") or {}).values():
+            trained |= set(s.get("train", ())) | set(s.get("val", ()))
+        seen = sum(r.id in trained for r in reactions)
+        if seen and args.subset != "train":
+            warn_line(f"{seen} of these {len(reactions)} reactions are in the checkpoint's "
+                      "training or validation data: their scores overstate accuracy")
+        return reactions, text
+    reactions = load_reactions(args.data, transition1x=args.transition1x,
+                               subset="all" if args.transition1x else args.subset)
+    return held_out(model.meta, reactions, args.subset)
+
+
+def _evaluate(args: argparse.Namespace, out: Any, figure: Any) -> None:
     from sciflow.cli_args import set_threads
 
+    from .calculators import XTB
     from .evaluation import evaluate as evaluate_model
-    from .files import load_reactions
     from .model import load
 
     set_threads(args)
     if args.checkpoint is not None and not Path(args.checkpoint).is_file():
         raise FileNotFoundError(f"--checkpoint {args.checkpoint!r} does not exist")
     model = load(args.checkpoint, device=args.device or "cpu")
-    reactions = load_reactions(args.data, transition1x=args.transition1x, split=args.split,
-                               subset=args.subset)
-    calc = None
-    if not args.no_energies:
-        from sciflow.datasets.reactions import GFN2
-
-        calc = GFN2()
-    ev = evaluate_model(model, reactions, samples=args.samples, sample_steps=args.sample_steps,
-                        solver=args.solver, seed=args.seed, calculator=calc)
+    reactions, scored = evaluation_set(args, model)
+    print(f"scoring {scored}")
+    calc = None if args.no_energies else XTB()
+    said: list[str] = []
+    with said_warnings(said):
+        ev = evaluate_model(model, reactions, samples=args.samples, sample_steps=args.sample_steps,
+                            solver=args.solver, seed=args.seed, calculator=calc,
+                            uncertainty="auto", scored=scored, progress=True)
     s = ev.summary
     print(f"{s.reactions} reactions, {ev.samples} sample(s), {ev.solver} x {ev.steps}")
     print(f"RMSD (A, Kabsch, no mirrors, uncapped): mean {s.rmsd_mean:.3f}, median "
           f"{s.rmsd_median:.3f}, < 0.1 A: {s.rmsd_below_0_1:.0%}; (R+P)/2 median "
           f"{s.rmsd_midpoint_median:.3f}")
+    print(f"uncertainty ({ev.uncertainty}) vs RMSD: Spearman {s.uncertainty_spearman:.2f} "
+          "(1: it orders the errors perfectly)")
     if s.generation_failures:
         print(f"{s.generation_failures} reaction(s) diverged (NaN coordinates; RMSD counted as inf)")
     if calc is not None:
@@ -207,9 +362,30 @@ def _evaluate(args: argparse.Namespace, out: Any) -> None:
     print(f"time per reaction: batched {ev.seconds_batched * 1e3:.1f} ms, single "
           f"{(ev.seconds_single or 0) * 1e3:.1f} ms")
     if out is not None:
-        text = ev.to_json()
+        doc = {**ev.to_dict(), "provenance": _provenance(model, args, ev)}
+        from sciflow.outputs import dumps_json
+
+        text = dumps_json(doc, indent=1)
         out.write(lambda tmp: Path(tmp).write_text(text))
         print(f"wrote {out.path}")
+    if figure is not None:
+        from .figures import plot_evaluation
+
+        order = sorted(range(len(reactions)), key=lambda k: ev.rows[k].rmsd)
+        picks = [("best", order[0]), ("median", order[len(order) // 2]), ("worst", order[-1])]
+        overlays = [(f"{name}: {reactions[k].id[:40]} ({ev.rows[k].rmsd:.3f} A)", reactions[k],
+                     ev.generated[k]) for name, k in picks]
+        figure.write(lambda tmp: plot_evaluation(
+            tmp, ev, overlays, title=f"ts evaluate: {scored}"[:160]))
+        print(f"wrote the figure to {figure.path}")
+
+
+def _provenance(model: Any, args: argparse.Namespace, ev: Any) -> dict[str, Any]:
+    from .provenance import model_info
+
+    return {**model_info(model), "wrote": "ts evaluate", "seed": args.seed, "solver": ev.solver,
+            "sample_steps": ev.steps, "samples": ev.samples,
+            "command": " ".join(["sciflow", *sys.argv[1:]])}
 
 
 def build_dataset(args: argparse.Namespace) -> int:

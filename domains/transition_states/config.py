@@ -25,7 +25,7 @@ from sciflow.errors import InputError
 if TYPE_CHECKING:
     from sciflow.train import TrainConfig
 
-__all__ = ["Config", "DEFAULT_ELEMENTS", "NETWORKS", "SOURCES", "TARGETS", "NETWORK_FIELDS",
+__all__ = ["Config", "DEFAULT_ELEMENTS", "NETWORKS", "SOURCES", "TARGETS", "SUBSETS", "NETWORK_FIELDS",
            "TSModelConfig", "TSTrainSettings"]
 
 DEFAULT_ELEMENTS: tuple[int, ...] = (1, 6, 7, 8)
@@ -34,6 +34,8 @@ DEFAULT_ELEMENTS: tuple[int, ...] = (1, 6, 7, 8)
 NETWORKS = ("egnn", "painn", "e3nn")
 SOURCES = ("gaussian", "midpoint")
 TARGETS = ("x1", "velocity")
+SUBSETS = ("test", "val", "train", "unseen", "all")
+"""What ``ts evaluate --subset`` scores (:func:`.files.held_out`)."""
 
 NETWORK_FIELDS = ("network", "hidden", "layers", "vector_channels", "elements", "source",
                   "source_scale", "target", "time_dim", "num_rbf", "rbf_max", "pair_distances")

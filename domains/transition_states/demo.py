@@ -74,7 +74,7 @@ def _demo(out_dir: Path) -> str:
     gen = load()
     reactions = shipped_test_reactions(gen)
     calc = _calculator()
-    one: Evaluation = evaluate(gen, reactions, samples=1, calculator=calc)
+    one: Evaluation = evaluate(gen, reactions, samples=1, calculator=calc, uncertainty="none")
     many: Evaluation = evaluate(gen, reactions, samples=8, calculator=calc, time_single=False)
     mid_rows = []
     for r in reactions:

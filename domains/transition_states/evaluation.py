@@ -4,14 +4,19 @@
 reference (:mod:`.metrics`: Kabsch RMSD, optionally single-point energy errors) and times the
 batched call and one-reaction calls. A reaction whose generated TS diverged (NaN/inf) is kept as a
 failure (RMSD inf, counted in ``summary.generation_failures``) rather than stopping the run.
-:meth:`Evaluation.to_dict` / :meth:`Evaluation.to_json` are strict JSON (NaN and inf -> null).
+:meth:`Evaluation.to_dict` / :meth:`Evaluation.to_json` are strict JSON (NaN and inf -> null),
+with what every score means. Each reaction also gets an uncertainty (the spread of its K samples
+or the disagreement of its R->P and P->R generations) whose Spearman correlation with the RMSD
+says how well it orders the errors; a model no better than the (R+P)/2 midpoint raises a
+:class:`BaselineWarning`.
 """
 
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sciflow.errors import InputError
@@ -29,16 +34,26 @@ from .metrics import (
 )
 from .model import Model
 from .ranking import CalculatorFactory
-from .sampling import sample_many
+from .sampling import UNCERTAINTY_MEANINGS, sample_many
 
-__all__ = ["Evaluation", "evaluate", "EV_TO_KCAL", "CHEMICAL_ACCURACY_KCAL", "ReactionScore",
+__all__ = ["Evaluation", "evaluate", "BaselineWarning", "SCORE_MEANINGS", "EV_TO_KCAL", "CHEMICAL_ACCURACY_KCAL", "ReactionScore",
            "EvaluationSummary", "pair_rmsd", "single_point", "score", "summarize"]
+
+
+class BaselineWarning(UserWarning):
+    """The generated TSs are no closer to the references than the (R+P)/2 midpoint."""
 
 
 @dataclass(frozen=True)
 class Evaluation:
     """Per-reaction scores, the summary, and the generation settings and timings (seconds per
-    reaction: ``seconds_batched`` inside the one batch, ``seconds_single`` generated alone)."""
+    reaction: ``seconds_batched`` inside the one batch, ``seconds_single`` generated alone).
+
+    ``scored`` says which reactions were scored (e.g. the held-out part of a split);
+    ``uncertainty`` how each reaction's uncertainty was measured (``"spread"``, ``"reverse"``
+    or ``"none"``); ``warnings`` the text of every :class:`BaselineWarning` raised;
+    ``generated`` the chosen TS of each reaction (not in :meth:`to_dict`).
+    """
 
     rows: tuple[ReactionScore, ...]
     summary: EvaluationSummary
@@ -47,6 +62,10 @@ class Evaluation:
     solver: str
     seconds_batched: float
     seconds_single: float | None
+    scored: str = ""
+    uncertainty: str = "none"
+    warnings: tuple[str, ...] = ()
+    generated: tuple[Any, ...] = field(default=(), repr=False)
 
     @property
     def method(self) -> str:
@@ -56,22 +75,51 @@ class Evaluation:
     def to_dict(self) -> dict[str, Any]:
         return {"summary": asdict(self.summary), "rows": [asdict(r) for r in self.rows],
                 "samples": self.samples, "sample_steps": self.steps, "solver": self.solver,
-                "seconds_batched": self.seconds_batched, "seconds_single": self.seconds_single}
+                "seconds_batched": self.seconds_batched, "seconds_single": self.seconds_single,
+                "scored": self.scored, "uncertainty": self.uncertainty,
+                "uncertainty_meaning": UNCERTAINTY_MEANINGS.get(self.uncertainty, "not measured"),
+                "warnings": list(self.warnings), "meaning": SCORE_MEANINGS}
 
     def to_json(self) -> str:
         """Strict JSON text of :meth:`to_dict` (no bare NaN or Infinity)."""
         return dumps_json(self.to_dict(), indent=1)
 
 
+SCORE_MEANINGS = {
+    "rmsd": "Kabsch RMSD (A, proper rotations only, not capped) of the generated TS to the "
+            "reference TS; inf when the generation diverged",
+    "rmsd_tsgen": "TS-GEN's variant (mirror images allowed, capped at 1 A), for comparison only",
+    "rmsd_midpoint": "the same RMSD for the (R+P)/2 midpoint, the trivial baseline",
+    "energy_generated": "GFN2-xTB single-point energy (eV) of the generated TS; null when not "
+                        "computed or when the SCF failed",
+    "energy_reference": "the same for the reference TS",
+    "uncertainty": "the generation's per-reaction uncertainty (A), see uncertainty_meaning",
+    "uncertainty_spearman": "Spearman rank correlation of uncertainty and RMSD over the scored "
+                            "reactions (1: the uncertainty orders the errors perfectly)",
+}
+
+
+def _chunks(n: int, size: int) -> list[range]:
+    return [range(i, min(i + size, n)) for i in range(0, n, size)]
+
+
 def evaluate(model: Model, reactions: Sequence[Any], *, samples: int = 1,
              sample_steps: int | None = None, solver: str | None = None, seed: int = 0,
              calculator: CalculatorFactory | None = None, time_single: bool = True,
-             steps: int | None = None, method: str | None = None) -> Evaluation:
-    """Generate the TS of every reaction (one batch) and score it against the reference.
+             uncertainty: str = "auto", scored: str = "", progress: bool = False,
+             chunk: int = 32, steps: int | None = None, method: str | None = None) -> Evaluation:
+    """Generate the TS of every reaction (batches of ``chunk``) and score it against the reference.
 
-    With ``calculator`` the generated and reference TSs get single-point energies. ``steps`` and
-    ``method`` are the former names of ``sample_steps`` and ``solver``.
+    With ``calculator`` the generated and reference TSs get single-point energies.
+    ``uncertainty`` is passed to :func:`.sampling.sample_many` (``"auto"``: spread of K >= 2
+    samples, else the R->P / P->R disagreement); its Spearman correlation with the RMSD is in
+    the summary. When the median RMSD is no better than the (R+P)/2 midpoint's, a
+    :class:`BaselineWarning` is raised (and kept in ``warnings``). ``progress`` reports through
+    :func:`sciflow.progress.progress`. ``steps`` and ``method`` are the former names of
+    ``sample_steps`` and ``solver``.
     """
+    from sciflow.progress import progress as bar
+
     reactions = list(reactions)
     if not reactions:
         raise InputError("evaluate() got no reactions; pass reactions with reference TSs")
@@ -82,15 +130,35 @@ def evaluate(model: Model, reactions: Sequence[Any], *, samples: int = 1,
     pairs = [(r.reactant, r.product) for r in reactions]
     kw = dict(samples=samples, sample_steps=sample_steps, solver=solver, seed=seed,
               nonfinite="keep")
-    t0 = time.perf_counter()
-    results = sample_many(model, pairs, **kw)
-    batched = (time.perf_counter() - t0) / len(reactions)
-    single = None
-    if time_single:
-        t1 = time.perf_counter()
-        for pair in pairs:
-            sample_many(model, [pair], **kw)
-        single = (time.perf_counter() - t1) / len(reactions)
-    rows = tuple(score(r, g.best, calculator=calculator) for r, g in zip(reactions, results))
-    return Evaluation(rows=rows, summary=summarize(rows), samples=samples, steps=sample_steps,
-                      solver=solver, seconds_batched=batched, seconds_single=single)
+    work = len(reactions) * (2 if time_single else 1) + (len(reactions) if calculator else 0)
+    results: list[Any] = []
+    with bar(total=work, desc="ts evaluate", unit="reaction", enabled=progress) as pb:
+        t0 = time.perf_counter()
+        for part in _chunks(len(pairs), chunk):
+            results += sample_many(model, [pairs[i] for i in part], uncertainty=uncertainty, **kw)
+            pb.update(len(part))
+        batched = (time.perf_counter() - t0) / len(reactions)
+        single = None
+        if time_single:
+            t1 = time.perf_counter()
+            for pair in pairs:
+                sample_many(model, [pair], **kw)
+                pb.update(1)
+            single = (time.perf_counter() - t1) / len(reactions)
+        rows = []
+        for r, g in zip(reactions, results):
+            rows.append(score(r, g.best, calculator=calculator, uncertainty=g.uncertainty))
+            if calculator is not None:
+                pb.update(1)
+    summary = summarize(rows)
+    said = []
+    if summary.rmsd_median >= summary.rmsd_midpoint_median:
+        said.append(f"the generated TSs are no closer to the references than the (R+P)/2 "
+                    f"midpoint on these {len(rows)} reactions (median RMSD "
+                    f"{summary.rmsd_median:.3f} A vs {summary.rmsd_midpoint_median:.3f} A): "
+                    "the model adds nothing here (reactions unlike its training data?)")
+        warnings.warn(BaselineWarning(said[-1]), stacklevel=2)
+    return Evaluation(rows=tuple(rows), summary=summary, samples=samples, steps=sample_steps,
+                      solver=solver, seconds_batched=batched, seconds_single=single,
+                      scored=scored, uncertainty=results[0].uncertainty_kind,
+                      warnings=tuple(said), generated=tuple(g.best for g in results))

@@ -26,7 +26,7 @@ from .data import prepare_endpoints
 from .ranking import CalculatorFactory
 
 __all__ = ["EV_TO_KCAL", "CHEMICAL_ACCURACY_KCAL", "pair_rmsd", "single_point", "ReactionScore",
-           "EvaluationSummary", "score", "summarize"]
+           "EvaluationSummary", "score", "summarize", "spearman"]
 
 EV_TO_KCAL = 23.060547830619
 CHEMICAL_ACCURACY_KCAL = 1.58  # 1.58 kcal/mol = 0.0685 eV, TS-GEN's and React-OT's threshold
@@ -57,6 +57,8 @@ class ReactionScore:
 
     ``rmsd_tsgen`` is TS-GEN's variant (mirror images allowed, capped at 1 A), for comparison only.
     Energies are NaN when not computed or when the calculator failed on the geometry.
+    ``uncertainty`` is the generation's per-reaction uncertainty in A (NaN when not measured;
+    :class:`~.sampling.GeneratedTS`), ``kind`` the reaction kind ('' read as bond_edit).
     """
 
     id: str
@@ -67,6 +69,8 @@ class ReactionScore:
     rmsd_midpoint: float
     energy_generated: float = math.nan
     energy_reference: float = math.nan
+    uncertainty: float = math.nan
+    kind: str = ""
 
     @property
     def energy_error(self) -> float:
@@ -79,6 +83,9 @@ class EvaluationSummary:
     """Aggregates over the reactions of an evaluation (RMSD in A, energies in kcal/mol).
 
     ``generation_failures`` counts reactions whose generated TS held NaN/inf (RMSD inf).
+    ``uncertainty_spearman`` is Spearman's rank correlation between the per-reaction uncertainty
+    and the RMSD (1: the uncertainty orders the errors perfectly; NaN without uncertainties or
+    with fewer than 3 reactions).
     """
 
     reactions: int
@@ -95,10 +102,25 @@ class EvaluationSummary:
     tsgen_signed_de_mean: float
     tsgen_signed_below_1_58: float
     generation_failures: int = 0
+    uncertainty_spearman: float = math.nan
 
 
-def score(reaction: Any, generated: Atoms, *, calculator: CalculatorFactory | None = None
-          ) -> ReactionScore:
+def spearman(a: Sequence[float], b: Sequence[float]) -> float:
+    """Spearman's rank correlation of two sequences (average ranks for ties; inf ranks last);
+    NaN for fewer than 3 finite-or-inf pairs or a constant sequence."""
+    from scipy.stats import spearmanr
+
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    keep = ~(np.isnan(x) | np.isnan(y))
+    x, y = x[keep], y[keep]
+    if x.size < 3 or np.all(x == x[0]) or np.all(y == y[0]):
+        return math.nan
+    big = lambda v: np.where(np.isinf(v), np.nanmax(np.where(np.isinf(v), -np.inf, v)) + 1, v)  # noqa: E731
+    return float(spearmanr(big(x), big(y)).statistic)
+
+
+def score(reaction: Any, generated: Atoms, *, calculator: CalculatorFactory | None = None,
+          uncertainty: float | None = None) -> ReactionScore:
     """Score one generated TS against a reaction's reference TS (see :class:`ReactionScore`)."""
     ref = reaction.transition_state.get_positions()
     x = generated.get_positions()
@@ -113,7 +135,9 @@ def score(reaction: Any, generated: Atoms, *, calculator: CalculatorFactory | No
         e_ref = single_point(reaction.transition_state, calculator)
     return ReactionScore(id=reaction.id, family=reaction.family, atoms=len(reaction.numbers),
                          rmsd=rmsd, rmsd_tsgen=tsgen, rmsd_midpoint=pair_rmsd(mid, ref),
-                         energy_generated=e_gen, energy_reference=e_ref)
+                         energy_generated=e_gen, energy_reference=e_ref,
+                         uncertainty=math.nan if uncertainty is None else float(uncertainty),
+                         kind=getattr(reaction, "kind", "") or "")
 
 
 def summarize(rows: Sequence[ReactionScore]) -> EvaluationSummary:
@@ -141,4 +165,5 @@ def summarize(rows: Sequence[ReactionScore]) -> EvaluationSummary:
         tsgen_signed_de_mean=stat(np.mean, good),
         tsgen_signed_below_1_58=float(np.sum(good < CHEMICAL_ACCURACY_KCAL) / n_att) if n_att else nan,
         generation_failures=int(np.sum(~np.isfinite(r))),
+        uncertainty_spearman=spearman([x.uncertainty for x in rows], r),
     )

@@ -31,6 +31,7 @@ from sciflow.sources import GaussianSource
 from .config import Config, TSModelConfig
 from .data import Endpoints, prepare_endpoints
 from .network import TSVelocity, build_model, build_network
+from .scope import Scope, check_scope
 from .sources import NoiseAlignment, make_source, midpoint
 
 __all__ = ["KIND", "LEGACY_KINDS", "DEFAULT_CHECKPOINT", "Model", "TSGenerator", "load",
@@ -56,12 +57,14 @@ class Model:
 
     ``Model(net)`` takes the config from ``net.config``. ``default_steps`` / ``default_solver``
     (from the meta; 8 and ``"euler"`` when absent) are what :func:`.sampling.sample` uses unless
-    told otherwise.
+    told otherwise. ``checkpoint`` is ``{"path", "digest", "step"}`` of the file :func:`load`
+    read (empty for a model made in memory); :attr:`scope` what the model was trained on.
     """
 
     net: TSVelocity
     config: Config | None = None
     meta: Mapping[str, Any] = field(default_factory=dict)
+    checkpoint: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.net, TSVelocity):
@@ -87,6 +90,13 @@ class Model:
     default_method = default_solver  # former name
 
     @property
+    def scope(self) -> Scope | None:
+        """What the model was trained on (:class:`.scope.Scope`), None for checkpoints written
+        before scopes were recorded."""
+        d = self.meta.get("scope")
+        return Scope.from_dict(d) if d else None
+
+    @property
     def source(self) -> GaussianSource:
         """The source x0 is drawn from (:func:`.sources.make_source`)."""
         return make_source(self.config)
@@ -109,9 +119,13 @@ class Model:
         """Former name of :attr:`net`."""
         return self.net
 
-    def prepare(self, reactant: Atoms, product: Atoms) -> Endpoints:
-        """Check R and P against this model and put them in its frame (:mod:`.data`)."""
-        return prepare_endpoints(reactant, product, elements=self.elements)
+    def prepare(self, reactant: Atoms, product: Atoms, *, charge: int = 0,
+                multiplicity: int = 1) -> Endpoints:
+        """Check R and P against this model (elements, :mod:`.data`; charge, multiplicity, kind
+        and size, :func:`.scope.check_scope`) and put them in its frame."""
+        ep = prepare_endpoints(reactant, product, elements=self.elements)
+        check_scope(self.scope, reactant, product, charge=charge, multiplicity=multiplicity)
+        return ep
 
     # ------------------------------------------------------------------ files
     def save(self, path: str | Path, *, step: int | None = None) -> Path:
@@ -184,7 +198,8 @@ def load(path: str | Path | None = None, *, device: str = "cpu") -> Model:
     except RuntimeError as err:
         raise CheckpointError(f"{str(path)!r} does not fit the network its settings describe: "
                               f"{str(err).splitlines()[0]}") from err
-    return Model(net=net.to(dev), config=config, meta=ck.meta)
+    return Model(net=net.to(dev), config=config, meta=ck.meta,
+                 checkpoint={"path": str(path.resolve()), "digest": ck.digest, "step": ck.step})
 
 
 def load_generator(path: str | Path | None = None) -> Model:

@@ -23,7 +23,7 @@ from sciflow.errors import InputError, NonFiniteError
 from .data import prepare_endpoints
 from .ranking import CalculatorFactory
 
-__all__ = ["RefinementResult", "refine", "idpp_guess"]
+__all__ = ["RefinementResult", "refine", "idpp_guess", "imaginary_modes"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,10 @@ class RefinementResult:
 
     ``steps`` are Sella optimiser steps (each one gradient); ``steps_saved`` = IDPP-start steps
     minus generated-start steps (None without the comparison). Energies in eV, ``fmax`` in eV/A.
+    ``imaginary_modes`` counts the harmonic frequencies of the refined geometry below
+    -``imag_threshold`` cm^-1 (a first-order saddle has exactly one) and
+    ``imaginary_frequency`` is the lowest frequency (cm^-1, negative when imaginary); both None
+    when frequencies were not computed.
     """
 
     atoms: Atoms
@@ -45,6 +49,8 @@ class RefinementResult:
     idpp_converged: bool | None = None
     idpp_steps: int | None = None
     idpp_seconds: float | None = None
+    imaginary_modes: int | None = None
+    imaginary_frequency: float | None = None
 
     @property
     def steps_saved(self) -> int | None:
@@ -100,13 +106,29 @@ def idpp_guess(reactant: Atoms, product: Atoms, *, calculator: CalculatorFactory
     return Atoms(numbers=best.numbers, positions=best.get_positions() + ep.origin)
 
 
+def imaginary_modes(atoms: Atoms, calculator: CalculatorFactory) -> tuple[int, float]:
+    """(number of imaginary modes, lowest frequency in cm^-1) of ``atoms`` from the reaction
+    builder's finite-difference Hessian, counting modes below -``imag_threshold`` of its
+    :class:`~sciflow.datasets.reactions.PipelineSettings` (50 cm^-1; softer ones are noise)."""
+    from sciflow.datasets.reactions import PipelineSettings
+    from sciflow.datasets.reactions.hessian import harmonic_frequencies
+
+    a = Atoms(numbers=atoms.numbers, positions=atoms.get_positions())
+    a.calc = calculator()
+    s = PipelineSettings()
+    freqs, _ = harmonic_frequencies(a, delta=s.hessian_delta)
+    return int(np.sum(freqs < -s.imag_threshold)), float(freqs[0])
+
+
 def refine(ts: Atoms, *, reactant: Atoms | None = None, product: Atoms | None = None,
            calculator: CalculatorFactory | None = None, fmax: float = 0.01, max_steps: int = 500,
-           compare_idpp: bool = True) -> RefinementResult:
+           compare_idpp: bool = True, frequencies: bool = False) -> RefinementResult:
     """Sella (order 1, internal coordinates) from ``ts``; optionally also from the IDPP guess.
 
     ``calculator`` is a zero-argument factory of ASE calculators (default GFN2-xTB via tblite,
-    ``sciflow.datasets.reactions.GFN2()``). ``compare_idpp`` needs ``reactant`` and ``product``.
+    ``sciflow.datasets.reactions.GFN2()``; :class:`.calculators.XTB` for a charge or spin).
+    ``compare_idpp`` needs ``reactant`` and ``product``. ``frequencies`` counts the imaginary
+    modes of the result (:func:`imaginary_modes`, 6N more gradients).
     """
     if not (isinstance(fmax, (int, float)) and math.isfinite(fmax) and fmax > 0):
         raise InputError(f"fmax={fmax!r}: expected the force threshold, a number > 0 (eV/A)")
@@ -134,6 +156,8 @@ def refine(ts: Atoms, *, reactant: Atoms | None = None, product: Atoms | None = 
         a2, ok2, steps2, _ = _sella(guess, calculator, fmax, max_steps)
         extra = dict(idpp_atoms=a2, idpp_converged=ok2, idpp_steps=steps2,
                      idpp_seconds=time.perf_counter() - t1)
+    if frequencies:
+        extra["imaginary_modes"], extra["imaginary_frequency"] = imaginary_modes(atoms, calculator)
     return RefinementResult(atoms=atoms, converged=ok, steps=steps, fmax=fm,
                             energy=float(atoms.get_potential_energy()), start_energy=e0,
                             seconds=seconds, **extra)

@@ -30,20 +30,37 @@ from sciflow.resources import check_memory
 from sciflow.solvers import SOLVERS, Interval, odeint
 
 from .data import Endpoints, stack_endpoints
+from .metrics import pair_rmsd
 from .model import Model, load
 from .ranking import RANK_RULES, CalculatorFactory, RankRule
 from .ranking import rank as rank_samples
 
-__all__ = ["GeneratedTS", "sample", "sample_many", "integrate", "generate_ts"]
+__all__ = ["GeneratedTS", "sample", "sample_many", "integrate", "generate_ts", "UNCERTAINTIES",
+           "UNCERTAINTY_MEANINGS"]
+
+
+UNCERTAINTIES = ("auto", "spread", "reverse", "none")
+"""How :func:`sample_many` measures each reaction's uncertainty (see :class:`GeneratedTS`)."""
+
+UNCERTAINTY_MEANINGS = {
+    "spread": "mean Kabsch RMSD (A) of the other samples to the chosen TS: how much the K "
+              "draws disagree; larger = less certain",
+    "reverse": "Kabsch RMSD (A) between the TS generated R->P and the TS generated P->R (the "
+               "same saddle either way): larger = less certain",
+}
 
 
 @dataclass(frozen=True)
 class GeneratedTS:
     """Generated TSs of one reaction, ranked (best first), in the user's reactant frame.
 
-    ``scores`` are the rank scores of ``rule`` (lower is better; A for medoid, eV/A for fmax);
-    ``seconds`` the generation time of this reaction's share of the batch; ``nfe`` the network
-    evaluations of the solver.
+    ``scores`` are the rank scores of ``rule`` (lower is better; for ``"medoid"`` the mean Kabsch
+    RMSD in A of a sample to the other samples, undefined for one sample and then 0; for
+    ``"fmax"`` the largest atomic force in eV/A); ``seconds`` the generation time of this
+    reaction's share of the batch; ``nfe`` the network evaluations of the solver.
+    ``uncertainty`` (A, None when not measured) orders reactions by expected error, measured as
+    ``uncertainty_kind`` says (:data:`UNCERTAINTY_MEANINGS`): ``"spread"`` of K >= 2 samples
+    around the chosen one, or ``"reverse"``, the disagreement of the R->P and P->R generations.
     """
 
     best: Atoms
@@ -52,6 +69,13 @@ class GeneratedTS:
     rule: str
     seconds: float
     nfe: int
+    uncertainty: float | None = None
+    uncertainty_kind: str = "none"
+
+    @property
+    def rank_score(self) -> float | None:
+        """The chosen sample's rank score, None when one sample leaves nothing to rank."""
+        return None if len(self.samples) < 2 else self.scores[0]
 
 
 def _count(name: str, value: Any) -> int:
@@ -152,10 +176,22 @@ def _raise_if_nonfinite(blocks: list[np.ndarray], first: list[int], samples: int
         "diverge), or a model trained on larger molecules (sciflow ts train)")
 
 
+def _uncertainty_kind(uncertainty: str, samples: int) -> str:
+    if uncertainty not in UNCERTAINTIES:
+        raise InputError(f"uncertainty={uncertainty!r}: choose from {list(UNCERTAINTIES)}")
+    if uncertainty == "auto":
+        return "spread" if samples >= 2 else "reverse"
+    if uncertainty == "spread" and samples < 2:
+        raise InputError("uncertainty='spread' needs samples >= 2 (the spread of one sample is "
+                         "undefined); use 'reverse' or more samples")
+    return uncertainty
+
+
 def sample_many(model: Model, pairs: Sequence[tuple[Atoms, Atoms]], *, samples: int = 1,
                 sample_steps: int | None = None, solver: str | None = None, seed: int = 0,
                 rank: RankRule = "medoid", calculator: CalculatorFactory | None = None,
-                nonfinite: str = "raise") -> list[GeneratedTS]:
+                nonfinite: str = "raise", uncertainty: str = "none", charge: int = 0,
+                multiplicity: int = 1) -> list[GeneratedTS]:
     """Generate TSs for many (reactant, product) pairs in one batch; see :func:`sample`."""
     samples, steps, solver = _settings(model, samples, sample_steps, solver)
     if rank not in RANK_RULES:
@@ -163,32 +199,58 @@ def sample_many(model: Model, pairs: Sequence[tuple[Atoms, Atoms]], *, samples: 
     if rank == "fmax" and calculator is None:
         raise InputError("rank='fmax' needs a calculator factory, e.g. "
                          "sciflow.datasets.reactions.GFN2()")
-    endpoints = [model.prepare(r, p) for r, p in pairs]
+    kind = _uncertainty_kind(uncertainty, samples)
+    kw = dict(charge=charge, multiplicity=multiplicity)
+    endpoints = [model.prepare(r, p, **kw) for r, p in pairs]
     t0 = time.perf_counter()
     raw, nfe = integrate(model, endpoints, samples=samples, sample_steps=steps, solver=solver,
                          seed=seed, nonfinite=nonfinite)
+    back: list[np.ndarray | None] = [None] * len(endpoints)
+    if kind == "reverse":
+        reverse = [model.prepare(p, r, **kw) for r, p in pairs]
+        back, more = integrate(model, reverse, samples=samples, sample_steps=steps,
+                               solver=solver, seed=seed, nonfinite=nonfinite)
+        nfe += more
     share = (time.perf_counter() - t0) / max(len(endpoints), 1)
     out = []
-    for ep, block in zip(endpoints, raw):
+    for ep, block, rev in zip(endpoints, raw, back):
         atoms = [Atoms(numbers=ep.numbers, positions=x + ep.origin) for x in block]
         order, scores = rank_samples(atoms, rule=rank, calculator=calculator)
         ranked = tuple(atoms[k] for k in order)
+        u = None
+        if kind == "spread":
+            best = block[order[0]]
+            u = float(np.mean([pair_rmsd(block[k], best) for k in order[1:]]))
+        elif kind == "reverse":
+            u = pair_rmsd(block[order[0]], _consensus(rev))
         out.append(GeneratedTS(best=ranked[0], samples=ranked,
                                scores=tuple(float(scores[k]) for k in order), rule=rank,
-                               seconds=share, nfe=nfe))
+                               seconds=share, nfe=nfe, uncertainty=u, uncertainty_kind=kind))
     return out
+
+
+def _consensus(block: np.ndarray) -> np.ndarray:
+    """The medoid of samples (K, N, 3) (the sample itself for K = 1)."""
+    from .ranking import _medoid_scores
+
+    return block[int(np.argmin(_medoid_scores(block)))]
 
 
 def sample(model: Model, reactant: Atoms, product: Atoms, *, samples: int = 1,
            sample_steps: int | None = None, solver: str | None = None, seed: int = 0,
-           rank: RankRule = "medoid", calculator: CalculatorFactory | None = None) -> GeneratedTS:
+           rank: RankRule = "medoid", calculator: CalculatorFactory | None = None,
+           uncertainty: str = "none", charge: int = 0, multiplicity: int = 1) -> GeneratedTS:
     """Generate the TS of one reaction from its reactant and product (one atom order).
 
     samples: draws to rank (``rank``: "medoid", no calculator, or "fmax" with ``calculator``);
     sample_steps / solver: the ODE solver (default: the checkpoint's validated ones); seed: the
-    source draws. Returns the ranked samples in the reactant's frame. Raises TSInputError for R/P
-    the model cannot take, InputError for bad settings, ResourceError for requests larger than
-    memory and NonFiniteError when a sample diverges.
+    source draws; uncertainty: "none", "spread" (of K >= 2 samples around the chosen one),
+    "reverse" (R->P against P->R generation, twice the work) or "auto" (spread for K >= 2, else
+    reverse); charge / multiplicity: what R and P are (a model trained on neutral singlets
+    refuses anything else, :func:`.scope.check_scope`). Returns the ranked samples in the
+    reactant's frame. Raises TSInputError for R/P the model cannot take, InputError for bad
+    settings, ResourceError for requests larger than memory and NonFiniteError when a sample
+    diverges.
 
     Example
     -------
@@ -196,7 +258,8 @@ def sample(model: Model, reactant: Atoms, product: Atoms, *, samples: int = 1,
     >>> ts = sample(load(), read("r.xyz"), read("p.xyz"), samples=4).best     # doctest: +SKIP
     """
     return sample_many(model, [(reactant, product)], samples=samples, sample_steps=sample_steps,
-                       solver=solver, seed=seed, rank=rank, calculator=calculator)[0]
+                       solver=solver, seed=seed, rank=rank, calculator=calculator,
+                       uncertainty=uncertainty, charge=charge, multiplicity=multiplicity)[0]
 
 
 def generate_ts(reactant: Atoms, product: Atoms, *, samples: int = 1, steps: int | None = None,

@@ -14,7 +14,7 @@ from ase import Atoms
 
 from .data import TSInputError, _kabsch_onto
 
-__all__ = ["endpoints_from_smiles"]
+__all__ = ["endpoints_from_smiles", "smiles_charge"]
 
 
 def _mapped_side(smiles: str, side: str) -> Any:
@@ -88,3 +88,16 @@ def endpoints_from_smiles(reaction_smiles: str, *, seed: int = 0,
     best = min(embed("product", max(1, product_conformers)),
                key=lambda p: float(np.sqrt(((_kabsch_onto(p, r) - r) ** 2).sum(1).mean())))
     return Atoms(numbers=numbers, positions=r), Atoms(numbers=numbers, positions=best)
+
+
+def smiles_charge(reaction_smiles: str) -> int:
+    """The total formal charge of the reactant side of ``R>>P`` (RDKit); 0 for neutral."""
+    from rdkit import Chem
+
+    left = reaction_smiles.split(">>")[0].strip()
+    params = Chem.SmilesParserParams()
+    params.removeHs = False
+    mol = Chem.MolFromSmiles(left, params)
+    if mol is None:
+        raise TSInputError(f"the reactant SMILES {left!r} could not be parsed by RDKit")
+    return int(Chem.GetFormalCharge(mol))

@@ -34,6 +34,7 @@ from .config import NETWORK_FIELDS, Config
 from .data import collate, condition_of, reaction_to_graph
 from .model import KIND, Model, build_matcher
 from .network import build_network, parameter_bytes
+from .scope import scope_of
 
 __all__ = ["TSFlowLoss", "train", "check_resume"]
 
@@ -143,6 +144,9 @@ def train(reactions: Sequence[Any], config: Config | None = None, *, resume: boo
           ) -> Model | tuple[Model, TrainResult]:
     """Train a TS generator on reactions (``sciflow.datasets.reactions.Reaction`` objects).
 
+    The model's meta records what it saw: ``scope`` (elements, kinds, charges, sizes, methods:
+    :func:`.scope.scope_of`) and ``train["ids"]`` (the training reaction ids, which
+    :func:`.evaluation.held_out` leaves out of an evaluation).
     Checkpoints, EMA weights and ``metrics.jsonl`` go to ``config.train.out_dir`` (``resume``
     continues the run there; a changed network is an InputError). Under ``torchrun`` the Trainer
     runs DDP. Returns the :class:`~.model.Model` (EMA weights), with the
@@ -172,8 +176,10 @@ def train(reactions: Sequence[Any], config: Config | None = None, *, resume: boo
         graphs += [_reversed(g) for g in graphs]
     seed_everything(config.train.seed)  # before the network: its initial weights are drawn
     net = build_network(config)
-    provenance = {"reactions": len(reactions), "max_atoms": largest}
-    full_meta = {**(meta or {}), "config": config.to_dict(), "train": provenance}
+    provenance = {"reactions": len(reactions), "max_atoms": largest,
+                  "ids": [str(r.id) for r in reactions]}
+    full_meta = {**(meta or {}), "config": config.to_dict(), "train": provenance,
+                 "scope": scope_of(reactions).to_dict()}
     trainer = Trainer(net, TSFlowLoss(config), config.train, kind=KIND, meta=full_meta)
     result = trainer.fit(_batch_fn(graphs, config.batch_size), resume=resume)
     provenance.update(steps=result.step, wall_seconds=result.wall_time,

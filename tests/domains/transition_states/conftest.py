@@ -13,7 +13,7 @@ from sciflow.domains.transition_states import Config, load
 from sciflow.domains.transition_states.data import _kabsch_onto
 
 
-def _molecule(rng: np.random.Generator, symbols: str = "CNOHH") -> np.ndarray:
+def _molecule(rng: np.random.Generator, symbols: str = "CNNHH") -> np.ndarray:
     pos: list[np.ndarray] = []
     while len(pos) < len(symbols):
         x = rng.normal(scale=1.2, size=3)
@@ -22,15 +22,24 @@ def _molecule(rng: np.random.Generator, symbols: str = "CNOHH") -> np.ndarray:
     return np.array(pos)
 
 
+def _graph(pos: np.ndarray) -> frozenset:
+    from sciflow.datasets.reactions.molgraph import bond_graph
+
+    return bond_graph(Atoms("CNNHH", positions=pos))
+
+
 def synthetic_reaction(seed: int, *, ts_at_midpoint: bool = False) -> Reaction:
-    """A 5-atom C/N/O/H reaction: one H moves; the TS is near (R+P)/2 (P aligned onto R)."""
+    """A 5-atom C/N/H reaction (22 electrons: a closed-shell singlet is possible): one H moves; the TS is near (R+P)/2 (P aligned onto R)."""
     rng = np.random.default_rng(seed)
     r = _molecule(rng)
     p = r.copy()
-    p[3] += rng.normal(scale=0.6, size=3)
+    while True:  # an H move that changes the bond graph: a bond edit, the shipped model's kind
+        p[3] = r[3] + rng.normal(scale=0.6, size=3)
+        if _graph(r) != _graph(p):
+            break
     p = _kabsch_onto(p, r)  # stored reactions hold P aligned onto R, as the builder writes them
     ts = 0.5 * (r + p) + (0 if ts_at_midpoint else rng.normal(scale=0.05, size=r.shape))
-    atoms = [Atoms("CNOHH", positions=x) for x in (r, ts, p)]
+    atoms = [Atoms("CNNHH", positions=x) for x in (r, ts, p)]
     return Reaction(id=f"syn{seed}", reactant=atoms[0], transition_state=atoms[1], product=atoms[2],
                     energies=(0.0, 1.0, 0.5), family="syn")
 

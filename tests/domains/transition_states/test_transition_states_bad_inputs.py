@@ -143,7 +143,7 @@ CLI_ROWS = [
                                 "-o", "{dir}/scores.csv"], "unknown output format .csv"),
     ("evaluate-split-without-subset", ["ts", "evaluate", "--data", "{data.extxyz}",
                                        "--split", "{other_split.json}", "--no-energies"],
-     "has no 'test' reactions"),
+     "(test) names 1 reaction(s), none of them in the data"),
 ]
 
 

@@ -107,9 +107,10 @@ def test_solver_flags_follow_the_vocabulary(tmp_path, reaction, capsys):
     r, p = _write_ends(tmp_path, reaction)
     base = ["ts", "generate", "--reactant", str(r), "--product", str(p)]
     assert main(base + ["--solver", "rk4", "--sample-steps", "2", "-o", str(tmp_path / "a.xyz")]) == 0
-    assert "(8 network evaluations)" in capsys.readouterr().out
+    # one sample: the P->R generation for the uncertainty doubles the evaluations
+    assert "(16 network evaluations" in capsys.readouterr().out
     assert main(base + ["--method", "heun", "--sample-steps", "2", "-o", str(tmp_path / "b.xyz")]) == 0
-    assert "(4 network evaluations)" in capsys.readouterr().out
+    assert "(8 network evaluations" in capsys.readouterr().out
     with pytest.raises(SystemExit) as exc:
         main(base + ["--steps", "4", "-o", str(tmp_path / "c.xyz")])
     assert exc.value.code == 2 and "use --sample-steps 4" in capsys.readouterr().err
