@@ -63,8 +63,9 @@ def run_candidate(cand: Candidate, calculator: CalculatorFactory, settings, gues
     :func:`~.candidates.build_group`), ``seconds`` (wall), ``cpu_seconds`` (this process's CPU
     time, one thread, TS-guess provider included), ``finished`` (Unix time), and either
     ``reason``/``detail`` (rejected) or ``reaction`` (a :class:`Reaction`) and ``key``
-    (accepted). With a ``guesses`` provider (see :func:`~.pipeline.verify_candidate`) also
-    ``route`` (``guess<k>`` or ``neb``), ``attempts`` and ``guess_cpu_seconds``.
+    (accepted) with the ``route`` that reached the saddle (``neb``, ``planar`` or ``guess<k>``).
+    With a ``guesses`` provider (see :func:`~.pipeline.verify_candidate`) also
+    ``guess_provider`` (True), ``attempts`` and ``guess_cpu_seconds``.
     """
     from .calculators import software_versions
     from .candidates import build_group
@@ -92,8 +93,11 @@ def run_candidate(cand: Candidate, calculator: CalculatorFactory, settings, gues
         out.update(status="rejected", reason=reason, detail=f"{name}: {err}"[:200] + f" | {tb[:100]}")
     else:
         out.update(_accepted(cand, path, calculator, settings, software_versions()))
+        out["route"] = getattr(path, "route", "neb")
         if guesses is not None:
-            out.update(route=path.route, attempts=list(path.attempts), guess_cpu_seconds=round(path.guess_seconds, 3))
+            out.update(attempts=list(path.attempts), guess_cpu_seconds=round(path.guess_seconds, 3))
+    if guesses is not None:
+        out["guess_provider"] = True
     out["seconds"] = round(time.monotonic() - t0, 3)
     out["cpu_seconds"] = round(time.process_time() - c0, 3)
     out["finished"] = round(time.time(), 1)

@@ -46,7 +46,7 @@ examples:
   sciflow ts build-dataset --out data/rxn --workers 8                   # 8 local processes
   sciflow ts build-dataset --out data/rxn --scheduler tcp://host:8786   # a dask cluster
   sciflow ts build-dataset --out data/rxn --expand-products --time-budget 1800   # grow the network
-  sciflow ts build-dataset --out data/rxn --elements HCNOFPSCl --seed-sets default hetero large \
+  sciflow ts build-dataset --out data/rxn --elements HCNOFPSCl --seed-sets default hetero large \\
       --max-atoms 25 --kinds bond_edit template conformational inversion      # every kind and element
   sciflow ts build-dataset --out data/rxn --ts-guesses 4                # the TS model's guesses first
   sciflow ts build-dataset --out data/rxn --finalize                    # splits + README from the store

@@ -110,9 +110,9 @@ def store_statistics(store: ReactionStore) -> dict:
         "candidates_timed": sum(1 for r in records if "finished" in r),
         "by_kind": _rates(records, lambda r: r.get("kind", "bond_edit") if r.get("reason") != "duplicate" else None),
         "by_group": _rates(records, lambda r: record_group(r) if r.get("reason") != "duplicate" else None),
-        "by_route": _rates(records, lambda r: ("model guess" if str(r.get("route", "")).startswith("guess")
-                                               else "no guess verified" if "route" in r else None)),
-        "with_guesses": _rates(records, lambda r: "with the model" if "route" in r else "without"),
+        "by_route": _rates(records, lambda r: None if not r.get("guess_provider") else "model guess" if str(
+            r.get("route", "")).startswith("guess") else "no guess verified"),
+        "with_guesses": _rates(records, lambda r: "with the model" if r.get("guess_provider") else "without"),
         "first_finished": min((r["finished"] for r in records if "finished" in r), default=None),
         "last_finished": max((r["finished"] for r in records if "finished" in r), default=None),
     }

@@ -22,9 +22,10 @@ def _reaction(rid: str, atoms: Atoms, *, kind: str, family: str, key: str = "") 
 def _store(tmp_path):
     big = Atoms("C6H12", positions=np.random.default_rng(0).normal(scale=3.0, size=(18, 3)))
     rows = [
-        (_reaction("a", molecule("CH3CH2OH"), kind="bond_edit", family="b:C-H|f:H-O"), {"route": "neb"}),
+        (_reaction("a", molecule("CH3CH2OH"), kind="bond_edit", family="b:C-H|f:H-O"),
+         {"route": "neb", "guess_provider": True}),
         (_reaction("b", molecule("CH3SH"), kind="conformational", family="rot:single:C-S",
-                   key="dihedral:0-1-2-3:60.0/0.0/-60.0"), {"route": "guess0"}),
+                   key="dihedral:0-1-2-3:60.0/0.0/-60.0"), {"route": "guess0", "guess_provider": True}),
         (_reaction("c", molecule("PH3"), kind="inversion", family="inv:P(HHH)",
                    key="pyramidalization:0-1-2-3:-0.9/0.0/0.9"), {}),
         (_reaction("d", big, kind="template", family="tpl:sigmatropic_33/b:C-C|f:C-C"), {}),
@@ -36,7 +37,7 @@ def _store(tmp_path):
         store.append({"id": rxn.id, "key": rxn.id, "kind": kind, "family": rxn.family, "barrier_ev": rxn.barrier,
                       "imag_freq_cm1": 300.0, "cpu_seconds": 36.0, "seed": rxn.id, **extra}, rxn)
     store.append({"id": "f", "kind": "conformational", "group": "conformational:double", "reason": "key_unchanged",
-                  "cpu_seconds": 72.0, "route": "neb"})
+                  "cpu_seconds": 72.0, "route": "neb", "guess_provider": True})
     store.append({"id": "g", "kind": "bond_edit", "reason": "duplicate", "cpu_seconds": 0.0})
     return store
 

@@ -137,6 +137,7 @@ def test_guess_provider_route_and_fallback():
     res = run_candidate(cand, calc, s, guesses)
     assert res["status"] == "accepted", res
     assert res["route"] == "guess1" and any("guess0: wrong atoms" in a for a in res["attempts"])
+    assert res["guess_provider"] and fallback["guess_provider"]
     assert 0.0 <= res["guess_cpu_seconds"] <= res["cpu_seconds"]
     assert res["cpu_seconds"] < fallback["cpu_seconds"]  # no path to relax
     assert abs(res["barrier_ev"] - fallback["barrier_ev"]) * 23.06 < 0.1  # the same saddle
@@ -149,6 +150,7 @@ def test_gfn2_ammonia_inversion_and_enol_rotation():
     (inv,) = conformer_candidates(seed_from_smiles("N"))
     res = run_candidate(inv, calc, PipelineSettings(time_limit=60))
     assert res["status"] == "accepted" and res["kind"] == "inversion" and res["group"] == "inversion:N", res
+    assert res["route"] == "planar" and "guess_provider" not in res
     rxn = res["reaction"]
     assert rxn.kind == "inversion" and rxn.family == "inv:N(HHH)" and rxn.reactant.get_chemical_formula() == "H3N"
     r, ts, p = (float(x) for x in rxn.key_coordinate.split(":")[2].split("/"))
