@@ -2,8 +2,10 @@
 
 The cube format
 ---------------
-An ``xarray.Dataset`` with dimensions (time, band, y, x), the layout of stackstac / odc-stac /
-openEO cubes:
+An ``xarray.Dataset`` with dimensions (time, band, y, x), the layout of openEO cubes and of
+stackstac's DataArray; odc-stac's one variable per band, stackstac's DataArray and a
+Scene Classification Layer are read into it as :mod:`sciflow.datasets.sentinel_layouts`
+documents (band names, digital numbers, SCL classes):
 
 =====================  ========================  ===============================================
 variable               dims                      meaning
@@ -24,9 +26,11 @@ Coordinates: ``time`` (datetime64, strictly increasing), ``band`` (names such as
 ``polarization`` (names), ``y`` and ``x`` (map coordinates); :func:`validate_cube` adds ``doy``
 (day of year). Integer reflectance is read as digital numbers / 10,000 (the Sentinel-2 L2A
 scale) unless the variable carries CF ``scale_factor`` / ``add_offset``. A coordinate reference
-system follows rioxarray's convention: a scalar coordinate ``spatial_ref`` whose attributes hold
-``crs_wkt`` (or ``spatial_ref``) and ``GeoTransform``, named by each variable's
-``grid_mapping`` attribute. sciflow carries it through to its outputs unchanged; it needs
+system is a CF grid mapping, stored either way users have it: rioxarray's scalar coordinate
+``spatial_ref`` (attributes ``crs_wkt`` / ``spatial_ref`` and ``GeoTransform``) or a CF
+grid-mapping data variable (e.g. ``crs`` with ``grid_mapping_name``, ``crs_wkt``, ...), named
+by each variable's ``grid_mapping`` attribute (or encoding); :func:`grid_mappings` finds them.
+sciflow carries them through to its outputs unchanged, the way they were stored; it needs
 neither rioxarray nor pyproj. Cubes are read and written as netCDF (``.nc``) or zarr (``.zarr``);
 :func:`load_cube` with ``chunks`` returns a dask-backed cube that is never loaded whole.
 
@@ -93,7 +97,9 @@ __all__ = [
     "save_cube",
     "cube_crs",
     "write_crs",
+    "grid_mappings",
     "class_names",
+    "class_codes",
 ]
 
 S2_BANDS: tuple[str, ...] = ("B02", "B03", "B04", "B08")
@@ -472,19 +478,26 @@ def generate_cube(spec: SentinelSeriesSpec | None = None, *, seed: int = 0) -> x
     coords = {
         "time": times,
         "band": list(spec.bands),
-        "y": 5_000_000.0 - PIXEL_SIZE * (np.arange(size) + 0.5),
-        "x": 500_000.0 + PIXEL_SIZE * (np.arange(size) + 0.5),
+        "y": ("y", 5_000_000.0 - PIXEL_SIZE * (np.arange(size) + 0.5),
+              {"standard_name": "projection_y_coordinate", "long_name": "northing",
+               "units": "m"}),
+        "x": ("x", 500_000.0 + PIXEL_SIZE * (np.arange(size) + 0.5),
+              {"standard_name": "projection_x_coordinate", "long_name": "easting",
+               "units": "m"}),
     }
     data = {
         "reflectance": (("time", "band", "y", "x"), observed[:, :nb],
-                        {"long_name": "surface reflectance as observed (clouds included)",
-                         "units": "1"}),
+                        {"standard_name": "surface_bidirectional_reflectance",
+                         "long_name": "surface reflectance", "units": "1",
+                         "comment": "as observed: clouds and their shadows included"}),
         "clear_reflectance": (("time", "band", "y", "x"), truth[:, :nb],
-                              {"long_name": "cloud-free surface reflectance (truth)", "units": "1"}),
+                              {"standard_name": "surface_bidirectional_reflectance",
+                               "long_name": "cloud-free surface reflectance (truth)",
+                               "units": "1"}),
         "cloud": (("time", "y", "x"), cloud, {"long_name": "cloud or cloud-shadow flag"}),
         "valid": (("time", "y", "x"), np.ones_like(cloud), {"long_name": "data acquired"}),
         "landcover": (("time", "y", "x"), labels.astype(np.int8),
-                      {"flag_values": np.arange(k_cls, dtype=np.int8),
+                      {"long_name": "land cover class", "flag_values": np.arange(k_cls, dtype=np.int8),
                        "flag_meanings": " ".join(LANDCOVER_CLASSES)}),
     }
     if spec.sar:
@@ -503,6 +516,8 @@ def generate_cube(spec: SentinelSeriesSpec | None = None, *, seed: int = 0) -> x
     ds = xr.Dataset(data, coords=coords)
     ds.attrs.update({
         "title": "synthetic Sentinel-2-like series (sciflow.datasets.sentinel)",
+        "Conventions": "CF-1.8",
+        "institution": "sciflow (synthetic data, no institution)",
         "template": scene.source,
         "generator": json.dumps({**asdict(spec), "seed": seed, "year": year}),
     })
@@ -547,10 +562,28 @@ def write_crs(ds: xr.Dataset, crs: str, transform: Sequence[float] | None = None
     return out
 
 
+def grid_mappings(ds: xr.Dataset) -> tuple[str, ...]:
+    """The CF grid-mapping variables of a cube, in order of first use: the names in the
+    ``grid_mapping`` attribute (or encoding, as rioxarray and ``decode_coords="all"`` keep it)
+    of its variables that exist in the cube, plus a ``spatial_ref`` coordinate (rioxarray).
+    Each may be a coordinate or a data variable; CF's extended form ``"crs: x y"`` is read."""
+    found: list[str] = []
+    for var in ds.variables.values():
+        text = var.attrs.get("grid_mapping") or var.encoding.get("grid_mapping")
+        if not text:
+            continue
+        for word in str(text).replace(":", " ").split():
+            if word in ds.variables and word not in ds.dims and word not in found:
+                found.append(word)
+    if "spatial_ref" in ds.variables and "spatial_ref" not in found:
+        found.append("spatial_ref")
+    return tuple(found)
+
+
 def cube_crs(ds: xr.Dataset) -> str | None:
-    """The CRS string of a cube (rioxarray convention, or a ``crs`` attribute), or None."""
-    names = {str(v.attrs.get("grid_mapping")) for v in ds.data_vars.values()
-             if "grid_mapping" in v.attrs} | {"spatial_ref"}
+    """The CRS string of a cube (its CF grid mapping, stored as a coordinate or a data
+    variable, or a ``crs`` attribute), or None."""
+    names = grid_mappings(ds)
     for name in names:
         if name in ds.variables:
             a = ds[name].attrs
@@ -590,12 +623,27 @@ def class_names(ds: xr.Dataset) -> tuple[str, ...] | None:
     return tuple(str(meanings).split()) if meanings else None
 
 
+def class_codes(ds: xr.Dataset) -> tuple[int, ...] | None:
+    """The values that stand for each class of :func:`class_names` (CF ``flag_values``, e.g.
+    ESA WorldCover's 10, 20, ...), or None when the cube does not say (then 0, 1, ...)."""
+    if "landcover" not in ds or "flag_values" not in ds["landcover"].attrs:
+        return None
+    codes = tuple(int(v) for v in np.atleast_1d(ds["landcover"].attrs["flag_values"]))
+    names = class_names(ds)
+    if names is not None and len(names) != len(codes):
+        raise CubeError(f"landcover has {len(codes)} flag_values {list(codes)} but "
+                        f"{len(names)} flag_meanings {list(names)}; give one name per value")
+    return codes
+
+
 def validate_cube(cube: xr.Dataset | xr.DataArray, *, sort_time: bool = True) -> xr.Dataset:
     """Check a cube against the format above and return it in canonical form.
 
     Canonical: variables transposed to the documented dim order, masks boolean, integer
-    reflectance scaled to 0-1, a ``doy`` coordinate. A bare DataArray (time, band, y, x) is read
-    as ``reflectance``. Unsorted times are sorted (with a warning) when ``sort_time``, else
+    reflectance scaled to 0-1, a ``doy`` coordinate. Other layouts are read first
+    (:func:`sciflow.datasets.sentinel_layouts.to_cube_layout`): a DataArray (time, band, y, x)
+    such as stackstac's as ``reflectance``, one (time, y, x) variable per band (odc-stac) stacked
+    into it, an SCL band as the cloud / valid masks. Unsorted times are sorted (with a warning) when ``sort_time``, else
     refused; duplicated times are always refused (which acquisition is right is ambiguous).
     Lazy (dask) variables stay lazy.
 
@@ -605,13 +653,17 @@ def validate_cube(cube: xr.Dataset | xr.DataArray, *, sort_time: bool = True) ->
         Missing ``reflectance``, wrong dims, a non-datetime ``time``, duplicated times or band
         names, masks of the wrong shape.
     """
-    if isinstance(cube, xr.DataArray):
-        cube = cube.to_dataset(name="reflectance")
-    if not isinstance(cube, xr.Dataset):
+    from .sentinel_layouts import to_cube_layout
+
+    if not isinstance(cube, (xr.Dataset, xr.DataArray)):
         raise TypeError(f"cube must be an xarray Dataset or DataArray, got {type(cube).__name__}")
+    cube = to_cube_layout(cube)
     if "reflectance" not in cube:
-        raise CubeError(f"the cube has no 'reflectance' variable (variables: {list(cube.data_vars)});"
-                        " name the optical (time, band, y, x) array 'reflectance'")
+        raise CubeError(f"the cube has no 'reflectance' variable and no band variables "
+                        f"(variables: {list(cube.data_vars)}); name the optical (time, band, y, x) "
+                        "array 'reflectance', or give one (time, y, x) variable per band named "
+                        "by its Sentinel-2 id (B02, ...) or common name (blue, green, red, nir, "
+                        "...), as odc-stac writes them")
     ds = cube.copy()
     ds["reflectance"] = _fix_dims(ds["reflectance"], "reflectance", ("time", "band", "y", "x"))
     for name, dims in _SPATIAL_ONLY.items():
