@@ -38,6 +38,7 @@ RESULTS = Path(__file__).parent / "results" / "graph_scaling.md"
 DENSITY = 0.1  # atoms per cubic Angstrom
 CUTOFF = 5.0
 ATOMS_PER_BATCH = 400
+REACTING = 4  # atoms a reaction moves (its centre), whatever the molecule's size
 SIZES = (10, 15, 20, 30, 40, 50, 75, 100, 150, 200)
 NETWORKS = {"egnn": {"hidden": 128, "layers": 4, "vector_channels": 4},
             "painn": {"hidden": 128, "layers": 4}}
@@ -68,7 +69,7 @@ def reaction_batch(n: int, g: torch.Generator) -> dict[str, torch.Tensor]:
     for _ in range(count):
         r = packing(n, g)
         p = r.clone()
-        moved = torch.randperm(n, generator=g)[: max(2, n // 20)]
+        moved = torch.randperm(n, generator=g)[:REACTING]
         p[moved] += 1.5 * torch.nn.functional.normalize(torch.randn(len(moved), 3, generator=g),
                                                         dim=-1)
         rs.append(r)
@@ -145,7 +146,8 @@ def main() -> None:
         f"batch of about {ATOMS_PER_BATCH} atoms ({ATOMS_PER_BATCH} // n molecules of n atoms).",
         "",
         f"Clouds: random packings at {DENSITY} atoms / A^3 with a 1 A minimum distance; product = "
-        "reactant with n/20 atoms (at least 2) moved by 1.5 A; x = midpoint + N(0, 0.3^2). "
+        f"reactant with {REACTING} atoms (the reaction centre) moved by 1.5 A; x = midpoint + "
+        "N(0, 0.3^2). "
         "full: every pair an edge (`cutoff=None`). cutoff c: pairs within c of x, plus pairs "
         "within c in R or P and pairs whose length changes by > 0.3 A between R and P (no "
         "envelope on those), plus a mean-field message per layer. Networks conditioned on "

@@ -206,7 +206,8 @@ class FlowMatcher:
         else:
             _check_float("x0", x0)
             if x0.shape != x1.shape:
-                raise ValueError(f"x0 {tuple(x0.shape)} and x1 {tuple(x1.shape)} must have one shape")
+                raise ValueError(
+                    f"x0 {tuple(x0.shape)} and x1 {tuple(x1.shape)} must have one shape")
         if self.coupling is not None:
             paired = self.coupling(x0, x1, cond=cond, batch=batch, generator=generator)
             x0, x1, cond = paired.x0, paired.x1, paired.cond
@@ -234,7 +235,8 @@ class FlowMatcher:
                  x0: Tensor | None, generator: torch.Generator | None) -> CoupledBatch:
         if not isinstance(x1, CoupledBatch):
             return self.couple(x1, cond=cond, batch=batch, x0=x0, generator=generator)
-        given = [name for name, v in (("cond", cond), ("batch", batch), ("x0", x0)) if v is not None]
+        given = [name for name, v in (("cond", cond), ("batch", batch), ("x0", x0))
+                 if v is not None]
         if given:
             raise ValueError(f"x1 is a CoupledBatch, which carries {', '.join(given)} already; "
                              "pass them to FlowMatcher.couple, not again here")

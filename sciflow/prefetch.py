@@ -87,7 +87,8 @@ class Batches:
     def _submit(self, step: int) -> None:
         t = self.trainer
         if self.pool is None:
-            self.pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sciflow-prepare")
+            self.pool = concurrent.futures.ThreadPoolExecutor(
+                1, thread_name_prefix="sciflow-prepare")
         t._ahead_state = t.generator.get_state()
         try:
             batch = t._draw(step)

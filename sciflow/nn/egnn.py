@@ -18,7 +18,12 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from typing_extensions import Unpack
 
-from sciflow.nn.graph_velocity import EncodedGraph, GraphNetOptions, GraphVelocityNet, MeanField
+from sciflow.nn.graph_velocity import (
+    EncodedGraph,
+    GraphNetOptions,
+    GraphVelocityNet,
+    MeanField,
+)
 from sciflow.nn.mlp import mlp
 
 __all__ = ["EGNN", "EGNNLayer"]
@@ -35,7 +40,8 @@ class EGNNLayer(nn.Module):
         h_i' = h_i + phi_h(h_i, 1/Z sum_j m_ij)                          (N, H)
 
     1/Z is the network's aggregation (``GraphVelocityNet``: 1/``avg_num_neighbors`` or the mean
-    over neighbours, EGNN's own C = 1/(M - 1) on a full graph). EGNN feeds the raw d_ij^2 to phi_e; a Gaussian basis of d_ij is
+    over neighbours, EGNN's own C = 1/(M - 1) on a full graph). EGNN feeds the raw d_ij^2 to
+    phi_e; a Gaussian basis of d_ij is
     used here instead, better conditioned over the few-Angstrom range of molecules. The first
     linear map of phi_e is split over its inputs,
     W [h_i, h_j, a_ij] = A h_i + B h_j + C a_ij, so A h and B h are computed per atom, not per edge.

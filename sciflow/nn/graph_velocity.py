@@ -428,8 +428,9 @@ class GraphVelocityNet(nn.Module, ABC):
         scalars = self.encoder(torch.cat([p.to(pos.dtype) for p in parts], dim=-1))
 
         fixed: Tensor | None = None  # edges kept whatever the geometry: no envelope
-        if edge_index is None:
-            edge_index, fixed = self._edges(pos, batch, references)
+        if edge_index is None:  # which pairs are edges is discrete: no gradient through it
+            refs = None if references is None else references.detach().to(pos.dtype)
+            edge_index, fixed = self._edges(pos.detach(), batch, refs)
         else:
             self._check_edges(edge_index, batch)
         src, dst = edge_index[0], edge_index[1]

@@ -13,7 +13,12 @@ import torch
 from torch import Tensor, nn
 from typing_extensions import Unpack
 
-from sciflow.nn.graph_velocity import EncodedGraph, GraphNetOptions, GraphVelocityNet, MeanField
+from sciflow.nn.graph_velocity import (
+    EncodedGraph,
+    GraphNetOptions,
+    GraphVelocityNet,
+    MeanField,
+)
 from sciflow.nn.mlp import mlp
 
 __all__ = ["PaiNN", "PaiNNMessage", "PaiNNUpdate", "GatedEquivariantBlock"]
@@ -104,7 +109,8 @@ class PaiNN(GraphVelocityNet):
     """PaiNN velocity field v(x, t | z, cond) on a ragged batch of molecules.
 
     s^0 = h^0 (invariant embedding), v^0 = W_in [conditioning vectors] (zeros without them);
-    L times: message then update (after a ``MeanField`` on s with ``mean_field``); readout: two gated equivariant blocks H -> H/2 -> 1 vector.
+    L times: message then update (after a ``MeanField`` on s with ``mean_field``); readout: two
+    gated equivariant blocks H -> H/2 -> 1 vector.
 
     Shapes: pos (N, 3), t (B,), z (N,), cond.node_vectors (N, C_in, 3) -> v (N, 3).
 

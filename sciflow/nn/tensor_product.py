@@ -26,7 +26,12 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from typing_extensions import Unpack
 
-from sciflow.nn.graph_velocity import EncodedGraph, GraphNetOptions, GraphVelocityNet, MeanField
+from sciflow.nn.graph_velocity import (
+    EncodedGraph,
+    GraphNetOptions,
+    GraphVelocityNet,
+    MeanField,
+)
 from sciflow.nn.mlp import mlp
 
 __all__ = ["TensorProductNet", "InteractionBlock", "EdgeTensorProduct", "hidden_irreps"]
