@@ -22,6 +22,7 @@ from typing import Any
 from sciflow.errors import InputError
 from sciflow.outputs import dumps_json
 
+from .data import TSInputError
 from .metrics import (
     CHEMICAL_ACCURACY_KCAL,
     EV_TO_KCAL,
@@ -35,8 +36,10 @@ from .metrics import (
 from .model import Model
 from .ranking import CalculatorFactory
 from .sampling import UNCERTAINTY_MEANINGS, sample_many
+from .scope import OutOfScopeWarning, charge_of
 
-__all__ = ["Evaluation", "evaluate", "BaselineWarning", "SCORE_MEANINGS", "EV_TO_KCAL", "CHEMICAL_ACCURACY_KCAL", "ReactionScore",
+__all__ = ["Evaluation", "evaluate", "BaselineWarning", "SCORE_MEANINGS", "EV_TO_KCAL",
+           "CHEMICAL_ACCURACY_KCAL", "ReactionScore",
            "EvaluationSummary", "pair_rmsd", "single_point", "score", "summarize"]
 
 
@@ -52,7 +55,8 @@ class Evaluation:
     ``scored`` says which reactions were scored (e.g. the held-out part of a split);
     ``uncertainty`` how each reaction's uncertainty was measured (``"spread"``, ``"reverse"``
     or ``"none"``); ``warnings`` the text of every :class:`BaselineWarning` raised;
-    ``generated`` the chosen TS of each reaction (not in :meth:`to_dict`).
+    ``generated`` the chosen TS of each reaction (not in :meth:`to_dict`); ``skipped`` (id,
+    reason) of the reactions the model refuses (outside its scope), which were not scored.
     """
 
     rows: tuple[ReactionScore, ...]
@@ -66,6 +70,7 @@ class Evaluation:
     uncertainty: str = "none"
     warnings: tuple[str, ...] = ()
     generated: tuple[Any, ...] = field(default=(), repr=False)
+    skipped: tuple[tuple[str, str], ...] = ()
 
     @property
     def method(self) -> str:
@@ -78,7 +83,8 @@ class Evaluation:
                 "seconds_batched": self.seconds_batched, "seconds_single": self.seconds_single,
                 "scored": self.scored, "uncertainty": self.uncertainty,
                 "uncertainty_meaning": UNCERTAINTY_MEANINGS.get(self.uncertainty, "not measured"),
-                "warnings": list(self.warnings), "meaning": SCORE_MEANINGS}
+                "warnings": list(self.warnings), "meaning": SCORE_MEANINGS,
+                "skipped": [{"id": i, "reason": why} for i, why in self.skipped]}
 
     def to_json(self) -> str:
         """Strict JSON text of :meth:`to_dict` (no bare NaN or Infinity)."""
@@ -123,6 +129,7 @@ def evaluate(model: Model, reactions: Sequence[Any], *, samples: int = 1,
     reactions = list(reactions)
     if not reactions:
         raise InputError("evaluate() got no reactions; pass reactions with reference TSs")
+    reactions, skipped = _in_scope(model, reactions)
     sample_steps = steps if sample_steps is None else sample_steps
     solver = method if solver is None else solver
     sample_steps = model.default_steps if sample_steps is None else sample_steps
@@ -152,6 +159,10 @@ def evaluate(model: Model, reactions: Sequence[Any], *, samples: int = 1,
                 pb.update(1)
     summary = summarize(rows)
     said = []
+    if skipped:
+        said.append(f"{len(skipped)} reaction(s) outside the model's scope were not scored, "
+                    f"e.g. {skipped[0][0]}: {skipped[0][1]}")
+        warnings.warn(OutOfScopeWarning(said[-1]), stacklevel=2)
     if summary.rmsd_median >= summary.rmsd_midpoint_median:
         said.append(f"the generated TSs are no closer to the references than the (R+P)/2 "
                     f"midpoint on these {len(rows)} reactions (median RMSD "
@@ -161,4 +172,25 @@ def evaluate(model: Model, reactions: Sequence[Any], *, samples: int = 1,
     return Evaluation(rows=tuple(rows), summary=summary, samples=samples, steps=sample_steps,
                       solver=solver, seconds_batched=batched, seconds_single=single,
                       scored=scored, uncertainty=results[0].uncertainty_kind,
-                      warnings=tuple(said), generated=tuple(g.best for g in results))
+                      warnings=tuple(said), generated=tuple(g.best for g in results),
+                      skipped=tuple(skipped))
+
+
+def _in_scope(model: Model, reactions: list[Any]) -> tuple[list[Any], list[tuple[str, str]]]:
+    """The reactions the model takes, and (id, reason) of those it refuses (element, kind,
+    charge: :meth:`.model.Model.prepare`); all refused is an error."""
+    kept, skipped = [], []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", OutOfScopeWarning)
+        for r in reactions:
+            try:
+                model.prepare(r.reactant, r.product, charge=charge_of(r.reactant)[0],
+                              multiplicity=charge_of(r.reactant)[1])
+            except TSInputError as err:
+                skipped.append((str(r.id), str(err)))
+                continue
+            kept.append(r)
+    if not kept:
+        raise TSInputError(f"the model refuses all {len(reactions)} reactions, e.g. "
+                           f"{skipped[0][0]}: {skipped[0][1]}")
+    return kept, skipped

@@ -53,7 +53,7 @@ class Scope:
 
     elements : atomic numbers present in the training reactions, ascending.
     kinds : reaction kinds present (``bond_edit``, ``template``, ``conformational``,
-        ``inversion``; reactions stored without a kind count as ``bond_edit``).
+        ``inversion``; a reaction stored without a kind is read from its bond graphs).
     kind_counts : training reactions per kind.
     charges, multiplicities : total charges and spin multiplicities 2S + 1 of the data.
     min_atoms, max_atoms : the smallest and largest training molecule.
@@ -99,7 +99,9 @@ class Scope:
 
 
 def _kind(reaction: Any) -> str:
-    return getattr(reaction, "kind", "") or "bond_edit"
+    """A stored reaction's kind; one stored without a kind (older shipped files, Transition1x)
+    is read from its geometry (:func:`reaction_kind`)."""
+    return getattr(reaction, "kind", "") or reaction_kind(reaction.reactant, reaction.product)
 
 
 def scope_of(reactions: Sequence[Any]) -> Scope:
