@@ -67,7 +67,8 @@ def _data_args(p: argparse.ArgumentParser, *, for_training: bool) -> None:
     g.add_argument("--population-key", required=for_training, default=None,
                    help="obs column naming each cell's population" + model)
     g.add_argument("--condition-key", default=None,
-                   help="obs column with each cell's condition (treatment), e.g. condition")
+                   help="obs column with each cell's condition (treatment), e.g. condition"
+                        + model)
     g.add_argument("--control", default=None, metavar="LEVEL",
                    help="the untreated level of --condition-key (e.g. control): its cells are "
                         "the sources, every other level a treatment with its own flow; no role "
@@ -159,7 +160,7 @@ def configure(p: argparse.ArgumentParser) -> None:
         "predict", help="push source populations through a trained flow into an .h5ad",
         description="Predict each population's target cells from its source cells.\nExample:\n"
                     "  sciflow cells predict --checkpoint runs/mfm/model.pt --data pbmc.h5ad \\\n"
-                    "      --where split=test -o predicted.h5ad\n"
+                    "      --where split=test -o predicted.h5ad --plot\n"
                     "Populations are predicted for the treatments of their treated cells, "
                     "--conditions, or every treatment the model knows. Each predicted cell keeps "
                     "its source cell's obs (source_cell names it; cell names "

@@ -68,7 +68,7 @@ def _obs_block(cells: CellPopulations, pair: PopulationPair, n: int, role: str) 
     else:
         frame = pd.DataFrame(index=[f"{pair.population}[{i}]" for i in range(n)])
     frame[SOURCE_CELL] = frame.index.astype(str)
-    frame[keys["population"]] = pair.population
+    frame[keys.get("population") or "population"] = pair.population
     frame[keys.get("role") or "role"] = role
     if keys.get("condition"):
         frame[keys["condition"]] = pair.condition
@@ -146,8 +146,9 @@ def predictions_to_anndata(
     info = dict(provenance) if provenance is not None else {"model_type": method}
     info.update({"role": role, "rep": cells.rep, "X": what, "populations": table,
                  "obs": {**{k: v for k, v in cells.keys.items() if k != "pool"},
-                         "pool": bool(cells.keys.get("pool", False)),
-                         "role": cells.keys.get("role") or "role", "source_cell": SOURCE_CELL}})
+                         "population": cells.keys.get("population") or "population",
+                         "role": cells.keys.get("role") or "role",
+                         "pool": bool(cells.keys.get("pool", False)), "source_cell": SOURCE_CELL}})
     out.uns["sciflow"] = h5ad_safe(info)
     return out
 
