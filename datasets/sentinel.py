@@ -488,8 +488,7 @@ def generate_cube(spec: SentinelSeriesSpec | None = None, *, seed: int = 0) -> x
     data = {
         "reflectance": (("time", "band", "y", "x"), observed[:, :nb],
                         {"standard_name": "surface_bidirectional_reflectance",
-                         "long_name": "surface reflectance", "units": "1",
-                         "comment": "as observed: clouds and their shadows included"}),
+                         "long_name": "surface reflectance", "units": "1"}),
         "clear_reflectance": (("time", "band", "y", "x"), truth[:, :nb],
                               {"standard_name": "surface_bidirectional_reflectance",
                                "long_name": "cloud-free surface reflectance (truth)",

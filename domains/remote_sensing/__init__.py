@@ -9,15 +9,23 @@ Data are xarray cubes (time, band, y, x) as described in :mod:`sciflow.datasets.
 >>> model = train(cubes, Config().replace(train={"steps": 2000, "out_dir": "runs/rs"}))
 >>> filled = sample(model, cubes[0], "cloud_removal")              # a cube in, a cube out
 >>> steered = sample(model, cubes[0], "cloud_removal", steer=0.5)  # FlowChef steering
->>> model.save("rs.pt"); load("rs.pt")
+>>> held_out = stack_series([series_from_cube(c) for c in generate_cubes(
+...     SentinelSeriesSpec(size=32, region="test"), 16, seed=1)])
+>>> model = dataclasses.replace(model, calibration=fit_calibration(model, held_out))
+>>> model.save("rs.pt"); load("rs.pt")                             # an honest reflectance_std
 
 Modules (the domain shape of ``domains/README.md``): :mod:`.config` (Config), :mod:`.data`
 (cubes <-> tensors, input checks), :mod:`.tasks` (the four tasks as conditionings),
 :mod:`.model` (network, Model, load), :mod:`.training` (train), :mod:`.sampling` (sample,
 predict_series), :mod:`.tiling`, :mod:`.steering` (FlowChef), :mod:`.cubes` (whole cubes,
-writing them), :mod:`.evaluation`, :mod:`.baselines`, :mod:`.metrics`, :mod:`.torchgeo`,
-:mod:`.cli` (``sciflow remote-sensing``, alias ``rs``), :mod:`.demo`. Public names load on first
-use, so ``sciflow --help`` imports neither torch nor xarray.
+writing them), :mod:`.conventions` (what outputs keep and record: CF attributes, grid
+mapping, flags, history), :mod:`.calibration` (an honest ``reflectance_std``),
+:mod:`.holdout` (held-out values, from a truth or self-supervised), :mod:`.uncertainty`
+(spread-skill, CRPS, reliability), :mod:`.evaluation` (scores, the warning when a model is
+worse than linear interpolation), :mod:`.baselines`, :mod:`.metrics`, :mod:`.figures`,
+:mod:`.torchgeo`, :mod:`.cli` + :mod:`.commands` (``sciflow remote-sensing``, alias ``rs``),
+:mod:`.demo`. Public names load on first use, so ``sciflow --help`` imports neither torch nor
+xarray.
 
 Names of sciflow 0.1, kept as aliases: ``RSModelSpec`` = :class:`Config` (the network fields),
 ``TrainOptions(...)`` -> a :class:`Config` with those training settings, ``RSModel`` =
@@ -67,6 +75,16 @@ _EXPORTS = {
     "TaskOptions": ".tasks",
     "make_task": ".tasks",
     "decode_state": ".tasks",
+    "Calibration": ".calibration",
+    "fit_calibration": ".calibration",
+    "UncalibratedSpreadWarning": ".calibration",
+    "WorseThanBaselineWarning": ".evaluation",
+    "Holdout": ".holdout",
+    "make_holdout": ".holdout",
+    "UncertaintyScores": ".uncertainty",
+    "uncertainty_scores": ".uncertainty",
+    "plot_result": ".figures",
+    "plot_reliability": ".figures",
     "to_torchgeo_sample": ".torchgeo",
     "CubeTiles": ".torchgeo",
     # sciflow 0.1's names

@@ -2,22 +2,21 @@
 
     sciflow rs generate       synthetic Sentinel-2-like cubes to try things on
     sciflow rs train          one model for gap filling, cloud removal, forecasting, change detection
+    sciflow rs calibrate      fit the model's uncertainty (reflectance_std) on held-out cubes
+    sciflow rs evaluate       score a model against linear interpolation / persistence
     sciflow rs fill           reconstruct missing / cloudy pixels of a cube (--steer: FlowChef)
     sciflow rs forecast       predict future dates of a cube
     sciflow rs detect-change  per-date land-cover maps and change probabilities
 
 Cubes follow :mod:`sciflow.datasets.sentinel` (reflectance (time, band, y, x), optional cloud,
-valid, sar, landcover) as netCDF (.nc) or zarr (.zarr). Every handler checks its arguments and
-claims its outputs (:func:`sciflow.outputs.claim_output`: never an input, never an existing file
-without --overwrite, written aside and moved into place) before it imports torch or reads a cube.
+valid, sar, landcover; or one variable per band, stackstac's layout, an SCL) as netCDF (.nc) or
+zarr (.zarr). This module holds the parsers; the handlers are in :mod:`.commands`, and each
+checks its arguments and claims its outputs before it imports torch or reads a cube.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import glob
-from pathlib import Path
 from typing import Any
 
 from sciflow.cli_args import (
@@ -28,13 +27,11 @@ from sciflow.cli_args import (
     add_train_arguments,
     nonnegative_int,
     positive_int,
-    set_threads,
-    train_config,
 )
-from sciflow.errors import InputError
-from sciflow.outputs import claim_output
 from sciflow.plugins import Domain
 
+from . import commands
+from .commands import _MODEL_FLAGS, _SPEC_FLAGS  # noqa: F401 (the flag tables, tested here)
 from .config import CUBE_SUFFIXES, SAMPLE_STEPS, SAMPLES, SOLVER, Config
 
 DOMAIN = Domain(
@@ -46,217 +43,62 @@ DOMAIN = Domain(
 
 __all__ = ["configure", "DOMAIN"]
 
-#: the flags of `rs generate`: flag dest -> SentinelSeriesSpec field (defaults: the spec's)
-_SPEC_FLAGS = {"size": "size", "dates": "n_dates", "cloud_cover": "cloud_cover",
-               "change_rate": "change_rate", "region": "region", "crs": "crs"}
-
-#: the model flags of `rs train`: flag dest -> Config field (defaults: the Config's)
-_MODEL_FLAGS = {"frames": "frames", "tile": "tile", "dim": "dim", "depth": "depth",
-                "heads": "heads", "batch_size": "batch_size"}
-
-
-def _cube_paths(patterns: list[str], name: str = "--data") -> list[Path]:
-    paths: list[Path] = []
-    for pattern in patterns:
-        p = Path(pattern)
-        if p.is_dir() and p.suffix != ".zarr":
-            found = sorted(q for q in p.iterdir() if q.suffix in CUBE_SUFFIXES)
-            if not found:
-                raise InputError(f"{name} {pattern!r}: the folder holds no cube "
-                                 f"({', '.join(CUBE_SUFFIXES)} files)")
-            paths += found
-        elif any(ch in pattern for ch in "*?["):
-            found = [Path(q) for q in sorted(glob.glob(pattern))]
-            if not found:
-                raise InputError(f"{name} {pattern!r}: the pattern matches no file")
-            paths += found
-        elif not p.exists():
-            raise InputError(f"{name} {pattern!r} does not exist")
-        else:
-            paths.append(p)
-    return paths
+#: what an input cube may hold (the epilog of every command that reads cubes)
+CUBE_HELP = """input cubes (netCDF .nc or zarr .zarr; see sciflow.datasets.sentinel):
+  reflectance  (time, band, y, x) surface reflectance 0-1 as observed, clouds included,
+               NaN where nothing was acquired; integers are read as DN / 10000. Also read:
+               one (time, y, x) variable per band named B02, B03, ... or blue, green, red,
+               nir, ... (odc-stac), a DataArray (time, band, y, x) with a band coordinate of
+               names (stackstac); bands are matched to the model's by name.
+  cloud        (time, y, x) bool, optional: cloud or cloud shadow. These pixels are not used
+               as clear observations: reconstruct fills them, cloud-removal also reads their
+               (cloudy) values. Absent: every acquired pixel counts as clear.
+  valid        (time, y, x) bool, optional: data acquired. False = no data (filled like a
+               gap). Absent: wherever reflectance is finite.
+  scl / SCL    a Sentinel-2 Scene Classification band or variable, optional: read as cloud
+               (classes 3, 8, 9, 10) and valid (not 0, 1) when those are absent.
+  sar          (time, polarization, y, x) dB, optional: Sentinel-1 backscatter (VV, VH),
+               used by cloud-removal, forecasting (past dates) and detect-change when the
+               model was trained with SAR; --no-sar ignores it.
+  landcover    (time, y, x) int, optional: class labels with CF flag_values / flag_meanings
+               (training and change detection).
+outputs keep the input's global and variable attributes, coordinates and CF grid mapping
+(a spatial_ref coordinate or a grid-mapping data variable), and add a history line and
+sciflow_* attributes with the settings (checkpoint and digest, seed, solver, steps, samples)."""
 
 
-def _open(path: Path, *, chunks: dict[str, int] | None = None) -> Any:
-    """load_cube with its CubeError naming the file."""
-    from sciflow.datasets.sentinel import CubeError, load_cube
-
-    from .data import CubeInputError
-
-    try:
-        return load_cube(path, chunks=chunks)
-    except CubeError as err:
-        raise CubeInputError(f"{str(path)!r}: {err}") from None
-    except (OSError, ValueError) as err:  # not a netCDF / zarr file at all
-        raise CubeInputError(f"{str(path)!r} cannot be read as a cube "
-                             f"({type(err).__name__}: {err})") from None
-
-
-def _check_device(device: str | None) -> None:
-    """--device names a device this machine has (imports torch: call it in a handler)."""
-    if device is not None:
-        from sciflow.devices import resolve_device
-
-        resolve_device(device)
-
-
-def _generate_cmd(args: argparse.Namespace) -> int:
-    from sciflow.datasets.sentinel import SentinelSeriesSpec, generate_cube, save_cube
-    from sciflow.resources import check_memory
-
-    given = {field: getattr(args, flag) for flag, field in _SPEC_FLAGS.items()
-             if getattr(args, flag) is not None}
-    spec = SentinelSeriesSpec(**given)
-    # per pixel and date ~16 values (bands, truth, SAR, masks, labels), float32, ~4 live copies
-    check_memory(spec.size ** 2 * spec.n_dates * 16 * 4 * 4, f"a {spec.size}x{spec.size}-px "
-                 f"cube of {spec.n_dates} dates", name="--size")
-    folder = Path(args.output)
-    with contextlib.ExitStack() as stack:
-        claims = [stack.enter_context(claim_output(
-            folder / f"cube_{i:04d}.{args.format}", overwrite=args.overwrite,
-            suffixes=(f".{args.format}",))) for i in range(args.n)]
-        for i, out in enumerate(claims):
-            cube = generate_cube(spec, seed=args.seed * 100_003 + i)
-            print(out.write(lambda tmp, cube=cube: save_cube(cube, tmp)))
-    return 0
-
-
-def _train_cmd(args: argparse.Namespace) -> int:
-    paths = _cube_paths(args.data)
-    bands = tuple(b.strip() for b in args.bands.split(",") if b.strip()) if args.bands else None
-    if args.bands is not None and not bands:
-        raise InputError(f"--bands {args.bands!r}: expected comma-separated names, e.g. "
-                         "B02,B03,B04,B08")
-    sizes = {f: getattr(args, d) for d, f in _MODEL_FLAGS.items() if getattr(args, d) is not None}
-    shape = Config(acor=not args.no_acor, stm=not args.no_stm, **sizes)  # checks the sizes now
-    _check_device(args.device)
-    with claim_output(Path(args.out) / "model.pt", inputs=paths, name="--out",
-                      overwrite=args.overwrite or args.resume) as out:
-        set_threads(args)
-        from sciflow.outputs import dumps_json
-        from sciflow.resources import check_memory
-
-        from .data import check_observations
-        from .model import estimate_bytes
-        from .training import train
-
-        check_memory(estimate_bytes(shape, tiles=shape.batch_size, training=True),
-                     f"a training batch of {shape.batch_size} windows of {shape.frames} dates x "
-                     f"{shape.tile}x{shape.tile} px", name="--batch-size / --tile")
-        cubes = []
-        for path in paths:
-            cube = _open(path)
-            check_observations(cube, bands=bands, what=str(path))
-            cubes.append(cube.load())
-            cube.close()  # the values are in memory: no file stays open during training
-        first = cubes[0]
-        sar = () if args.no_sar or "sar" not in first else tuple(
-            str(p) for p in first["polarization"].values)
-        classes: tuple[str, ...] = ()
-        if not args.no_classes and "landcover" in first:
-            from sciflow.datasets.sentinel import class_names
-
-            classes = class_names(first) or tuple(
-                f"class{k}" for k in range(int(first["landcover"].max()) + 1))
-        base = shape.replace(bands=bands or tuple(str(b) for b in first["band"].values),
-                             classes=classes, sar=sar)
-        config = base.replace(train=train_config(args, base.train))
-        model, result = train(cubes, config, resume=args.resume, return_result=True)
-        out.write(lambda tmp: model.save(tmp))
-        print(dumps_json({"steps": result.step, "final_loss": result.final_loss,
-                          "seconds": round(result.wall_time, 1),
-                          "parameters": sum(p.numel() for p in model.net.parameters())},
-                         indent=None).strip())
-        print(f"model: {out.path}")
-        print(f"checkpoint: {result.checkpoint}")
-    return 0
-
-
-def _dates(text: str) -> list[str]:
-    import numpy as np
-
-    dates = [d.strip() for d in text.split(",") if d.strip()]
-    try:
-        for d in dates:
-            np.datetime64(d, "D")
-    except ValueError:
-        raise InputError(f"--dates {text!r}: expected comma-separated dates such as "
-                         "2024-07-01,2024-07-11") from None
-    if not dates:
-        raise InputError(f"--dates {text!r}: expected at least one date")
-    return dates
-
-
-def _apply(args: argparse.Namespace, task: str) -> int:
-    from .steering import check_steer
-
-    steer = check_steer(getattr(args, "steer", None))  # before anything is read
-    if steer is not None and args.solver != "euler":
-        raise InputError(f"--steer works with Euler steps; got --solver {args.solver} "
-                         "(use --solver euler)")
-    dates = _dates(args.dates) if getattr(args, "dates", "") else None
-    for name, path in (("--checkpoint", args.checkpoint), ("--input", args.input)):
-        if not Path(path).exists():
-            raise InputError(f"{name} {path!r} does not exist")
-    _check_device(args.device)
-    with claim_output(args.output, inputs=[args.input, args.checkpoint],
-                      overwrite=args.overwrite, suffixes=CUBE_SUFFIXES) as out:
-        set_threads(args)
-        import numpy as np
-
-        from .cubes import apply_to_cube, write_cube
-        from .model import load
-
-        model = load(args.checkpoint, device=args.device or "cpu")
-        chunks = {"y": args.chunk, "x": args.chunk} if args.chunk else None
-        cube = _open(Path(args.input), chunks=chunks)
-        if task == "forecasting" and dates is None:
-            last = cube["time"].values.max().astype("datetime64[D]")
-            dates = [str(last + np.timedelta64(args.every * (k + 1), "D"))
-                     for k in range(args.horizon)]
-        result = apply_to_cube(model, cube, task, samples=args.samples, steps=args.sample_steps,
-                               solver=args.solver, seed=args.seed, overlap=args.overlap,
-                               use_sar=not args.no_sar, forecast_dates=dates, steer=steer,
-                               progress=None, name=f"--input {args.input!r}")
-        path = write_cube(result, out)
-        cube.close()
-    print(f"wrote {path} ({', '.join(result.data_vars)})")
-    return 0
-
-
-def _fill_cmd(args: argparse.Namespace) -> int:
-    return _apply(args, "cloud_removal" if args.mode == "cloud-removal" else "reconstruction")
-
-
-def _forecast_cmd(args: argparse.Namespace) -> int:
-    return _apply(args, "forecasting")
-
-
-def _detect_cmd(args: argparse.Namespace) -> int:
-    return _apply(args, "change_detection")
-
-
-def _common_apply(p: argparse.ArgumentParser, what: str) -> None:
+def _model_and_sampling(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True,
-                   help="a model written by `sciflow rs train` (OUT/model.pt or a checkpoint)")
-    p.add_argument("-i", "--input", required=True, help="the input cube (.nc or .zarr)")
-    add_output_arguments(p, suffixes=CUBE_SUFFIXES, what=what)
+                   help="a model written by `sciflow rs train` or `rs calibrate` (OUT/model.pt "
+                        "or a checkpoint)")
     p.add_argument("--samples", type=positive_int, default=SAMPLES,
-                   help=f"ensemble members; their spread is written as uncertainty "
-                        f"(default {SAMPLES})")
+                   help=f"ensemble members (default {SAMPLES}); their spread, calibrated when "
+                        "the model is, is written as reflectance_std")
     add_solver_arguments(p, solver=SOLVER, steps=SAMPLE_STEPS)
     p.add_argument("--steps", dest="sample_steps", type=positive_int, default=argparse.SUPPRESS,
                    help=argparse.SUPPRESS)  # sciflow 0.1's name of --sample-steps
+    p.add_argument("--no-sar", action="store_true", help="ignore SAR even if model and cube have it")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the noise draws")
+    add_device_argument(p)
+    add_threads_argument(p)
+
+
+def _common_apply(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("-i", "--input", required=True, help="the input cube (.nc or .zarr)")
+    add_output_arguments(p, suffixes=CUBE_SUFFIXES, what=what)
+    _model_and_sampling(p)
     p.add_argument("--overlap", type=nonnegative_int, default=None,
                    help="pixels of blended overlap between tiles, below the model's tile size "
                         "(default: 8, or a quarter of smaller tiles)")
     p.add_argument("--chunk", type=nonnegative_int, default=256,
                    help="process the cube in blocks of this many pixels per side, streamed to "
                         "the output (0: all at once; default 256)")
-    p.add_argument("--no-sar", action="store_true", help="ignore SAR even if model and cube have it")
-    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the noise draws")
-    add_device_argument(p)
-    add_threads_argument(p)
+
+
+def _add_plot(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--plot", action=argparse.BooleanOptionalAction, default=False,
+                   help="also write OUTPUT's name with .png: observed, predicted and "
+                        "reflectance_std of one band (colourbars in reflectance units)")
 
 
 def _add_generate(sub: Any, fmt: type) -> None:
@@ -285,7 +127,7 @@ def _add_generate(sub: Any, fmt: type) -> None:
     g.add_argument("--crs", default=None, help="CRS string to store, e.g. EPSG:32723")
     g.add_argument("--format", default="nc", choices=["nc", "zarr"])
     g.add_argument("--seed", type=nonnegative_int, default=0)
-    g.set_defaults(func=_generate_cmd)
+    g.set_defaults(func=commands.generate_cmd)
 
 
 def _add_train(sub: Any, fmt: type) -> None:
@@ -323,7 +165,58 @@ def _add_train(sub: Any, fmt: type) -> None:
                    help="no land-cover channels (no change detection)")
     add_train_arguments(t)
     t.add_argument("--overwrite", action="store_true", help="replace OUT/model.pt if it exists")
-    t.set_defaults(func=_train_cmd)
+    t.set_defaults(func=commands.train_cmd)
+
+
+def _held_out_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", nargs="+", required=True,
+                   help="held-out cube files (.nc, .zarr), folders of them or globs, not used "
+                        "in training; with clear_reflectance it is the answer, else their own "
+                        "clear pixels under the next date's clouds are hidden and scored")
+    _model_and_sampling(p)
+    p.add_argument("--horizon", type=positive_int, default=3,
+                   help="forecast dates scored (default 3)")
+    p.add_argument("--drop-dates", type=nonnegative_int, default=2,
+                   help="whole dates also hidden for reconstruction (default 2)")
+
+
+def _add_calibrate(sub: Any, fmt: type) -> None:
+    c = sub.add_parser("calibrate", help="calibrate reflectance_std on held-out cubes",
+                       description="The raw ensemble spread of a flow model is several times "
+                                   "smaller than its errors. This fits, per task and band, "
+                                   "sigma^2 = (a s)^2 + (b0 + b1 g / 30 d)^2 (s the spread, g "
+                                   "the days to the nearest observation) by maximum likelihood "
+                                   "on held-out cubes, sampling as fill / forecast will, and "
+                                   "writes the model with it; fill and forecast then write "
+                                   "the calibrated reflectance_std. Prints the spread-skill "
+                                   "ratio (mean std / RMSE) before and after.\nExample:\n"
+                                   "  sciflow rs calibrate --checkpoint runs/rs/model.pt --data "
+                                   "held_out/ -o runs/rs/calibrated.pt",
+                       epilog=CUBE_HELP, formatter_class=fmt)
+    add_output_arguments(c, suffixes=(".pt",), what="the calibrated model")
+    _held_out_arguments(c)
+    c.add_argument("--tasks", default="reconstruct,cloud-removal,forecast",
+                   help="comma-separated: reconstruct, cloud-removal, forecast (default: all)")
+    c.set_defaults(func=commands.calibrate_cmd)
+
+
+def _add_evaluate(sub: Any, fmt: type) -> None:
+    e = sub.add_parser("evaluate", help="score a model against its trivial baseline",
+                       description="Scores one task on held-out cubes: the model, linear "
+                                   "interpolation and last / closest observation (forecast: "
+                                   "persistence), RMSE / PSNR / MAE, and how honest "
+                                   "reflectance_std is (spread-skill ratio, CRPS). Warns when "
+                                   "the model scores worse than linear interpolation "
+                                   "(persistence).\nExample:\n  sciflow rs evaluate "
+                                   "--checkpoint model.pt --data held_out/ --task cloud-removal "
+                                   "-o scores.json",
+                       epilog=CUBE_HELP, formatter_class=fmt)
+    e.add_argument("--task", default="reconstruct",
+                   choices=["reconstruct", "cloud-removal", "forecast"])
+    e.add_argument("-o", "--output", default=None, help="also write the scores (strict JSON)")
+    e.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
+    _held_out_arguments(e)
+    e.set_defaults(func=commands.evaluate_cmd)
 
 
 _STEER_HELP = ("FlowChef step size in (0, 1) that steers every sampling step towards the cube's "
@@ -348,12 +241,16 @@ def configure(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="rs_command", metavar="<rs-command>")
     _add_generate(sub, fmt)
     _add_train(sub, fmt)
+    _add_calibrate(sub, fmt)
+    _add_evaluate(sub, fmt)
 
     f = sub.add_parser("fill", help="fill gaps (reconstruction) or remove clouds",
                        description="reconstruct: fill every pixel not observed clear from the "
                                    "clear ones. cloud-removal: also read the cloudy values and "
-                                   "SAR. Writes reflectance (0-1), reflectance_std (the "
-                                   "ensemble spread) and filled (pixels predicted).\n"
+                                   "SAR. Writes reflectance (0-1; clear pixels kept, the "
+                                   "rest the ensemble mean), reflectance_std (its uncertainty: "
+                                   "the ensemble spread, calibrated when the model was passed "
+                                   "through `rs calibrate`) and filled (pixels predicted).\n"
                                    "--steer ETA adds FlowChef steering (Patel et al. 2024): at "
                                    "every Euler step the model's estimate of the clean series, "
                                    "x1_hat = x + (1 - t) v, is pulled onto the clear pixels, "
@@ -362,34 +259,38 @@ def configure(p: argparse.ArgumentParser) -> None:
                                    "\nExample:\n  sciflow rs fill --checkpoint model.pt -i "
                                    "scene.zarr -o filled.zarr --mode cloud-removal\n"
                                    "  sciflow rs fill --checkpoint model.pt -i scene.nc "
-                                   "-o filled.nc --steer 0.5 --sample-steps 16",
-                       formatter_class=fmt)
+                                   "-o filled.nc --steer 0.5 --sample-steps 16 --plot",
+                       epilog=CUBE_HELP, formatter_class=fmt)
     _common_apply(f, "the filled cube")
+    _add_plot(f)
     f.add_argument("--mode", default="reconstruct", choices=["reconstruct", "cloud-removal"])
     f.add_argument("--steer", type=float, default=None, metavar="ETA", help=_STEER_HELP)
-    f.set_defaults(func=_fill_cmd)
+    f.set_defaults(func=commands.fill_cmd)
 
     fc = sub.add_parser("forecast", help="predict future dates",
-                        description="Appends the future dates and generates them from the "
-                                    "past ones; writes reflectance, reflectance_std and filled "
-                                    "for those dates only. Example:\n  sciflow rs forecast "
+                        description="Generates future dates from the past ones. The output "
+                                    "holds only the new dates (reflectance, reflectance_std, "
+                                    "filled), with the input's attributes and grid mapping; "
+                                    "join it to the past with xarray: xr.concat([past, future],"
+                                    " 'time').\nExample:\n  sciflow rs forecast "
                                     "--checkpoint model.pt -i past.nc -o future.nc --horizon 3 "
-                                    "--every 10",
-                        formatter_class=fmt)
+                                    "--every 10 --plot",
+                        epilog=CUBE_HELP, formatter_class=fmt)
     _common_apply(fc, "the forecast dates as a cube")
+    _add_plot(fc)
     fc.add_argument("--dates", default="",
                     help="comma-separated future dates, e.g. 2024-07-01,2024-07-11")
     fc.add_argument("--horizon", type=positive_int, default=3,
                     help="number of dates (without --dates; default 3)")
     fc.add_argument("--every", type=positive_int, default=10,
                     help="days between them (without --dates; default 10)")
-    fc.set_defaults(func=_forecast_cmd)
+    fc.set_defaults(func=commands.forecast_cmd)
 
     d = sub.add_parser("detect-change", help="land-cover maps per date and change probabilities",
                        description="Generates the class-map sequence with the reflectance; "
                                    "writes landcover, class_probability, change_probability "
                                    "and change.\nExample:\n  sciflow rs detect-change "
                                    "--checkpoint model.pt -i cube.nc -o change.nc",
-                       formatter_class=fmt)
+                       epilog=CUBE_HELP, formatter_class=fmt)
     _common_apply(d, "the change maps as a cube")
-    d.set_defaults(func=_detect_cmd)
+    d.set_defaults(func=commands.detect_cmd)

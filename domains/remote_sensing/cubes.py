@@ -10,6 +10,7 @@ sibling, :func:`sciflow.outputs.claim_output`).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,12 +18,15 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from sciflow.datasets.sentinel import class_codes
 from sciflow.errors import InputError
 from sciflow.outputs import ClaimedOutput, ensure_finite
 from sciflow.progress import progress as progress_bar
 from sciflow.resources import check_memory
 
+from .calibration import CALIBRATED_TASKS, UncalibratedSpreadWarning, uncertainty_note
 from .config import CUBE_SUFFIXES, SAMPLE_STEPS, SAMPLES, SOLVER
+from .conventions import carry_metadata, provenance
 from .data import CubeInputError, check_bands, check_cube, check_observations, series_from_cube
 from .model import Model
 from .sampling import Prediction, check_solver, ensemble_bytes, predict_series
@@ -132,19 +136,28 @@ def apply_to_cube(model: Model, cube: xr.Dataset | xr.DataArray, task: str, *,
                   samples: int = SAMPLES, steps: int = SAMPLE_STEPS, solver: str = SOLVER,
                   seed: int = 0, overlap: int | None = None, use_sar: bool = True,
                   forecast_dates: Sequence[Any] | None = None, steer: float | None = None,
-                  progress: bool | None = False, name: str = "the cube") -> xr.Dataset:
+                  progress: bool | None = False, name: str = "the cube",
+                  command: str | None = None) -> xr.Dataset:
     """Run a task on a cube and return the result as a cube (lazy when the input is dask-backed).
 
     reconstruction / cloud_removal: ``reflectance`` (all dates, gaps filled; cloud_removal also
     reads the cloudy values and SAR), ``reflectance_std``, ``filled`` (pixels predicted).
-    forecasting: the same variables for ``forecast_dates`` only (appended after the last date).
-    change_detection: ``landcover`` (time, y, x) with CF flag attributes, ``class_probability``
+    forecasting: the same variables for the ``forecast_dates`` only (the output holds just
+    the new dates; ``xr.concat([cube, result], "time")`` joins them to the past).
+    change_detection: ``landcover`` (time, y, x) with CF flag attributes (the cube's own class
+    values when its ``landcover`` has ``flag_values``), ``class_probability``
     (time, class, y, x), ``change_probability`` (time, y, x) and ``change`` (label differs
-    from the previous date). Coordinates and the CRS (``spatial_ref``) are carried over.
+    from the previous date; its own flag attributes).
+    The input's attributes, coordinates and CF grid mapping are carried over and the run is
+    described in the attributes (:mod:`.conventions`: a ``history`` line, ``sciflow_*``
+    settings). ``reflectance_std`` is the ensemble spread scaled by the model's calibration
+    when it has one (:mod:`.calibration`), the raw spread otherwise (then a
+    :class:`~.calibration.UncalibratedSpreadWarning`).
     ``steer``: FlowChef step size eta in (0, 1) that steers sampling towards the cube's clear
     pixels (see :func:`~.sampling.predict_series`), None for the plain ODE; recorded in the
     attributes. ``progress``: report progress over the blocks of a lazy cube. ``name``: how
-    the cube is called in error messages (e.g. its file).
+    the cube is called in error messages (e.g. its file). ``command``: the line recorded in
+    ``history`` (default: the Python call).
 
     Everything is checked before any block is computed: the arguments, the cube's format, and
     that it holds something to work from (:func:`~.data.check_observations`: finite
@@ -178,8 +191,16 @@ def apply_to_cube(model: Model, cube: xr.Dataset | xr.DataArray, task: str, *,
     except CubeInputError as err:
         raise CubeInputError(f"{name}: {err}") from None
     check_observations(cube, bands=cfg.bands, need_clear=task != "cloud_removal", what=name)
+    source = cube  # the metadata of the input, before future dates are appended
     if task == "forecasting":
         cube = _future_cube(cube, forecast_dates)
+    if task in CALIBRATED_TASKS and (model.calibration is None
+                                     or task not in model.calibration.params):
+        warnings.warn(f"{name}: reflectance_std will be the raw ensemble spread of an "
+                      "uncalibrated model, typically several times smaller than its errors; "
+                      "calibrate the model on held-out cubes (sciflow rs calibrate, or "
+                      "fit_calibration) for an honest uncertainty", UncalibratedSpreadWarning,
+                      stacklevel=2)
     use_sar = use_sar and bool(cfg.sar) and "sar" in cube
     options = TaskOptions(drop_dates=0, horizon=max(horizon, 1), use_sar=use_sar)
     sar = cfg.sar if use_sar else ()  # () reads no SAR: the model then runs optical-only
@@ -211,11 +232,20 @@ def apply_to_cube(model: Model, cube: xr.Dataset | xr.DataArray, task: str, *,
         n_out = horizon if task == "forecasting" else cube.sizes["time"]
         arrays = _lazy_blocks(cube, run, _schema(task, model, n_out), seed=seed, margin=overlap,
                               progress=progress)
-    return _as_cube(arrays, cube, task, model, horizon, samples, steps, solver, steer)
+    settings = provenance(task=task, checkpoint=model.checkpoint, digest=model.digest, seed=seed,
+                          solver=solver, steps=steps, samples=samples, overlap=overlap,
+                          use_sar=use_sar, steer=steer, uncertainty=uncertainty_note(model, samples, task))
+    if command is None:
+        command = (f"sciflow.domains.remote_sensing.sample(model, cube, {task!r}, samples={samples}"
+                   f", steps={steps}, solver={solver!r}, seed={seed}, overlap={overlap}"
+                   + (f", steer={steer}" if steer is not None else "") + ")")
+    return _as_cube(arrays, cube, source, task, model, horizon, settings, command)
 
 
-def _as_cube(arrays: Arrays, cube: xr.Dataset, task: str, model: Model, horizon: int,
-             samples: int, steps: int, solver: str, steer: float | None) -> xr.Dataset:
+def _as_cube(arrays: Arrays, cube: xr.Dataset, source: xr.Dataset, task: str, model: Model,
+             horizon: int, settings: dict[str, Any], command: str) -> xr.Dataset:
+    """The output cube on ``cube``'s grid (future dates appended when forecasting), with the
+    metadata of the input ``source``."""
     cfg = model.config
     times = cube["time"].values[-horizon:] if task == "forecasting" else cube["time"].values
     coords: dict[str, Any] = {"time": times, "y": cube["y"].values, "x": cube["x"].values}
@@ -224,20 +254,18 @@ def _as_cube(arrays: Arrays, cube: xr.Dataset, task: str, model: Model, horizon:
     else:
         coords["band"] = list(cfg.bands)
     out = xr.Dataset({k: (dims, a) for k, (dims, a) in arrays.items()}, coords=coords)
+    codes = class_codes(source) if task == "change_detection" else None
     if task == "change_detection":
-        out["landcover"].attrs.update({"flag_values": np.arange(len(cfg.classes), dtype=np.int8),
-                                       "flag_meanings": " ".join(cfg.classes)})
-        prev = out["landcover"].shift(time=1)
-        out["change"] = (out["landcover"] != prev) & prev.notnull()
-    if "spatial_ref" in cube.coords:
-        out = out.assign_coords(spatial_ref=cube["spatial_ref"])
-        for name in out.data_vars:
-            out[name].attrs["grid_mapping"] = "spatial_ref"
-    out.attrs.update({"source": f"sciflow remote-sensing flow model, task {task}",
-                      "samples": samples, "ode_steps": steps, "ode_solver": solver})
-    if steer is not None:
-        out.attrs["flowchef_step_size"] = steer
-    return out
+        labels = out["landcover"]
+        prev = labels.shift(time=1)
+        out["change"] = ((labels != prev) & prev.notnull()).drop_attrs()
+        if codes is not None:  # indices -> the cube's own class values (flag_values)
+            table = np.asarray(codes, dtype=np.int16 if max(codes) > 127 else np.int8)
+            out["landcover"] = labels.copy(data=table[np.asarray(labels.values, dtype=np.int64)]
+                                           if labels.chunks is None else
+                                           labels.data.map_blocks(lambda b: table[b],
+                                                                  dtype=table.dtype))
+    return carry_metadata(out, source, settings=settings, command=command, class_codes=codes)
 
 
 def write_cube(cube: xr.Dataset, out: ClaimedOutput) -> Path:

@@ -22,7 +22,7 @@ import torch
 import xarray as xr
 from torch import Tensor
 
-from sciflow.datasets.sentinel import CubeError, class_names, validate_cube
+from sciflow.datasets.sentinel import CubeError, class_codes, class_names, validate_cube
 from sciflow.errors import InputError
 
 __all__ = [
@@ -256,8 +256,27 @@ def series_from_cube(cube: xr.Dataset | xr.DataArray, *, bands: tuple[str, ...] 
         if classes is not None and names is not None and tuple(names) != tuple(classes):
             raise CubeInputError(f"the cube's land-cover classes {list(names)} differ from the "
                                  f"model's {list(classes)}")
-        out["labels"] = torch.from_numpy(ds["landcover"].values.astype(np.int64))[None]
+        out["labels"] = torch.from_numpy(_class_indices(ds))[None]
     return SeriesBatch(**out)
+
+
+def _class_indices(ds: xr.Dataset) -> np.ndarray:
+    """The cube's landcover as class indices 0..K-1: its CF ``flag_values`` (e.g. ESA
+    WorldCover's 10, 20, ...) looked up, or the values themselves when it has none."""
+    values = ds["landcover"].values.astype(np.int64)
+    codes = class_codes(ds)
+    if codes is None or codes == tuple(range(len(codes))):
+        return values
+    table = {c: i for i, c in enumerate(codes)}
+    unknown = sorted(set(np.unique(values).tolist()) - set(table))
+    if unknown:
+        raise CubeInputError(f"landcover holds value(s) {unknown[:10]} that are not among its "
+                             f"flag_values {list(codes)}; add them to flag_values / "
+                             "flag_meanings or mask them")
+    lookup = np.zeros(max(codes) + 1, dtype=np.int64)
+    for code, index in table.items():
+        lookup[code] = index
+    return lookup[values]
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ are :mod:`.metrics`' (PSNR / SSIM / RMSE / MAE / SAM / CRPS, or the SitsSCD chan
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,10 +23,12 @@ from .config import SAMPLE_STEPS, SAMPLES, SOLVER
 from .data import SeriesBatch, Standardizer
 from .metrics import ChangeScores, ImageScores, change_scores, image_scores
 from .model import Model
-from .sampling import predict_series
+from .sampling import Prediction, predict_series
 from .tasks import TaskOptions, check_task, make_task
+from .uncertainty import UncertaintyScores, uncertainty_scores
 
-__all__ = ["Reference", "fit_reference", "evaluate_task", "evaluate", "Evaluation"]
+__all__ = ["Reference", "fit_reference", "evaluate_task", "evaluate", "Evaluation",
+           "WorseThanBaselineWarning", "REFERENCE", "baseline_check"]
 
 
 @dataclass(frozen=True)
@@ -48,18 +51,60 @@ def fit_reference(train: SeriesBatch, n_classes: int) -> Reference:
     return Reference(clim, clf)
 
 
+class WorseThanBaselineWarning(UserWarning):
+    """The model scores worse than the trivial baseline of its task (:data:`REFERENCE`)."""
+
+
+#: relative RMSE margin within which a model counts as level with its baseline (float noise)
+RMSE_TOLERANCE = 1e-3
+
+#: the trivial baseline each image task must beat
+REFERENCE = {"reconstruction": "linear interpolation", "cloud_removal": "linear interpolation",
+             "forecasting": "persistence"}
+
+
+def baseline_check(task: str, scores: dict[str, ImageScores | ChangeScores]) -> str | None:
+    """A warning line when the model's RMSE is above its task's :data:`REFERENCE` baseline's
+    by more than :data:`RMSE_TOLERANCE` (None when it is not, or either is missing); also
+    issued as a
+    :class:`WorseThanBaselineWarning`."""
+    ref = REFERENCE.get(task)
+    model, base = scores.get("model"), scores.get(ref) if ref else None
+    if not isinstance(model, ImageScores) or not isinstance(base, ImageScores):
+        return None
+    if not model.rmse > base.rmse * (1 + RMSE_TOLERANCE):
+        return None
+    text = (f"the model scores worse than {ref} on {task}: RMSE {model.rmse:.5f} against "
+            f"{base.rmse:.5f} (PSNR {model.psnr:.2f} against {base.psnr:.2f} dB); train longer "
+            "or on data closer to these cubes, or use the baseline")
+    warnings.warn(text, WorseThanBaselineWarning, stacklevel=3)
+    return text
+
+
+def _predict(model: Model, series: SeriesBatch, task: str, options: TaskOptions, *,
+             samples: int, steps: int, solver: str, seed: int, batch_size: int) -> list[Prediction]:
+    return [predict_series(model, series.index(slice(i, i + batch_size)), task, options=options,
+                           samples=samples, steps=steps, solver=solver, seed=seed + i)
+            for i in range(0, series.shape[0], batch_size)]
+
+
 def evaluate_task(model: Model | None, series: SeriesBatch, task: str, *,
                   options: TaskOptions | None = None, reference: Reference | None = None,
                   samples: int = SAMPLES, steps: int = SAMPLE_STEPS, solver: str = SOLVER,
                   seed: int = 0, batch_size: int = 16,
-                  include_baselines: bool = True
+                  include_baselines: bool = True, known: Tensor | None = None,
+                  predictions: list[Prediction] | None = None, check_baseline: bool = True,
                   ) -> dict[str, ImageScores | ChangeScores]:
     """Scores of the model (when given) and of the baselines for one task on series with a truth.
 
-    Image tasks: :class:`ImageScores` on the task's target pixels, for "model" and each
-    baseline (last / closest observation, linear interpolation for gap filling and cloud
-    removal; persistence and climatology for forecasting). Change detection:
-    :class:`ChangeScores` for "model" and "centroid on linear interpolation".
+    Image tasks: :class:`ImageScores` on the task's target pixels (those where ``known``
+    (B, T, H, W) is true, when given: a self-supervised truth, :mod:`.holdout`), for "model"
+    and each baseline (last / closest observation, linear interpolation for gap filling and
+    cloud removal; persistence and climatology for forecasting). Change detection:
+    :class:`ChangeScores` for "model" and "centroid on linear interpolation". ``predictions``:
+    the model's, when already sampled (:func:`evaluate` reuses them). A model worse than its
+    task's trivial baseline (:data:`REFERENCE`) raises a :class:`WorseThanBaselineWarning`
+    (unless ``check_baseline`` is False).
     """
     task = check_task(task)
     if series.truth is None:
@@ -68,16 +113,16 @@ def evaluate_task(model: Model | None, series: SeriesBatch, task: str, *,
         raise InputError("change detection is scored against 'landcover': these series have none")
     options = options if options is not None else TaskOptions()
     results: dict[str, ImageScores | ChangeScores] = {}
-    b = series.shape[0]
     n_cls = len(model.config.classes) if model is not None else (
         reference.classifier.centroids.shape[1] if reference and reference.classifier else 0)
     if model is not None:
-        preds = [predict_series(model, series.index(slice(i, i + batch_size)), task,
-                                options=options, samples=samples, steps=steps, solver=solver,
-                                seed=seed + i)
-                 for i in range(0, b, batch_size)]
+        preds = predictions if predictions is not None else _predict(
+            model, series, task, options, samples=samples, steps=steps, solver=solver,
+            seed=seed, batch_size=batch_size)
         given = torch.cat([p.given for p in preds])
         target = torch.cat([p.target for p in preds])
+        if known is not None:
+            target = target & known
         if task == "change_detection":
             labels = torch.cat([p.labels for p in preds])
             results["model"] = change_scores(labels, series.labels, n_cls)
@@ -96,6 +141,8 @@ def evaluate_task(model: Model | None, series: SeriesBatch, task: str, *,
         if task == "forecasting":
             target = target.clone()
             target[:, : series.shape[1] - options.horizon] = False
+        if known is not None:
+            target = target & known
     if not include_baselines:
         return results
     obs = series.reflectance
@@ -117,23 +164,55 @@ def evaluate_task(model: Model | None, series: SeriesBatch, task: str, *,
     for name, pred in candidates.items():
         pasted = torch.where(given[:, :, None], obs, pred)
         results[name] = image_scores(pasted, series.truth, target)
+    if check_baseline:
+        baseline_check(task, results)
     return results
 
 
 @dataclass(frozen=True)
 class Evaluation:
-    """The scores of one task: ``scores[method]`` for "model" and each baseline."""
+    """The scores of one task: ``scores[method]`` for "model" and each baseline;
+    ``uncertainty``: how honest the model's ``reflectance_std`` is on the scored pixels
+    (:class:`~.uncertainty.UncertaintyScores`; None for change detection or without a model);
+    ``warnings``: lines to print with the scores (e.g. a model worse than its baseline)."""
 
     task: str
     scores: dict[str, ImageScores | ChangeScores]
+    uncertainty: UncertaintyScores | None = None
+    warnings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        """``{"task": ..., "scores": {method: {metric: value}}}`` (JSON via dumps_json)."""
+        """``{"task", "scores": {method: {metric: value}}, "uncertainty", "warnings"}``
+        (strict JSON via dumps_json)."""
         return {"task": self.task,
-                "scores": {k: dataclasses.asdict(v) for k, v in self.scores.items()}}
+                "scores": {k: dataclasses.asdict(v) for k, v in self.scores.items()},
+                "uncertainty": None if self.uncertainty is None
+                else dataclasses.asdict(self.uncertainty),
+                "warnings": list(self.warnings)}
 
 
-def evaluate(model: Model | None, series: SeriesBatch, task: str = "cloud_removal",
-             **options: Any) -> Evaluation:
-    """:func:`evaluate_task` as a frozen :class:`Evaluation` (``options``: its keywords)."""
-    return Evaluation(task=check_task(task), scores=evaluate_task(model, series, task, **options))
+def evaluate(model: Model | None, series: SeriesBatch, task: str = "cloud_removal", *,
+             known: Tensor | None = None, **options: Any) -> Evaluation:
+    """:func:`evaluate_task` as a frozen :class:`Evaluation`, with the uncertainty scores of
+    the model's ``reflectance_std`` (``options``: evaluate_task's keywords)."""
+    task = check_task(task)
+    preds, unc = None, None
+    if model is not None:
+        opts = options.get("options") or TaskOptions()
+        preds = _predict(model, series, task, opts, samples=options.get("samples", SAMPLES),
+                         steps=options.get("steps", SAMPLE_STEPS),
+                         solver=options.get("solver", SOLVER), seed=options.get("seed", 0),
+                         batch_size=options.get("batch_size", 16))
+    scores = evaluate_task(model, series, task, known=known, predictions=preds,
+                           check_baseline=False, **options)
+    line = baseline_check(task, scores)
+    lines = () if line is None else (line,)
+    if preds is not None and task != "change_detection":
+        target = torch.cat([p.target for p in preds])
+        if known is not None:
+            target = target & known
+        if bool(target.any()):
+            unc = uncertainty_scores(torch.cat([p.reflectance for p in preds]),
+                                     torch.cat([p.reflectance_std for p in preds]),
+                                     series.truth, target)
+    return Evaluation(task=task, scores=scores, uncertainty=unc, warnings=lines)

@@ -27,6 +27,7 @@ from sciflow.errors import InputError
 from sciflow.matcher import FlowMatcher, VelocityModel
 from sciflow.nn.spacetime import SpaceTimeCondition, SpaceTimeTransformer
 
+from .calibration import Calibration
 from .config import Config
 from .data import Standardizer
 from .tasks import FRAME_FEATURES
@@ -87,12 +88,17 @@ def build_network(config: Config) -> RSNetwork:
 
 @dataclass(frozen=True)
 class Model:
-    """A trained model: ``net`` (EMA weights, eval mode), its ``config`` and the
-    ``standardizer`` that scales cube values for it (fitted on the training data)."""
+    """A trained model: ``net`` (EMA weights, eval mode), its ``config``, the ``standardizer``
+    that scales cube values for it (fitted on the training data), the ``calibration`` of its
+    ensemble spread (:class:`~.calibration.Calibration`, None: not calibrated), and, when it
+    was loaded from a file, that file (``checkpoint``) and its tensors' ``digest``."""
 
     net: RSNetwork
     config: Config
     standardizer: Standardizer
+    calibration: Calibration | None = None
+    checkpoint: str | None = None
+    digest: str | None = None
 
     @property
     def spec(self) -> Config:
@@ -106,7 +112,10 @@ class Model:
 
     def meta(self) -> dict[str, Any]:
         """What a checkpoint stores besides the weights (JSON)."""
-        return {"config": self.config.to_dict(), "standardizer": self.standardizer.to_dict()}
+        meta = {"config": self.config.to_dict(), "standardizer": self.standardizer.to_dict()}
+        if self.calibration is not None:
+            meta["calibration"] = self.calibration.to_dict()
+        return meta
 
     def save(self, path: str | Path) -> Path:
         """Write a checkpoint (kind ``"remote_sensing"``, digest checked on load)."""
@@ -140,7 +149,8 @@ def read_meta(meta: dict[str, Any], path: str | Path) -> tuple[Config, Standardi
 def load(path: str | Path, *, device: str = "cpu") -> Model:
     """Load a model written by :meth:`Model.save`, by :func:`~.training.train` (its
     ``model.pt`` or any ``checkpoints/step_*.pt``; EMA weights) or by sciflow 0.1 (untagged
-    files whose metadata has a ``remote_sensing`` entry).
+    files whose metadata has a ``remote_sensing`` entry). The model remembers the file and its
+    digest (written into the provenance of its outputs) and any calibration stored with it.
 
     Raises FileNotFoundError for a missing file and CheckpointError for a file of another kind,
     a damaged one, or one whose weights do not fit its config.
@@ -156,7 +166,14 @@ def load(path: str | Path, *, device: str = "cpu") -> Model:
     except RuntimeError as err:
         raise CheckpointError(f"{str(path)!r}: its weights do not fit the config stored with "
                               f"them: {str(err).splitlines()[0]}") from err
-    return Model(net.to(resolve_device(device)).eval(), config, standardizer)
+    calibration = None
+    if ck.meta.get("calibration") is not None:
+        try:
+            calibration = Calibration.from_dict(ck.meta["calibration"])
+        except (InputError, KeyError, TypeError) as err:
+            raise CheckpointError(f"{str(path)!r}: its calibration cannot be read ({err})") from err
+    return Model(net.to(resolve_device(device)).eval(), config, standardizer,
+                 calibration=calibration, checkpoint=str(path), digest=ck.digest)
 
 
 def estimate_bytes(config: Config, *, tiles: int, training: bool) -> int:

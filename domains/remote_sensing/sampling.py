@@ -24,6 +24,7 @@ from sciflow.resources import check_memory
 from sciflow.solvers import SOLVERS, odeint
 from sciflow.steering import flowchef
 
+from .calibration import calibrated_std
 from .config import SAMPLE_STEPS, SAMPLES, SOLVER, Config
 from .data import CubeInputError, SeriesBatch, stack_series
 from .model import MATCHER, Model, estimate_bytes, velocity_field
@@ -40,7 +41,9 @@ class Prediction:
     """An ensemble prediction for a batch of series.
 
     reflectance (B, T, C, H, W): ensemble mean, given clear pixels pasted in.
-    reflectance_std (B, T, C, H, W): ensemble standard deviation (0 on given pixels).
+    reflectance_std (B, T, C, H, W): the uncertainty of ``reflectance``: the calibrated std
+    when the model has a calibration for the task (:mod:`.calibration`), else ``spread``; 0 on
+    given pixels. spread (B, T, C, H, W): the raw ensemble standard deviation.
     samples (S, B, T, C, H, W): the members (pasted). class_probability (B, T, K, H, W): share
     of members voting each class (None without classes). labels (B, T, H, W): its argmax.
     change_probability (B, T, H, W): share of members whose label differs from the previous
@@ -55,6 +58,7 @@ class Prediction:
     change_probability: Tensor | None
     given: Tensor
     target: Tensor
+    spread: Tensor | None = None
 
 
 def _count(name: str, value: Any, low: int = 1) -> int:
@@ -149,7 +153,8 @@ def predict_series(model: Model, series: SeriesBatch, task: str, *,
                    steps: int = SAMPLE_STEPS, solver: str = SOLVER, seed: int = 0,
                    overlap: int | None = None, tiles_per_batch: int = 16, steer: float | None = None,
                    measured: Tensor | None = None, withhold: Tensor | None = None,
-                   progress: bool | None = False, method: str | None = None) -> Prediction:
+                   progress: bool | None = False, calibrate: bool = True,
+                   method: str | None = None) -> Prediction:
     """Run one task on a batch of series of any size, tile by tile and window by window.
 
     ``options.drop_dates`` is ignored here (nothing the caller gave is hidden; remove dates
@@ -179,6 +184,9 @@ def predict_series(model: Model, series: SeriesBatch, task: str, *,
         through steering, the case where steering helps most.
     progress:
         Report progress over the tile groups (:func:`sciflow.progress.progress`).
+    calibrate:
+        ``reflectance_std`` from the model's calibration (:mod:`.calibration`; the raw spread
+        when it has none for the task). False: the raw spread.
 
     Raises InputError for a bad argument, ResourceError when the ensemble would not fit in
     memory, NonFiniteError (naming the member and the tiles) when the flow produced NaN or inf.
@@ -244,11 +252,11 @@ def predict_series(model: Model, series: SeriesBatch, task: str, *,
     bar.close()
     covered = wsum > 0
     states = torch.where(covered, acc / wsum.clamp_min(1e-12), torch.zeros_like(acc))
-    return _assemble(model, series, task, options, states[..., :h, :w], withhold)
+    return _assemble(model, series, task, options, states[..., :h, :w], withhold, calibrate)
 
 
 def _assemble(model: Model, series: SeriesBatch, task: str, options: TaskOptions,
-              states: Tensor, withhold: Tensor | None) -> Prediction:
+              states: Tensor, withhold: Tensor | None, calibrate: bool = True) -> Prediction:
     """Decode blended states (S, B, T, C + K, H, W), paste the given pixels back, vote classes."""
     cfg = model.config
     b, t, c, h, w = series.shape
@@ -264,6 +272,10 @@ def _assemble(model: Model, series: SeriesBatch, task: str, options: TaskOptions
     pasted = torch.where(given[None, :, :, None], series.reflectance[None], refl)
     mean = pasted.mean(0)
     spread = pasted.std(0, unbiased=False) if states.shape[0] > 1 else torch.zeros_like(mean)
+    std = spread
+    if calibrate:
+        std = calibrated_std(model, task, spread, given, series.days, warn=False)
+        std = torch.where(given[:, :, None], torch.zeros_like(std), std)
     probs = labels = change = None
     if scores is not None:
         votes = scores.argmax(dim=3)  # (S, B, T, H, W)
@@ -271,9 +283,9 @@ def _assemble(model: Model, series: SeriesBatch, task: str, options: TaskOptions
         labels = probs.argmax(dim=2)
         flips = (votes[:, :, 1:] != votes[:, :, :-1]).float().mean(0)
         change = torch.cat([torch.zeros_like(flips[:, :1]), flips], dim=1)
-    return Prediction(reflectance=mean, reflectance_std=spread, samples=pasted,
+    return Prediction(reflectance=mean, reflectance_std=std, samples=pasted,
                       class_probability=probs, labels=labels, change_probability=change,
-                      given=given, target=target)
+                      given=given, target=target, spread=spread)
 
 
 def sample(model: Model, data: Any, task: str = "reconstruction", **options: Any) -> Any:

@@ -43,7 +43,7 @@ def test_rs_commands_end_to_end(tmp_path, capsys):
         with load_cube(steered) as st, load_cube(cubes / "cube_0002.nc") as observed:
             attrs, out = dict(st.attrs), st.reflectance.values
             filled_px, obs = st.filled.values, observed.reflectance.values.astype(np.float32)
-    assert attrs["flowchef_step_size"] == 0.5 and attrs["ode_steps"] == 2
+    assert attrs["sciflow_steer"] == 0.5 and attrs["sciflow_sample_steps"] == 2
     assert np.isfinite(out).all()
     given = ~filled_px[:, None].repeat(out.shape[1], 1)
     assert given.any() and (~given).any()
@@ -64,12 +64,12 @@ def test_rs_commands_end_to_end(tmp_path, capsys):
     with xr.open_dataset(ch) as change:
         change_attrs = dict(change.attrs)
     assert f.reflectance.shape == source.reflectance.shape
-    assert "flowchef_step_size" not in f.attrs  # steering is off unless asked for
+    assert f.attrs["sciflow_steer"] == "off"  # steering is off unless asked for
     assert np.isfinite(f.reflectance.values).all()
     assert forecast.sizes["time"] == 2
     step = (forecast.time.values[1] - forecast.time.values[0]).astype("timedelta64[D]")
     assert step == np.timedelta64(5, "D")
-    assert change_attrs["ode_solver"] == "heun"
+    assert change_attrs["sciflow_solver"] == "heun"
     assert "wrote" in capsys.readouterr().out
 
 
@@ -98,7 +98,8 @@ def test_rs_fill_help_teaches_steering(capsys):
     assert "--steer ETA" in text and "FlowChef" in text
 
 
-@pytest.mark.parametrize("command", ["generate", "train", "fill", "forecast", "detect-change"])
+@pytest.mark.parametrize("command", ["generate", "train", "fill", "forecast", "detect-change",
+                                     "calibrate", "evaluate"])
 def test_rs_help_teaches_with_an_example(command, capsys):
     with pytest.raises(SystemExit):
         main(["rs", command, "--help"])
@@ -124,3 +125,79 @@ def test_flag_defaults_come_from_the_config_and_the_spec():
         for flag, field in table.items():
             assert getattr(args, flag) is None and field in names, (flag, field)
     assert train.steps is None and train.lr is None  # TrainConfig's, through train_config
+
+
+def _tiny_model_file(path, cubes_dir):
+    """An untrained tiny model (linear interpolation) saved as a checkpoint."""
+    import torch
+
+    from sciflow.domains.remote_sensing import (
+        Config,
+        Model,
+        Standardizer,
+        build_network,
+        series_from_cube,
+        stack_series,
+    )
+
+    cfg = Config(frames=4, tile=8, dim=16, depth=1, heads=2, pixel_head=4, batch_size=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        series = stack_series([series_from_cube(load_cube(p)) for p in sorted(cubes_dir.iterdir())])
+    torch.manual_seed(0)
+    return Model(build_network(cfg).eval(), cfg, Standardizer.fit(series)).save(path)
+
+
+def test_rs_calibrate_evaluate_and_plot(tmp_path, capsys):
+    import json
+
+    cubes, held = tmp_path / "cubes", tmp_path / "held"
+    assert run("rs", "generate", "-o", str(cubes), "-n", "2", "--size", "8", "--dates", "4") == 0
+    assert run("rs", "generate", "-o", str(held), "-n", "2", "--size", "8", "--dates", "4",
+               "--region", "test", "--seed", "1") == 0
+    model = _tiny_model_file(tmp_path / "model.pt", cubes)
+    calibrated = tmp_path / "calibrated.pt"
+    fast = ["--samples", "2", "--sample-steps", "1"]
+    assert run("rs", "calibrate", "--checkpoint", str(model), "--data", str(held), "-o",
+               str(calibrated), "--tasks", "reconstruct,forecast", "--horizon", "1", *fast) == 0
+    out = capsys.readouterr().out
+    skill = json.loads(out.splitlines()[-2])["spread_skill"]
+    assert set(skill) == {"reconstruction", "forecasting"}
+    assert all(0.5 < v["after"] < 2 for v in skill.values())
+    scores = tmp_path / "scores.json"
+    assert run("rs", "evaluate", "--checkpoint", str(calibrated), "--data", str(held),
+               "-o", str(scores), *fast) == 0
+    printed = capsys.readouterr().out
+    assert "linear interpolation" in printed and "spread/skill" in printed
+    report = json.loads(scores.read_text())
+    assert report["task"] == "reconstruction" and report["answers"] == "truth"
+    filled = tmp_path / "filled.nc"
+    assert run("rs", "fill", "--checkpoint", str(calibrated), "-i", str(held / "cube_0000.nc"),
+               "-o", str(filled), "--plot", *fast) == 0
+    assert (tmp_path / "filled.png").stat().st_size > 10_000
+    fc = tmp_path / "future.zarr"
+    assert run("rs", "forecast", "--checkpoint", str(calibrated), "-i",
+               str(held / "cube_0001.nc"), "-o", str(fc), "--horizon", "1", "--plot", *fast) == 0
+    assert (tmp_path / "future.png").exists()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with load_cube(filled) as f:
+            assert "calibrated" in f.attrs["sciflow_uncertainty"]
+            assert "sciflow rs fill --checkpoint" in f.attrs["history"]
+
+
+@pytest.mark.parametrize("command", ["fill", "forecast", "detect-change", "calibrate",
+                                     "evaluate"])
+def test_rs_help_documents_the_cube_variables(command, capsys):
+    with pytest.raises(SystemExit):
+        main(["rs", command, "--help"])
+    text = capsys.readouterr().out
+    for name in ("cloud", "valid", "sar", "one (time, y, x) variable per band", "stackstac"):
+        assert name in text, name
+
+
+def test_rs_forecast_help_says_what_the_output_holds(capsys):
+    with pytest.raises(SystemExit):
+        main(["rs", "forecast", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "holds only the new dates" in text and "Appends" not in text
