@@ -8,6 +8,9 @@ package can add one without editing sciflow. Building the parser imports each do
 module and nothing heavy: ``sciflow --help`` and ``sciflow GROUP --help`` import no torch. A
 handler imports what it needs when it runs.
 
+Warnings a user must read (:class:`sciflow.errors.SciflowWarning`, e.g. a model worse than its
+baseline) are printed as ``sciflow GROUP: warning: ...``.
+
 Errors: a user's mistake (:class:`sciflow.errors.SciflowError`, ``ValueError``, a missing file)
 is printed as ``sciflow GROUP: error: ...`` with exit status 2 and no traceback (``SCIFLOW_DEBUG=1``
 shows it); anything else is a bug and keeps its traceback.
@@ -16,9 +19,11 @@ shows it); anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 
 from sciflow.plugins import DomainLoadError, domains
 
@@ -68,6 +73,29 @@ def _user_error(exc: BaseException) -> bool:
                             NotADirectoryError, PermissionError))
 
 
+@contextlib.contextmanager
+def _printed_warnings(group: str) -> Iterator[None]:
+    """Print every :class:`sciflow.errors.SciflowWarning` as ``sciflow GROUP: warning: ...`` on
+    stderr when it is raised (other warnings keep Python's own format)."""
+    from sciflow.errors import SciflowWarning
+
+    previous = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001, ANN202
+        if isinstance(category, type) and issubclass(category, SciflowWarning):
+            print(f"sciflow {group}: warning: {message}", file=sys.stderr, flush=True)
+        else:
+            previous(message, category, filename, lineno, file, line)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", SciflowWarning)
+        warnings.showwarning = show
+        try:
+            yield
+        finally:
+            warnings.showwarning = previous
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sciflow`` console script; returns the process exit code."""
     parser, unavailable = build_parser()
@@ -81,7 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.parse_args([args.command, "--help"])
         return 2
     try:
-        return int(args.func(args) or 0)
+        with _printed_warnings(args.command):
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print(f"sciflow {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -32,7 +32,7 @@ from typing import Any
 __all__ = ["SOLVER_NAMES", "positive_int", "nonnegative_int", "positive_float",
            "add_train_arguments", "train_config", "add_output_arguments",
            "add_solver_arguments", "add_device_argument", "add_threads_argument",
-           "set_threads"]
+           "add_plot_argument", "set_threads"]
 
 #: the ODE solvers of sciflow.solvers.SOLVERS (a test keeps the two equal)
 SOLVER_NAMES = ("dopri5", "euler", "heun", "midpoint", "rk4")
@@ -124,6 +124,13 @@ def add_output_arguments(p: argparse.ArgumentParser, *, suffixes: tuple[str, ...
                    help=f"where to write {what}{formats}; never one of the inputs")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the output if it exists (refused otherwise)")
+
+
+def add_plot_argument(p: argparse.ArgumentParser, *, default: bool = True,
+                      what: str = "the command's figure") -> None:
+    """``--plot/--no-plot``: write ``what`` next to the output (default on)."""
+    p.add_argument("--plot", action=argparse.BooleanOptionalAction, default=default,
+                   help=f"write {what} next to the output (default {'on' if default else 'off'})")
 
 
 def add_solver_arguments(p: argparse.ArgumentParser, *, solver: str = "euler",

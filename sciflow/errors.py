@@ -15,12 +15,18 @@ traceback).
 - ``sciflow.checkpoint.CheckpointError``: a file is not a safe, intact sciflow checkpoint.
 
 Domain errors (``TSInputError``, ``CellDataError``, ...) subclass :class:`InputError`.
+
+Warnings a user should read (the command line prints them as ``sciflow GROUP: warning: ...``):
+
+- :class:`WorseThanBaselineWarning`: a model scored worse than its trivial baseline (predicting
+  the source cells, linear interpolation, the (R + P)/2 midpoint, copying the last frame).
+- :class:`SciflowWarning`: the base of these, e.g. a verdict that the data are too few to decide.
 """
 
 from __future__ import annotations
 
 __all__ = ["SciflowError", "InputError", "OutputError", "ResourceError", "NonFiniteError",
-           "require"]
+           "SciflowWarning", "WorseThanBaselineWarning", "require"]
 
 
 class SciflowError(ValueError):
@@ -41,6 +47,14 @@ class ResourceError(InputError):
 
 class NonFiniteError(SciflowError):
     """A result holds NaN or inf where numbers were due; nothing was written."""
+
+
+class SciflowWarning(UserWarning):
+    """Something a user must know about a result that is still returned (printed by the CLI)."""
+
+
+class WorseThanBaselineWarning(SciflowWarning):
+    """A model scored worse than the trivial baseline it must beat; the message names both."""
 
 
 def require(ok: bool, name: str, value: object, expected: str) -> None:

@@ -61,3 +61,41 @@ def test_help_imports_no_torch(argv):
     out = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True,
                          check=True).stdout
     assert "HEAVY []" in out, out[-400:]
+
+
+def test_sciflow_warnings_are_printed_with_the_group(capsys, monkeypatch):
+    import argparse
+    import warnings
+
+    from sciflow.errors import WorseThanBaselineWarning
+
+    def handler(args: argparse.Namespace) -> int:
+        warnings.warn("model W1 0.30 is not below the baseline's 0.28", WorseThanBaselineWarning)
+        warnings.warn("an ordinary warning", UserWarning)
+        return 0
+
+    import sciflow.cli as cli
+
+    real = cli.build_parser
+
+    def build():
+        parser, unavailable = real()
+        parser.set_defaults(func=handler)
+        return parser, unavailable
+
+    monkeypatch.setattr(cli, "build_parser", build)
+    assert cli.main(["toy"]) == 0
+    err = capsys.readouterr().err
+    assert "sciflow toy: warning: model W1 0.30 is not below the baseline's 0.28" in err
+    assert "sciflow toy: warning: an ordinary" not in err  # other warnings keep their format
+
+
+def test_provenance_is_json_clean():
+    import json
+
+    from sciflow.provenance import history_line, provenance
+
+    rec = provenance(checkpoint="m.pt", digest="ab" * 32, seed=3, score=float("nan"))
+    assert json.loads(json.dumps(rec, allow_nan=False))["score"] is None
+    assert rec["checkpoint_sha256"] == "ab" * 32 and rec["seed"] == 3
+    assert history_line("filled clouds", rec).endswith(f"sciflow {rec['sciflow']}: filled clouds")
