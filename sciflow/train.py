@@ -327,6 +327,8 @@ class Trainer:
         ``config.prefetch`` it runs one step ahead in a worker thread; see the module docstring
         for what it may draw random numbers from.
 
+    Notes
+    -----
     Data (``fit(data)``): a ``batch_fn(step, generator) -> batch`` (preferred: exact resume for
     free; ``generator`` is the trainer's CPU torch.Generator, seeded ``seed + rank``), or any
     re-iterable / DataLoader (cycled over epochs; a resume replays the epoch start and skips the
