@@ -65,11 +65,16 @@ def run_study(
 
 def warn_undecided(result: StudyResult) -> list[str]:
     """Warn (:class:`~.uncertainty.UndecidedWarning`) about every verdict of ``result`` that its
-    run was too short or too small to decide; returns the messages."""
-    messages = [f"{label} {LABEL[r]}: {v.text()} -- {v.reason}"
-                for label, r, v in verdicts(result.sweeps, result.flow) if not v.decided]
+    run was too short or too small to decide (or that has no interval: cached before the
+    bootstrap); returns the messages."""
+    messages = []
+    for label, r, v in verdicts(result.sweeps, result.flow):
+        if not v.decided:
+            why = ("too short or too small to decide" if v.has_interval
+                   else "no uncertainty for this verdict")
+            messages.append(f"{why}: {label} {LABEL[r]}: {v.text()} -- {v.reason}")
     for text in messages:
-        warnings.warn(f"too short or too small to decide: {text}", UndecidedWarning, stacklevel=3)
+        warnings.warn(text, UndecidedWarning, stacklevel=3)
     return messages
 
 
