@@ -177,6 +177,9 @@ def _generate(args: argparse.Namespace, out: Any, every: Any, figure: Any) -> No
     if args.refine:
         from .refinement import refine
 
+        print("[ts generate] refining with Sella + GFN2-xTB, then a finite-difference Hessian"
+              + ("" if args.no_idpp else ", and the same from the IDPP guess")
+              + " (seconds to minutes)", file=sys.stderr, flush=True)
         ref = refine(best, reactant=reactant, product=product, calculator=calc, fmax=args.fmax,
                      compare_idpp=not args.no_idpp, frequencies=True)
         modes = ("; exactly one imaginary mode" if ref.imaginary_modes == 1 else
@@ -362,7 +365,9 @@ def _evaluate(args: argparse.Namespace, out: Any, figure: Any) -> None:
     print(f"time per reaction: batched {ev.seconds_batched * 1e3:.1f} ms, single "
           f"{(ev.seconds_single or 0) * 1e3:.1f} ms")
     if out is not None:
-        doc = {**ev.to_dict(), "provenance": _provenance(model, args, ev)}
+        from .provenance import evaluation_info
+
+        doc = {**ev.to_dict(), "provenance": evaluation_info(model, ev, seed=args.seed)}
         from sciflow.outputs import dumps_json
 
         text = dumps_json(doc, indent=1)
@@ -378,14 +383,6 @@ def _evaluate(args: argparse.Namespace, out: Any, figure: Any) -> None:
         figure.write(lambda tmp: plot_evaluation(
             tmp, ev, overlays, title=f"ts evaluate: {scored}"[:160]))
         print(f"wrote the figure to {figure.path}")
-
-
-def _provenance(model: Any, args: argparse.Namespace, ev: Any) -> dict[str, Any]:
-    from .provenance import model_info
-
-    return {**model_info(model), "wrote": "ts evaluate", "seed": args.seed, "solver": ev.solver,
-            "sample_steps": ev.steps, "samples": ev.samples,
-            "command": " ".join(["sciflow", *sys.argv[1:]])}
 
 
 def build_dataset(args: argparse.Namespace) -> int:

@@ -36,7 +36,8 @@ from typing import Any
 
 from ase import Atoms
 
-__all__ = ["RANK_MEANINGS", "model_info", "generation_info", "refinement_info", "with_info"]
+__all__ = ["RANK_MEANINGS", "model_info", "generation_info", "refinement_info", "evaluation_info",
+           "with_info"]
 
 RANK_MEANINGS = {
     "medoid": "mean Kabsch RMSD (A) of the chosen sample to the other samples; lower = the "
@@ -88,6 +89,15 @@ def refinement_info(ref: Any) -> dict[str, Any]:
                     "refine_energy_ev": ref.energy, "energy_xtb_ev": ref.start_energy,
                     "imaginary_modes": ref.imaginary_modes,
                     "imaginary_frequency_cm1": ref.imaginary_frequency})
+
+
+def evaluation_info(model: Any, evaluation: Any, *, seed: int) -> dict[str, Any]:
+    """Provenance of an :class:`~.evaluation.Evaluation` (``ts evaluate``'s JSON)."""
+    import sys
+
+    return {**model_info(model), "wrote": "ts evaluate", "seed": int(seed),
+            "solver": evaluation.solver, "sample_steps": evaluation.steps,
+            "samples": evaluation.samples, "command": " ".join(["sciflow", *sys.argv[1:]])}
 
 
 def with_info(atoms: Atoms, info: dict[str, Any]) -> Atoms:

@@ -51,7 +51,7 @@ def files(tmp_path_factory: pytest.TempPathFactory, make_reaction) -> dict[str, 
     ase.io.write(f["p.xyz"], rxn.product)
     big = _heptane()
     moved = big.copy()
-    moved.positions[-1] += [0.8, 0.3, 0.0]  # a hydrogen moves
+    moved.positions[-1] += [1.6, 0.6, 0.0]  # a hydrogen leaves its carbon (a bond edit)
     ase.io.write(f["big_r.xyz"], big)
     ase.io.write(f["big_p.xyz"], moved)
     f["empty.xyz"].write_text("")
