@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
-from sciflow.errors import InputError
+from sciflow.errors import InputError, SciflowWarning
 
 if TYPE_CHECKING:
     from .model import Model
@@ -47,7 +47,7 @@ GAP_SCALE = 30.0  # days: g enters as g / 30 d
 NO_OBSERVATION = 365.0  # days: the gap of a pixel with nothing given on any date
 
 
-class UncalibratedSpreadWarning(UserWarning):
+class UncalibratedSpreadWarning(SciflowWarning):
     """``reflectance_std`` is the raw ensemble spread of an uncalibrated model (too small)."""
 
 

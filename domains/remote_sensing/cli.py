@@ -22,6 +22,7 @@ from typing import Any
 from sciflow.cli_args import (
     add_device_argument,
     add_output_arguments,
+    add_plot_argument,
     add_solver_arguments,
     add_threads_argument,
     add_train_arguments,
@@ -96,9 +97,8 @@ def _common_apply(p: argparse.ArgumentParser, what: str) -> None:
 
 
 def _add_plot(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--plot", action=argparse.BooleanOptionalAction, default=False,
-                   help="also write OUTPUT's name with .png: observed, predicted and "
-                        "reflectance_std of one band (colourbars in reflectance units)")
+    add_plot_argument(p, what="OUTPUT's name with .png: observed, predicted and reflectance_std "
+                              "of one band and date, colourbars in reflectance units")
 
 
 def _add_generate(sub: Any, fmt: type) -> None:
@@ -259,7 +259,7 @@ def configure(p: argparse.ArgumentParser) -> None:
                                    "\nExample:\n  sciflow rs fill --checkpoint model.pt -i "
                                    "scene.zarr -o filled.zarr --mode cloud-removal\n"
                                    "  sciflow rs fill --checkpoint model.pt -i scene.nc "
-                                   "-o filled.nc --steer 0.5 --sample-steps 16 --plot",
+                                   "-o filled.nc --steer 0.5 --sample-steps 16 --no-plot",
                        epilog=CUBE_HELP, formatter_class=fmt)
     _common_apply(f, "the filled cube")
     _add_plot(f)
@@ -274,7 +274,7 @@ def configure(p: argparse.ArgumentParser) -> None:
                                     "join it to the past with xarray: xr.concat([past, future],"
                                     " 'time').\nExample:\n  sciflow rs forecast "
                                     "--checkpoint model.pt -i past.nc -o future.nc --horizon 3 "
-                                    "--every 10 --plot",
+                                    "--every 10",
                         epilog=CUBE_HELP, formatter_class=fmt)
     _common_apply(fc, "the forecast dates as a cube")
     _add_plot(fc)

@@ -190,6 +190,10 @@ def command_line(args: argparse.Namespace, command: str) -> str:
 def _claim_plot(args: argparse.Namespace, stack: contextlib.ExitStack) -> ClaimedOutput | None:
     if not getattr(args, "plot", False):
         return None
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise InputError("--plot needs matplotlib (pip install matplotlib), or pass --no-plot")
     from .figures import figure_path
 
     return stack.enter_context(claim_output(figure_path(args.output),

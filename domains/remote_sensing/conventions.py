@@ -3,10 +3,10 @@
 :func:`carry_metadata` gives a result cube
 
 * every global attribute of the input (``title``, ``institution``, ``Conventions``, ...; "CF-1.8"
-  when it had none), a CF ``history`` line appended to the input's ("<UTC time>: <command>
-  (sciflow <version>)"), and the run's settings as ``sciflow_*`` attributes
-  (:func:`provenance`: version, checkpoint and its digest, task, seed, solver, steps, samples,
-  what ``reflectance_std`` means);
+  when it had none), a CF ``history`` line appended to the input's ("<UTC time> sciflow
+  <version>: <command>", :func:`sciflow.provenance.history_line`), and the run as
+  ``sciflow_*`` attributes (:func:`provenance`: versions, time, checkpoint and the sha256 of
+  its tensors, task, seed, sampler, solver, steps, samples, what ``reflectance_std`` means);
 * the coordinates' attributes (``x`` / ``y`` ``standard_name``, ``units``, ...), and the
   input's other coordinates where they still apply (per band, per pixel; per date except for
   forecast dates);
@@ -26,7 +26,6 @@ Attributes are made storable in netCDF and zarr (no None, no Python objects, boo
 
 from __future__ import annotations
 
-import datetime
 from typing import Any
 
 import numpy as np
@@ -35,8 +34,10 @@ import xarray as xr
 import sciflow
 from sciflow.datasets.sentinel import grid_mappings
 from sciflow.datasets.sentinel_layouts import netcdf_safe_attrs
+from sciflow.provenance import history_line
+from sciflow.provenance import provenance as core_provenance
 
-__all__ = ["provenance", "carry_metadata", "FLAGS", "PREFIX", "history_line"]
+__all__ = ["provenance", "carry_metadata", "FLAGS", "PREFIX"]
 
 PREFIX = "sciflow_"
 
@@ -63,29 +64,21 @@ _DESCRIPTIONS = {
 def provenance(*, task: str, checkpoint: str | None, digest: str | None, seed: int,
                solver: str, steps: int, samples: int, overlap: int, use_sar: bool,
                steer: float | None, uncertainty: str) -> dict[str, Any]:
-    """The settings of one run as ``sciflow_*`` attributes (netCDF-storable)."""
-    out: dict[str, Any] = {
-        "version": sciflow.__version__,
-        "task": task,
-        "checkpoint": checkpoint or "(in memory, not saved)",
-        "checkpoint_digest": digest or "(none: not saved, or a file without a digest)",
-        "seed": int(seed),
-        "seed_means": "seeds the Gaussian source draws of the ensemble members",
-        "solver": solver,
-        "sample_steps": int(steps) if solver != "dopri5" else "adaptive (dopri5)",
-        "samples": int(samples),
-        "overlap_px": int(overlap),
-        "use_sar": "yes" if use_sar else "no",
-        "steer": "off" if steer is None else float(steer),
-        "uncertainty": uncertainty,
-    }
-    return {PREFIX + k: v for k, v in out.items()}
-
-
-def history_line(command: str) -> str:
-    """One CF ``history`` entry: "<UTC ISO time>: <command> (sciflow <version>)"."""
-    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    return f"{now}: {command} (sciflow {sciflow.__version__})"
+    """The run as ``sciflow_*`` attributes: :func:`sciflow.provenance.provenance`'s record
+    (versions, time, command line, host, checkpoint and the sha256 of its tensors) plus the
+    sampling settings and what ``reflectance_std`` means; netCDF-storable (no None, no
+    booleans)."""
+    record = core_provenance(
+        checkpoint=checkpoint or "(in memory, not saved)",
+        digest=digest or "(none: not saved, or a file without a digest)",
+        task=task, seed=int(seed), seed_means="seeds the Gaussian source draws of the members",
+        sampler=f"flow ODE, {solver}" + ("" if steer is None else f" with FlowChef steering "
+                                         f"(step size {steer})"),
+        solver=solver, sample_steps=int(steps) if solver != "dopri5" else "adaptive (dopri5)",
+        samples=int(samples), overlap_px=int(overlap), use_sar="yes" if use_sar else "no",
+        steer="off" if steer is None else float(steer), uncertainty=uncertainty)
+    return {PREFIX + ("version" if k == "sciflow" else k): v for k, v in record.items()
+            if v is not None and v != ""}
 
 
 def _grid_text(var: xr.DataArray) -> str | None:
@@ -185,7 +178,10 @@ def carry_metadata(out: xr.Dataset, cube: xr.Dataset, *, settings: dict[str, Any
     attrs = _clean(cube.attrs)
     attrs.setdefault("Conventions", "CF-1.8")
     previous = str(attrs.get("history", "")).rstrip("\n")
-    attrs["history"] = (previous + "\n" if previous else "") + history_line(command)
+    created = settings.get(PREFIX + "created")
+    line = history_line(command, {"created": created, "sciflow": sciflow.__version__}
+                        if created else None)
+    attrs["history"] = (previous + "\n" if previous else "") + line
     attrs.update(netcdf_safe_attrs(settings))
     out.attrs = attrs
     return out

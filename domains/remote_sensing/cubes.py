@@ -234,7 +234,8 @@ def apply_to_cube(model: Model, cube: xr.Dataset | xr.DataArray, task: str, *,
                               progress=progress)
     settings = provenance(task=task, checkpoint=model.checkpoint, digest=model.digest, seed=seed,
                           solver=solver, steps=steps, samples=samples, overlap=overlap,
-                          use_sar=use_sar, steer=steer, uncertainty=uncertainty_note(model, samples, task))
+                          use_sar=use_sar and task != "reconstruction", steer=steer,
+                          uncertainty=uncertainty_note(model, samples, task))
     if command is None:
         command = (f"sciflow.domains.remote_sensing.sample(model, cube, {task!r}, samples={samples}"
                    f", steps={steps}, solver={solver!r}, seed={seed}, overlap={overlap}"

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from sciflow.errors import InputError
+from sciflow.errors import InputError, WorseThanBaselineWarning
 
 from .baselines import BASELINES, CentroidClassifier, Climatology, linear_interpolation, persistence
 from .config import SAMPLE_STEPS, SAMPLES, SOLVER
@@ -49,10 +49,6 @@ def fit_reference(train: SeriesBatch, n_classes: int) -> Reference:
     if n_classes and train.labels is not None:
         clf = CentroidClassifier.fit(train.truth, train.labels, train.doy, n_classes)
     return Reference(clim, clf)
-
-
-class WorseThanBaselineWarning(UserWarning):
-    """The model scores worse than the trivial baseline of its task (:data:`REFERENCE`)."""
 
 
 #: relative RMSE margin within which a model counts as level with its baseline (float noise)

@@ -95,7 +95,7 @@ def test_attributes_coordinates_and_grid_mapping_survive_a_fill(model, tmp_path,
     history = back.attrs["history"].splitlines()
     assert history[0] == "2024-01-01: made by hand" and "sciflow" in history[1]
     assert back.attrs["sciflow_checkpoint"] == "model.pt"
-    assert back.attrs["sciflow_checkpoint_digest"] == "abc123"
+    assert back.attrs["sciflow_checkpoint_sha256"] == "abc123"
     assert back.attrs["sciflow_seed"] == 0 and back.attrs["sciflow_samples"] == 2
     assert "raw spread" in back.attrs["sciflow_uncertainty"]
     refl = back["reflectance"].attrs
