@@ -7,7 +7,10 @@ regression (VFMF's comparison, at CPU size), on sprite videos with exactly known
 Writes benchmarks/results/feature_forecasting.md (or --out). Every method shares the data, the
 features (a fixed filter bank), the decoder heads and the network architecture / training
 budget (same updates x batch); the regression baseline is the same network with the same
-parameters, trained on the MSE of its one-shot prediction.
+parameters, trained on the MSE of its one-shot prediction. Every method is also read against
+copying the last context frame (a line says when one does worse), and the trained models
+forecast one long sprite video written as a uint8 (T, H, W, 3) .npy file, through the same
+path as ``sciflow vfm forecast --data clip.npy``.
 """
 
 from __future__ import annotations
@@ -16,11 +19,15 @@ import argparse
 import os
 import platform
 import sys
+import tempfile
 import time
+import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from sciflow.datasets.sprites import make_sprite_clips
 from sciflow.domains import feature_forecasting as FF
 from sciflow.domains.feature_forecasting import fit_compressor
 from sciflow.domains.feature_forecasting.metrics import ForecastScores, reconstruction_error
@@ -91,6 +98,10 @@ def main() -> int:
                ("flow, raw features", "raw", "flow"), ("regression, VAE latent", "vae",
                                                         "regression")]
     results: list[tuple[str, ForecastScores, int, float, float, int]] = []
+    video_rows: list[tuple[str, float, float, int]] = []
+    folder = tempfile.TemporaryDirectory()
+    video_frames = 60 if q else 400
+    video_path = _write_sprite_video(Path(folder.name) / "sprites_thwc.npy", cfg, video_frames)
     for name, comp, objective in methods:
         c = cfg.replace(compressor=comp, objective=objective,
                         latent_dim=comps[comp].latent_dim)
@@ -103,6 +114,13 @@ def main() -> int:
         sample_s = time.process_time() - c0
         nfe = cfg.sample_steps if objective == "flow" else 1
         results.append((name, scores, report.parameters, train_cpu, sample_s, nfe))
+        clips = FF.video_clips(FF.VideoSource(path=str(video_path), stride=5), model.config,
+                               ext)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FF.BaselineWarning)  # reported in the table
+            on_file = FF.evaluate(model, clips, norm=norm)
+        video_rows.append((name, on_file.scores.mse_of_mean, on_file.copy_last_mse,
+                           clips.features.shape[0]))
         log(f"{name}: min-of-K {scores.min_of_k:.4f} mean {scores.mse_of_mean:.4f} "
             f"TV {scores.tv_first:.3f} sharp {scores.sharpness:.3f}")
     refs = [("copy last frame", FF.score_forecast(FF.copy_last_forecast(ev), ev, heads, norm)),
@@ -110,14 +128,22 @@ def main() -> int:
              FF.score_forecast(FF.oracle_forecast(ev, cfg.samples), ev, heads, norm))]
     total = (time.perf_counter() - started, time.process_time() - cpu0)
     write_report(Path(args.out), cfg, args, data, ev, recon_rows, results, refs, total,
-                 (load0, os.getloadavg()))
+                 (load0, os.getloadavg()), video_rows, video_frames)
+    folder.cleanup()
     log(f"wrote {args.out}")
     return 0
 
 
+def _write_sprite_video(path: Path, cfg: FF.Config, frames: int) -> Path:
+    """One long sprite video (seed 20000, unseen) as a user would store it: (T, H, W, 3) uint8."""
+    clip = make_sprite_clips(1, frames, config=cfg.sprites(), seed=20_000).frames[0]
+    np.save(path, (clip.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8))
+    return path
+
+
 def write_report(path: Path, cfg: FF.Config, args: argparse.Namespace, data: FF.TrainSet,
                  ev: FF.EvalSet, recon_rows, results, refs, total: tuple[float, float],
-                 loads) -> None:
+                 loads, video_rows, video_frames: int) -> None:
     by = {name: s for name, s, *_ in results}
     fm, reg = by["flow, VAE latent"], by["regression, VAE latent"]
     fm_pca = by["flow, PCA latent"]
@@ -189,6 +215,26 @@ def write_report(path: Path, cfg: FF.Config, args: argparse.Namespace, data: FF.
               "|---|---|---|---|"]
     for k, v, p, s in recon_rows:
         lines.append(f"| {k} | {v:.4f} | {p:.4f} | {s:.0f} |")
+
+    copy = refs[0][1]
+    lines += ["", "## Against copying the last frame (the trivial baseline)", "",
+              "MSE of the K-sample mean on the sprite test clips, and on one unseen "
+              f"{video_frames}-frame sprite video written as a (T, H, W, 3) uint8 .npy file and read through "
+              "`video_clips` (the path of `sciflow vfm forecast --data clip.npy`; a clip every "
+              "5 frames; uint8 rounding included). `sciflow vfm forecast` and `evaluate` warn "
+              "(BaselineWarning) whenever a model does worse than the copy.", "",
+              "| method | test clips | copy last frame | worse? | video file clips | video: "
+              "model | video: copy last frame | worse? |", "|---|---|---|---|---|---|---|---|"]
+    for (name, s, *_), (vname, vm, vc, vn) in zip(results, video_rows):
+        assert name == vname
+        lines.append(f"| {name} | {_fmt(s.mse_of_mean)} | {_fmt(copy.mse_of_mean)} | "
+                     f"{'**yes**' if s.mse_of_mean > copy.mse_of_mean else 'no'} | {vn} | "
+                     f"{_fmt(vm)} | {_fmt(vc)} | {'**yes**' if vm > vc else 'no'} |")
+    losers = [n for (n, s, *_), (_, vm, vc, _) in zip(results, video_rows)
+              if s.mse_of_mean > copy.mse_of_mean or vm > vc]
+    lines += ["", ("**Warning: " + ", ".join(losers) + " scored worse than copying the last "
+                   "frame.**") if losers else "Every method beats copying the last frame on "
+              "both sets."]
 
     def verdict(ok: bool) -> str:
         return "**met**" if ok else "**not met**"
