@@ -697,8 +697,9 @@ def _search_cmd(args: argparse.Namespace) -> int:
         else:
             seen = set(gen.meta["splits"]["family"]["train"]) | set(gen.meta["splits"]["family"]["val"])
             test = [r for r in select_reactions(current, doc["family"]["test"]) if r.id not in seen]
-        rows = _search_rows(split, gen, test, args.per_split, args.samples, calc,
-                            out / f"search_{split}.jsonl")
+        # the cache belongs to one model: a retrained checkpoint starts a new file
+        cache = out / f"search_{split}_{(gen.checkpoint.get('digest') or 'nodigest')[:12]}.jsonl"
+        rows = _search_rows(split, gen, test, args.per_split, args.samples, calc, cache)
         lines, stats[split] = _search_section(split, rows, args.samples)
         table += lines
         tr = gen.meta["train"]
@@ -742,7 +743,8 @@ means verified and within {SAME_SADDLE_RMSD} A (Kabsch RMSD) of the reference sa
 {chr(10).join(table)}
 
 {chr(10).join(notes)}
-Per-reaction rows (routes, the attempts of every guess, stage timings): OUT/search_<split>.jsonl.
+Per-reaction rows (routes, the attempts of every guess, stage timings):
+OUT/search_<split>_<model digest>.jsonl.
 """
     _write_section("search", body)
     print(body)
