@@ -401,7 +401,7 @@ def main() -> None:
         *solver_table,
         "",
         "`ExactOTCoupling(solver=\"auto\")` (`sciflow.couplings.auto_solver`) uses the simplex "
-        "from 128 points at d <= 4, 256 at d <= 32 and 512 above, the Hungarian method below.",
+        "from 192 points at d <= 4, 256 at d <= 32 and 512 above, the Hungarian method below.",
         "",
         "## OT-CFM / I-CFM through the Trainer, with prefetch",
         "",

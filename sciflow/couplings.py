@@ -223,7 +223,7 @@ class IndependentCoupling(DenseCoupling):
         return CouplingResult(x0=x0, x1=x1, cond=cond, index0=index0)
 
 
-EMD_MIN_POINTS: tuple[tuple[int, int], ...] = ((4, 128), (32, 256), (1 << 62, 512))
+EMD_MIN_POINTS: tuple[tuple[int, int], ...] = ((4, 192), (32, 256), (1 << 62, 512))
 """(largest dimension, smallest batch) pairs: ``ExactOTCoupling(solver="auto")`` uses POT's network
 simplex on n points of dimension d when n reaches the batch size of the first pair with d <= its
 dimension, else SciPy's Hungarian method. These are the crossovers measured on noise-to-data

@@ -37,10 +37,13 @@ def step_seed(seed: int, step: int) -> int:
 
 
 _PROBE_STEPS = 3
-_AHEAD_MIN_SECONDS = 2e-4
+_AHEAD_MIN_SECONDS = 1e-3
 """``prepare`` moves to the worker thread once it took this much CPU time (median of the first
-``_PROBE_STEPS`` steps, run inline): about five times what handing a batch to a thread and back
-costs (measured 20-40 us of CPU), so a cheap hook (independent pairs) stays inline."""
+``_PROBE_STEPS`` steps, run inline). Handing a batch to a thread and back costs 20-40 us of CPU,
+but on a loaded machine every hand-over of the GIL may wait for the other thread to be scheduled
+(milliseconds; measured: I-CFM steps 2.8x slower in wall time through the worker), so only a hook
+that costs more than that runs ahead: an exact OT solve of a few hundred points (2-5 ms), not
+independent pairs (~0.05-0.2 ms)."""
 
 
 class Batches:
