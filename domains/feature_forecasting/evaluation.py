@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from sciflow.errors import InputError
+from sciflow.errors import InputError, WorseThanBaselineWarning
 from sciflow.resources import check_memory
 
 from . import metrics as M
@@ -36,8 +36,9 @@ __all__ = ["BaselineWarning", "VideoScores", "Evaluation", "score_forecast", "ev
            "evaluation_bytes", "evaluate_system", "evaluate_video"]
 
 
-class BaselineWarning(UserWarning):
-    """A forecaster scored worse than repeating the last context frame on the clips evaluated."""
+class BaselineWarning(WorseThanBaselineWarning):
+    """A forecaster scored worse than repeating the last context frame on the clips evaluated
+    (a :class:`sciflow.errors.WorseThanBaselineWarning`, printed by the command line)."""
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@
 the same record is kept inside OUTPUT.pt under ``"provenance"``. ``train`` writes OUT/train.json
 (:func:`train_record`). Every record holds
 
-    sciflow   version, domain, what wrote it, when (UTC)
+    sciflow   :func:`sciflow.provenance.provenance`: sciflow, torch and Python versions, the
+              command, host and UTC time, the checkpoint and its digest, seed, sampler, steps
     model     the checkpoint's path and sha256 digest (sciflow.checkpoint), objective,
               compressor, extractor, frame shape, context, and what it was trained on
     sampling  seed, sampler (ODE solver), sample_steps per frame, samples K, horizon
@@ -19,8 +20,6 @@ All of it is strict JSON (:func:`sciflow.outputs.dumps_json`: NaN and inf become
 
 from __future__ import annotations
 
-import datetime
-import sys
 from typing import Any
 
 __all__ = ["SCORE_MEANINGS", "TENSOR_MEANINGS", "forecast_record", "train_record",
@@ -66,14 +65,17 @@ TENSOR_MEANINGS: dict[str, str] = {
 }
 
 
-def sciflow_header(wrote: str) -> dict[str, Any]:
-    """The version, domain, command and time of an output."""
-    from sciflow import __version__
+def sciflow_header(wrote: str, **settings: Any) -> dict[str, Any]:
+    """The core's provenance record (:func:`sciflow.provenance.provenance`: versions, command,
+    host, time; ``settings`` such as checkpoint, digest, seed, sampler) plus domain and writer."""
+    import json
 
-    return {"version": __version__, "domain": "feature_forecasting", "wrote": wrote,
-            "command": " ".join(["sciflow", *sys.argv[1:]]) if sys.argv else None,
-            "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(
-                timespec="seconds")}
+    from sciflow.provenance import provenance
+
+    # through JSON text: the record's torch version is a str subclass that torch.load's weights-only
+    # reader refuses inside OUTPUT.pt
+    return json.loads(json.dumps(provenance(domain="feature_forecasting", wrote=wrote,
+                                            **settings)))
 
 
 def _model_entry(model: Any) -> dict[str, Any]:
@@ -92,8 +94,13 @@ def forecast_record(model: Any, result: Any, input_provenance: dict[str, Any] | 
     :class:`~.model.Model`; ``result`` its :class:`~.evaluation.Evaluation` on the clips of
     ``input_provenance``; ``output`` the tensors file; ``warnings`` what was warned."""
     scores = result.to_dict()
+    ck, smp = model.checkpoint or {}, result.sampling
     return {
-        "sciflow": sciflow_header("sciflow feature-forecasting forecast"),
+        "sciflow": sciflow_header("sciflow feature-forecasting forecast",
+                                  checkpoint=ck.get("path"), digest=ck.get("digest"),
+                                  seed=smp.get("seed"), sampler=smp.get("solver"),
+                                  sample_steps=smp.get("sample_steps"),
+                                  samples=smp.get("samples")),
         "model": _model_entry(model),
         "sampling": {**result.sampling, "sampler": result.sampling.get("solver"),
                      "objective": model.config.objective},
@@ -112,7 +119,8 @@ def train_record(model: Any, report: Any, *, checkpoint: str, digest: str | None
                  ) -> dict[str, Any]:
     """The provenance and summary of a training run (OUT/train.json)."""
     return {
-        "sciflow": sciflow_header("sciflow feature-forecasting train"),
+        "sciflow": sciflow_header("sciflow feature-forecasting train", checkpoint=checkpoint,
+                                  digest=digest, seed=model.config.seed),
         "checkpoint": checkpoint, "digest": digest, "seed": model.config.seed,
         "trained_on": model.trained_on, "config": model.config.to_dict(),
         "reconstruction_nmse": report.reconstruction,

@@ -146,7 +146,8 @@ def test_cli_trains_on_an_array_and_forecasts_another_with_provenance(footage, c
     assert summary["digest"] == load_checkpoint(run / "model.pt").digest
     assert summary["trained_on"]["sha256"] == _sha(footage["thwc"])
     assert summary["trained_on"]["clip_starts"] == {"first": 0, "step": 2, "count": 14}
-    assert summary["config"]["frame_width"] == 24 and summary["sciflow"]["version"]
+    assert summary["config"]["frame_width"] == 24 and summary["sciflow"]["sciflow"]
+    assert summary["sciflow"]["checkpoint_sha256"] == summary["digest"]
     assert "[features]" in err and "[train]" in err  # progress lines off a terminal
 
     output = tmp_path / "fc" / "held_out.pt"
@@ -157,6 +158,8 @@ def test_cli_trains_on_an_array_and_forecasts_another_with_provenance(footage, c
     record = _strict(output.with_suffix(".json").read_text())
     assert record["model"]["checkpoint"] == str((run / "model.pt").resolve())
     assert record["model"]["digest"] == summary["digest"]
+    assert record["sciflow"]["checkpoint_sha256"] == summary["digest"]
+    assert (record["sciflow"]["seed"], record["sciflow"]["sampler"]) == (3, "heun")
     assert record["model"]["trained_on"]["sha256"] == _sha(footage["thwc"])
     inp = record["input"]
     assert inp["sha256"] == _sha(footage["npz"]) and inp["layout"] == "tchw"
