@@ -369,7 +369,8 @@ def evaluate_cmd(args: argparse.Namespace) -> int:
         if r.uncertainty is not None:
             u = r.uncertainty
             print(f"reflectance_std: spread/skill {u.spread_skill:.2f} (mean std {u.mean_std:.4f}"
-                  f" / RMSE {u.rmse:.4f}), CRPS {u.crps:.4f}")
+                  f" / RMSE {u.rmse:.4f}, pooled over {u.values} filled values), CRPS "
+                  f"{u.crps:.4f}")
         for line in r.warnings:
             print(f"warning: {line}")
     if out is not None:

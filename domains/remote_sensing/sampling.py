@@ -188,8 +188,14 @@ def predict_series(model: Model, series: SeriesBatch, task: str, *,
         ``reflectance_std`` from the model's calibration (:mod:`.calibration`; the raw spread
         when it has none for the task). False: the raw spread.
 
-    Raises InputError for a bad argument, ResourceError when the ensemble would not fit in
-    memory, NonFiniteError (naming the member and the tiles) when the flow produced NaN or inf.
+    Raises
+    ------
+    InputError
+        A bad argument.
+    ResourceError
+        The ensemble would not fit in memory.
+    NonFiniteError
+        The flow produced NaN or inf (the message names the member and the tiles).
     """
     task = check_task(task)
     solver = check_solver(solver, method)
