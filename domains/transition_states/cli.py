@@ -23,6 +23,7 @@ from sciflow.cli_args import (
     SOLVER_NAMES,
     add_device_argument,
     add_output_arguments,
+    add_plot_argument,
     add_threads_argument,
     add_train_arguments,
     nonnegative_int,
@@ -162,9 +163,9 @@ def _generate_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--reference", default=None,
                    help="a known TS (same atoms, same order): print and record the RMSD to it, "
                         "and draw it in --plot")
-    g.add_argument("--plot", action=argparse.BooleanOptionalAction, default=False,
-                   help="write OUTPUT.png: the generated TS over R and P (and the refined and "
-                        "reference TS), aligned, on their principal plane")
+    add_plot_argument(g, default=False,
+                      what="OUTPUT.png, the generated TS over R and P (and the refined and "
+                           "reference TS), aligned, on their principal plane,")
     add_device_argument(g)
     add_threads_argument(g)
     g.set_defaults(func=commands.generate)
@@ -224,9 +225,9 @@ def _evaluate_parser(sub: argparse._SubParsersAction) -> None:
     e.add_argument("-o", "--output", default=None,
                    help="write per-reaction scores and the summary as JSON (.json)")
     e.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
-    e.add_argument("--plot", action=argparse.BooleanOptionalAction, default=False,
-                   help="write OUTPUT.png next to -o: RMSD per reaction against (R+P)/2 and the "
-                        "uncertainty, and overlays of guess and reference (best, median, worst)")
+    add_plot_argument(e, default=False,
+                      what="OUTPUT.png (needs -o), RMSD per reaction against (R+P)/2 and the "
+                           "uncertainty and overlays of guess and reference (best, median, worst),")
     add_device_argument(e)
     add_threads_argument(e)
     e.set_defaults(func=commands.evaluate)

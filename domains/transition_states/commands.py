@@ -14,8 +14,7 @@ import dataclasses
 import os
 import sys
 import warnings
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -49,30 +48,6 @@ def _claim_figure(stack: ExitStack, args: argparse.Namespace, inputs: list[Any])
     return stack.enter_context(claim_output(_figure_path(args.output), inputs=inputs,
                                             overwrite=args.overwrite, suffixes=(".png",),
                                             name="--plot"))
-
-
-def warn_line(text: str) -> None:
-    """A warning the way the command line says it (``sciflow ts: warning: ...``, stderr)."""
-    print(f"sciflow ts: warning: {text}", file=sys.stderr)
-
-
-@contextmanager
-def said_warnings(said: list[str]) -> Iterator[None]:
-    """Print the domain's warnings (out-of-scope input, worse than the midpoint) as warning
-    lines and collect their text in ``said``; other warnings pass through."""
-    from .evaluation import BaselineWarning
-    from .scope import OutOfScopeWarning
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", BaselineWarning)
-        warnings.simplefilter("always", OutOfScopeWarning)
-        yield
-    for w in caught:
-        if issubclass(w.category, (BaselineWarning, OutOfScopeWarning)):
-            said.append(str(w.message))
-            warn_line(str(w.message))
-        else:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 def charge_and_multiplicity(args: argparse.Namespace, reactant: Any,
@@ -143,10 +118,8 @@ def _generate(args: argparse.Namespace, out: Any, every: Any, figure: Any) -> No
     reference = read_endpoint(args.reference, "--reference") if args.reference else None
     charge, mult = charge_and_multiplicity(args, reactant, args.reaction_smiles)
     model = load(args.checkpoint, device=args.device or "cpu")
-    said: list[str] = []
-    with said_warnings(said):
-        # every input check before any calculator starts
-        model.prepare(reactant, product, charge=charge, multiplicity=mult)
+    # every input check before any calculator starts (an OutOfScopeWarning is printed here once)
+    model.prepare(reactant, product, charge=charge, multiplicity=mult)
     if reference is not None and list(reference.numbers) != list(reactant.numbers):
         raise InputError(f"--reference {args.reference!r} does not hold the reactant's atoms in "
                          "its order")
@@ -323,8 +296,11 @@ def evaluation_set(args: argparse.Namespace, model: Any) -> tuple[list[Any], str
             trained |= set(s.get("train", ())) | set(s.get("val", ()))
         seen = sum(r.id in trained for r in reactions)
         if seen and args.subset != "train":
-            warn_line(f"{seen} of these {len(reactions)} reactions are in the checkpoint's "
-                      "training or validation data: their scores overstate accuracy")
+            from sciflow.errors import SciflowWarning
+
+            warnings.warn(SciflowWarning(
+                f"{seen} of these {len(reactions)} reactions are in the checkpoint's training or "
+                "validation data: their scores overstate accuracy"), stacklevel=2)
         return reactions, text
     reactions = load_reactions(args.data, transition1x=args.transition1x,
                                subset="all" if args.transition1x else args.subset)
@@ -345,11 +321,9 @@ def _evaluate(args: argparse.Namespace, out: Any, figure: Any) -> None:
     reactions, scored = evaluation_set(args, model)
     print(f"scoring {scored}")
     calc = None if args.no_energies else XTB()
-    said: list[str] = []
-    with said_warnings(said):
-        ev = evaluate_model(model, reactions, samples=args.samples, sample_steps=args.sample_steps,
-                            solver=args.solver, seed=args.seed, calculator=calc,
-                            uncertainty="auto", scored=scored, progress=True)
+    ev = evaluate_model(model, reactions, samples=args.samples, sample_steps=args.sample_steps,
+                        solver=args.solver, seed=args.seed, calculator=calc, uncertainty="auto",
+                        scored=scored, progress=True)
     s = ev.summary
     print(f"{s.reactions} reactions, {ev.samples} sample(s), {ev.solver} x {ev.steps}")
     print(f"RMSD (A, Kabsch, no mirrors, uncapped): mean {s.rmsd_mean:.3f}, median "

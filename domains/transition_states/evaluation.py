@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sciflow.errors import InputError
+from sciflow.errors import InputError, WorseThanBaselineWarning
 from sciflow.outputs import dumps_json
 
 from .data import TSInputError
@@ -43,8 +43,9 @@ __all__ = ["Evaluation", "evaluate", "BaselineWarning", "SCORE_MEANINGS", "EV_TO
            "EvaluationSummary", "pair_rmsd", "single_point", "score", "summarize"]
 
 
-class BaselineWarning(UserWarning):
-    """The generated TSs are no closer to the references than the (R+P)/2 midpoint."""
+BaselineWarning = WorseThanBaselineWarning
+"""Raised when the generated TSs are no closer to the references than the (R+P)/2 midpoint:
+the core's :class:`sciflow.errors.WorseThanBaselineWarning` (the CLI prints it)."""
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,12 @@ reads it back, so the provenance travels with the geometry into any ASE-based wo
 ======================  ===================================================================
 key                     meaning
 ======================  ===================================================================
-``sciflow_version``     the sciflow that wrote the file
+``sciflow``             the sciflow that wrote the file (with ``python``, ``torch``,
+                        ``created`` (UTC), ``command`` and ``host``: the core's record,
+                        :func:`sciflow.provenance.provenance`)
 ``wrote``               the command or function (``ts generate``, ``ts search``)
-``model``               the checkpoint file the generator was loaded from
-``model_digest``        sha256 digest of its tensors (``sciflow.checkpoint``)
+``checkpoint``          the checkpoint file the generator was loaded from
+``checkpoint_sha256``   sha256 digest of its tensors (``sciflow.checkpoint``)
 ``model_network``       network, width x depth and source of the generator
 ``seed``                seed of the source draws
 ``solver``              ODE solver; ``sample_steps`` its steps; ``samples`` draws ranked
@@ -54,14 +56,15 @@ def _finite(d: dict[str, Any]) -> dict[str, Any]:
 
 
 def model_info(model: Any) -> dict[str, Any]:
-    """The version of sciflow and the checkpoint (path, digest, network) of ``model``."""
-    from sciflow import __version__
+    """The core's provenance record (sciflow, python, torch, time, command, host) with the
+    checkpoint (path, sha256 digest) and network of ``model``."""
+    from sciflow.provenance import provenance
 
     cfg = model.config
     ck = dict(getattr(model, "checkpoint", {}) or {})
-    return _finite({"sciflow_version": __version__, "model": ck.get("path", "(in memory)"),
-                    "model_digest": ck.get("digest"),
-                    "model_network": f"{cfg.network} {cfg.hidden}x{cfg.layers} {cfg.source}"})
+    return _finite(provenance(checkpoint=ck.get("path", "(in memory)"), digest=ck.get("digest"),
+                              model_network=f"{cfg.network} {cfg.hidden}x{cfg.layers} "
+                                            f"{cfg.source}"))
 
 
 def generation_info(model: Any, result: Any, *, seed: int, solver: str, sample_steps: int,
@@ -93,11 +96,9 @@ def refinement_info(ref: Any) -> dict[str, Any]:
 
 def evaluation_info(model: Any, evaluation: Any, *, seed: int) -> dict[str, Any]:
     """Provenance of an :class:`~.evaluation.Evaluation` (``ts evaluate``'s JSON)."""
-    import sys
-
     return {**model_info(model), "wrote": "ts evaluate", "seed": int(seed),
             "solver": evaluation.solver, "sample_steps": evaluation.steps,
-            "samples": evaluation.samples, "command": " ".join(["sciflow", *sys.argv[1:]])}
+            "samples": evaluation.samples}
 
 
 def with_info(atoms: Atoms, info: dict[str, Any]) -> Atoms:

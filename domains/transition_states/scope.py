@@ -28,6 +28,8 @@ from typing import Any
 from ase import Atoms
 from ase.data import chemical_symbols
 
+from sciflow.errors import SciflowWarning
+
 from .data import TSInputError
 
 __all__ = ["Scope", "OutOfScopeWarning", "BOND_EDIT_KINDS", "CONFORMER_KINDS", "scope_of",
@@ -39,8 +41,9 @@ CONFORMER_KINDS = ("conformational", "inversion")
 """Kinds whose R and P share the bond graph (a rotation, a pyramidal inversion)."""
 
 
-class OutOfScopeWarning(UserWarning):
-    """The input lies outside what the model was trained on in a way that is not refused (size)."""
+class OutOfScopeWarning(SciflowWarning):
+    """The input lies outside what the model was trained on in a way that is not refused (size);
+    a :class:`sciflow.errors.SciflowWarning`, which the CLI prints."""
 
 
 def _symbols(numbers: Iterable[int]) -> str:

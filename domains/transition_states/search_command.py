@@ -19,7 +19,7 @@ from typing import Any
 from sciflow.errors import InputError, OutputError
 from sciflow.outputs import claim_output
 
-from .commands import charge_and_multiplicity, read_ends, said_warnings
+from .commands import charge_and_multiplicity, read_ends
 
 __all__ = ["search", "SEARCH_SUFFIXES"]
 
@@ -83,6 +83,7 @@ def _reactions(args: argparse.Namespace) -> list[tuple[str, Any, Any, Any, tuple
 def _search(args: argparse.Namespace, out: Any) -> None:
     from sciflow.cli_args import set_threads
     from sciflow.progress import progress
+    from sciflow.provenance import provenance
 
     from .data import check_endpoints
     from .provenance import model_info, with_info
@@ -112,18 +113,16 @@ def _search(args: argparse.Namespace, out: Any) -> None:
         model = load(args.checkpoint, device=args.device or "cpu")
     settings = search_settings(time_limit=args.time_limit)
     verified = by_guess = 0
-    said: list[str] = []
     with progress(total=len(todo), desc="ts search", unit="reaction") as bar:
         for rid, r, p, ref, (charge, mult) in todo:
-            with said_warnings(said):
-                res = run_search(r, p, model=model, samples=args.samples, seed=args.seed,
-                                 sample_steps=args.sample_steps, solver=args.solver,
-                                 charge=charge, multiplicity=mult, settings=settings,
-                                 reference=ref, id=rid)
+            res = run_search(r, p, model=model, samples=args.samples, seed=args.seed,
+                             sample_steps=args.sample_steps, solver=args.solver, charge=charge,
+                             multiplicity=mult, settings=settings, reference=ref, id=rid)
             verified += res.verified
             by_guess += res.winner is not None
             print(_line(res), flush=True)
-            info = {**(model_info(model) if model is not None else {}), "wrote": "ts search",
+            record = model_info(model) if model is not None else provenance()
+            info = {**record, "wrote": "ts search",
                     "seed": args.seed, "samples": args.samples, **res.info()}
             if model is not None:
                 info.setdefault("solver", args.solver or model.default_solver)

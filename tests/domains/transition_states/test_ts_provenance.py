@@ -28,9 +28,10 @@ def test_generated_ts_carries_its_provenance_in_extxyz_info(tmp_path, ends, ship
     assert main(["ts", "generate", "--reactant", str(r), "--product", str(p), "--seed", "3",
                  "--sample-steps", "2", "--reference", str(ref), "--plot", "-o", str(out)]) == 0
     info = ase.io.read(out).info
-    assert info["sciflow_version"] == sciflow.__version__
-    assert info["model_digest"] == shipped.checkpoint["digest"] and len(info["model_digest"]) == 64
-    assert info["model"] == shipped.checkpoint["path"]
+    assert info["sciflow"] == sciflow.__version__ and info["created"] and info["python"]
+    assert info["checkpoint_sha256"] == shipped.checkpoint["digest"]
+    assert len(info["checkpoint_sha256"]) == 64 and info["checkpoint"] == shipped.checkpoint["path"]
+    assert "command" in info and info["model_network"].startswith("egnn")
     assert (info["seed"], info["solver"], info["sample_steps"], info["samples"]) == (3, "euler", 2, 1)
     assert info["charge"] == 0 and info["multiplicity"] == 1
     # one sample: nothing was ranked, so no rank score that would read as certainty
@@ -90,6 +91,6 @@ def test_evaluate_json_is_strict_and_says_what_was_scored(tmp_path, shipped_test
     assert "test part (held out from training)" in doc["scored"]
     assert doc["uncertainty"] == "reverse" and "P->R" in doc["uncertainty_meaning"]
     assert all(row["uncertainty"] is not None and row["uncertainty"] > 0 for row in doc["rows"])
-    assert doc["provenance"]["model_digest"] and doc["meaning"]["rmsd"].startswith("Kabsch")
+    assert doc["provenance"]["checkpoint_sha256"] and doc["meaning"]["rmsd"].startswith("Kabsch")
     assert (tmp_path / "ev.png").read_bytes()[:4] == b"\x89PNG"
     assert "scoring the 3 reactions" in capsys.readouterr().out

@@ -131,7 +131,7 @@ def test_search_command_appends_and_resumes(tmp_path, fake, shipped_test, capsys
     assert [f.info["reaction_id"] for f in frames] == [r.id for r in shipped_test[:3]]
     info = frames[0].info
     assert info["verified"] and info["winner"] == 0 and info["wrote"] == "ts search"
-    assert len(info["model_digest"]) == 64 and info["rmsd_to_reference_A"] >= 0
+    assert len(info["checkpoint_sha256"]) == 64 and info["rmsd_to_reference_A"] >= 0
     assert "verified 3 of 3: 3 from a generated guess" in capsys.readouterr().out
     assert main(base) == 2 and "--overwrite" in capsys.readouterr().err
     # a run cut short: drop the last frame, then resume -> only that reaction runs again
