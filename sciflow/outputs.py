@@ -382,8 +382,12 @@ def strict_json(obj: Any) -> Any:
     tuples -> lists, numpy/torch scalars -> Python numbers, Paths -> str."""
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
-    if isinstance(obj, (str, bool, int)) or obj is None:
+    if isinstance(obj, bool) or obj is None:
         return obj
+    if isinstance(obj, str):
+        return str(obj)  # a str subclass (torch's TorchVersion) becomes a plain str
+    if isinstance(obj, int):
+        return int(obj)
     if isinstance(obj, Path):
         return str(obj)
     if isinstance(obj, Mapping):

@@ -36,11 +36,12 @@ class LineProgress:
         if total is None and iterable is not None and hasattr(iterable, "__len__"):
             total = len(iterable)  # type: ignore[arg-type]
         self.total, self.initial = total, initial
-        self.every = float(os.environ.get("SCIFLOW_PROGRESS_EVERY", every or 10.0))
+        self.every = float(os.environ.get("SCIFLOW_PROGRESS_EVERY", 10.0 if every is None else every))
         self.stream = stream if stream is not None else sys.stderr
         self.enabled, self.postfix = enabled, ""
         self.t0 = self.last = time.monotonic()
         self.closed = False
+        self._printed = -1  # the count of the last line written, so close() never repeats it
 
     def __iter__(self) -> Iterator[Any]:
         if self.iterable is None:
@@ -83,11 +84,15 @@ class LineProgress:
         now = time.monotonic()
         if self.enabled and now - self.last >= self.every:
             self.last = now
-            print(self.line(), file=self.stream, flush=True)
+            self._write()
+
+    def _write(self) -> None:
+        print(self.line(), file=self.stream, flush=True)
+        self._printed = self.n
 
     def close(self) -> None:
-        if not self.closed and self.enabled and self.n > self.initial:
-            print(self.line(), file=self.stream, flush=True)
+        if not self.closed and self.enabled and self.n > self.initial and self._printed != self.n:
+            self._write()
         self.closed = True
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from sciflow.outputs import strict_json
 
-__all__ = ["provenance", "history_line"]
+__all__ = ["provenance", "history_line", "file_sha256"]
 
 
 def provenance(*, checkpoint: str | Path | None = None, digest: str | None = None,
@@ -44,6 +44,17 @@ def provenance(*, checkpoint: str | Path | None = None, digest: str | None = Non
         record["checkpoint_sha256"] = digest
     record.update(settings)
     return strict_json(record)
+
+
+def file_sha256(path: str | Path, *, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a file's bytes (hex), read in chunks: the identity of an input in a record."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def history_line(what: str, record: dict[str, Any] | None = None) -> str:

@@ -172,3 +172,27 @@ def test_ensure_finite_names_the_first_bad_sample() -> None:
     x[4] = math.inf
     with pytest.raises(NonFiniteError, match=r"2 of 5 samples.*first: sample 3.*try fewer"):
         ensure_finite(x, "coordinates", hint="try fewer steps")
+
+
+def test_strict_json_makes_str_subclasses_plain() -> None:
+    import torch
+
+    out = json.loads(dumps_json({"torch": torch.__version__}))
+    assert type(out["torch"]) is str
+    from sciflow.outputs import strict_json
+
+    assert type(strict_json(torch.__version__)) is str
+
+
+def test_line_progress_never_repeats_its_last_line() -> None:
+    import io
+
+    from sciflow.progress import LineProgress
+
+    stream = io.StringIO()
+    bar = LineProgress(total=3, desc="x", every=0.0, stream=stream)
+    for _ in range(3):
+        bar.update()
+    bar.close()
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 3 and lines[-1].startswith("[x] 3/3")
