@@ -146,7 +146,8 @@ def fit_calibration(model: Model, series: Any, *, tasks: tuple[str, ...] = CALIB
     of them when cubes differ in size; with a truth, or self-supervised from their clear
     pixels, see :mod:`.holdout`), sampling as the model will be used (``samples``, ``steps``,
     ``solver``). At most ``max_values`` values per task and band enter the fit (an even
-    subsample); the spread-skill ratios in ``skill`` are over all of them."""
+    subsample); the spread-skill ratios in ``skill`` are over all of them. ``progress``:
+    report progress over the sampled batches (:func:`sciflow.progress.progress`)."""
     from .data import SeriesBatch
     from .holdout import make_holdout
     from .sampling import predict_series
@@ -161,6 +162,10 @@ def fit_calibration(model: Model, series: Any, *, tasks: tuple[str, ...] = CALIB
     parts = [series] if isinstance(series, SeriesBatch) else list(series)
     if not parts or not all(isinstance(p, SeriesBatch) for p in parts):
         raise InputError("series: expected a SeriesBatch or a list of them")
+    from sciflow.progress import progress as progress_bar
+
+    batches = sum(-(-p.shape[0] // batch_size) for p in parts) * len(tasks)
+    bar = progress_bar(total=batches, desc="rs calibrate", unit="batch", enabled=progress)
     bands = model.config.bands
     n_bands = len(bands)
     params: dict[str, tuple[tuple[float, float, float], ...]] = {}
@@ -177,8 +182,8 @@ def fit_calibration(model: Model, series: Any, *, tasks: tuple[str, ...] = CALIB
                 pred = predict_series(model, hold.series.index(rows), task,
                                       options=TaskOptions(drop_dates=0, horizon=horizon),
                                       samples=samples, steps=steps, solver=solver,
-                                      seed=seed + 1000 * j + i, calibrate=False,
-                                      progress=progress)
+                                      seed=seed + 1000 * j + i, calibrate=False)
+                bar.update(1)
                 mask = pred.target & hold.known[rows]
                 gap = gap_days(pred.given, hold.series.days[rows])[mask]
                 err = pred.reflectance - hold.truth[rows]
@@ -204,6 +209,7 @@ def fit_calibration(model: Model, series: Any, *, tasks: tuple[str, ...] = CALIB
         params[task] = tuple(rows_)
         skill[task] = (std_raw / (total * n_bands) / rmse, std_cal / (total * n_bands) / rmse)
         counts.append(f"{task} {total * n_bands}")
+    bar.close()
     sizes = sorted({f"{p.shape[1]} dates x {p.shape[3]}x{p.shape[4]} px" for p in parts})
     answers = " and ".join(sorted("clear_reflectance" if s == "truth" else "their own clear "
                                   "pixels" for s in sources))

@@ -357,7 +357,7 @@ def evaluate_cmd(args: argparse.Namespace) -> int:
             results.append(evaluate(model, given, task, known=hold.known,
                                     options=TaskOptions(drop_dates=0, horizon=args.horizon),
                                     samples=args.samples, steps=args.sample_steps,
-                                    solver=args.solver, seed=args.seed))
+                                    solver=args.solver, seed=args.seed, progress=None))
         report = {"task": task, "checkpoint": args.checkpoint,
                   "answers": hold.source, "groups": [r.to_dict() for r in results]}
         text = dumps_json(report)

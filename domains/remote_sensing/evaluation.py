@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from sciflow.errors import InputError, WorseThanBaselineWarning
+from sciflow.progress import progress as progress_bar
 
 from .baselines import BASELINES, CentroidClassifier, Climatology, linear_interpolation, persistence
 from .config import SAMPLE_STEPS, SAMPLES, SOLVER
@@ -78,10 +79,19 @@ def baseline_check(task: str, scores: dict[str, ImageScores | ChangeScores]) -> 
 
 
 def _predict(model: Model, series: SeriesBatch, task: str, options: TaskOptions, *,
-             samples: int, steps: int, solver: str, seed: int, batch_size: int) -> list[Prediction]:
-    return [predict_series(model, series.index(slice(i, i + batch_size)), task, options=options,
-                           samples=samples, steps=steps, solver=solver, seed=seed + i)
-            for i in range(0, series.shape[0], batch_size)]
+             samples: int, steps: int, solver: str, seed: int, batch_size: int,
+             progress: bool | None = False) -> list[Prediction]:
+    starts = range(0, series.shape[0], batch_size)
+    bar = progress_bar(total=len(starts), desc=f"rs evaluate {task}", unit="batch",
+                       enabled=progress)
+    out = []
+    for i in starts:
+        out.append(predict_series(model, series.index(slice(i, i + batch_size)), task,
+                                  options=options, samples=samples, steps=steps, solver=solver,
+                                  seed=seed + i))
+        bar.update(1)
+    bar.close()
+    return out
 
 
 def evaluate_task(model: Model | None, series: SeriesBatch, task: str, *,
@@ -90,7 +100,7 @@ def evaluate_task(model: Model | None, series: SeriesBatch, task: str, *,
                   seed: int = 0, batch_size: int = 16,
                   include_baselines: bool = True, known: Tensor | None = None,
                   predictions: list[Prediction] | None = None, check_baseline: bool = True,
-                  ) -> dict[str, ImageScores | ChangeScores]:
+                  progress: bool | None = False) -> dict[str, ImageScores | ChangeScores]:
     """Scores of the model (when given) and of the baselines for one task on series with a truth.
 
     Image tasks: :class:`ImageScores` on the task's target pixels (those where ``known``
@@ -100,7 +110,7 @@ def evaluate_task(model: Model | None, series: SeriesBatch, task: str, *,
     :class:`ChangeScores` for "model" and "centroid on linear interpolation". ``predictions``:
     the model's, when already sampled (:func:`evaluate` reuses them). A model worse than its
     task's trivial baseline (:data:`REFERENCE`) raises a :class:`WorseThanBaselineWarning`
-    (unless ``check_baseline`` is False).
+    (unless ``check_baseline`` is False). ``progress``: report progress over the batches.
     """
     task = check_task(task)
     if series.truth is None:
@@ -114,7 +124,7 @@ def evaluate_task(model: Model | None, series: SeriesBatch, task: str, *,
     if model is not None:
         preds = predictions if predictions is not None else _predict(
             model, series, task, options, samples=samples, steps=steps, solver=solver,
-            seed=seed, batch_size=batch_size)
+            seed=seed, batch_size=batch_size, progress=progress)
         given = torch.cat([p.given for p in preds])
         target = torch.cat([p.target for p in preds])
         if known is not None:
@@ -198,7 +208,8 @@ def evaluate(model: Model | None, series: SeriesBatch, task: str = "cloud_remova
         preds = _predict(model, series, task, opts, samples=options.get("samples", SAMPLES),
                          steps=options.get("steps", SAMPLE_STEPS),
                          solver=options.get("solver", SOLVER), seed=options.get("seed", 0),
-                         batch_size=options.get("batch_size", 16))
+                         batch_size=options.get("batch_size", 16),
+                         progress=options.get("progress", False))
     scores = evaluate_task(model, series, task, known=known, predictions=preds,
                            check_baseline=False, **options)
     line = baseline_check(task, scores)
