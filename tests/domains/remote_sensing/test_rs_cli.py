@@ -201,3 +201,17 @@ def test_rs_forecast_help_says_what_the_output_holds(capsys):
         main(["rs", "forecast", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "holds only the new dates" in text and "Appends" not in text
+
+
+def test_rs_train_resume_continues_the_run(tmp_path, capsys):
+    import json
+
+    cubes, out = tmp_path / "cubes", tmp_path / "run"
+    assert run("rs", "generate", "-o", str(cubes), "-n", "2", "--size", "8", "--dates", "4") == 0
+    small = ["--data", str(cubes), "--out", str(out), "--batch-size", "2", "--frames", "4",
+             "--tile", "8", "--dim", "16", "--depth", "1", "--heads", "2"]
+    assert run("rs", "train", *small, "--steps", "2") == 0
+    capsys.readouterr()
+    assert run("rs", "train", *small, "--steps", "4", "--resume") == 0
+    report = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert report["steps"] == 4
