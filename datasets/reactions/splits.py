@@ -8,9 +8,10 @@ Three kinds:
   only, so test families are never seen in training;
 * ``composition``: whole chemical formulas go to one side only (no test stoichiometry in training).
 
-For grouped splits, groups are ordered by a seeded hash of their name and filled into test, then val, until each
-holds its fraction of reactions (a group never overfills a side by more than half its target; a
-side that no group fits gets the smallest group); everything else is train.
+For grouped splits, each group goes to a side by a seeded hash of its name, the same rule as a
+reaction in the random split: a family (formula) keeps its side as the data grow, and new families
+fall where their hash says. Side sizes follow ``fractions`` up to the noise of the group sizes; a
+held-out side that no group reached gets the smallest train group, so both exist.
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ def make_splits(reactions: Iterable[Reaction], *, kind: str = "random",
     ids = [i for i, _ in items]
     if len(set(ids)) != len(ids):
         raise ValueError("reaction ids must be unique to split them")
-    n = len(ids)
     if kind == "random":
         out: dict[str, list[str]] = {"train": [], "val": [], "test": []}
         for rid in ids:
@@ -50,25 +50,17 @@ def make_splits(reactions: Iterable[Reaction], *, kind: str = "random",
     groups: dict[str, list[str]] = {}
     for rid, g in items:
         groups.setdefault(g, []).append(rid)
-    names = sorted(groups, key=lambda g: _unit(seed, g))
-    out: dict[str, list[str]] = {"train": [], "val": [], "test": []}
-    targets = {"test": fr[2] * n, "val": fr[1] * n}
-    left: list[str] = []
-    for g in names:
-        for side in ("test", "val"):
-            if len(out[side]) < targets[side] and len(out[side]) + len(groups[g]) <= max(targets[side] * 1.5, 1):
-                out[side].extend(groups[g])
-                break
-        else:
-            left.append(g)
-    # a held-out side that no group fitted still gets the smallest remaining group
+    out = {"train": [], "val": [], "test": []}
+    side_of = {}
+    for g in groups:
+        u = _unit(seed, g)
+        side_of[g] = "test" if u < fr[2] else "val" if u < fr[2] + fr[1] else "train"
     for side in ("test", "val"):
-        if not out[side] and targets[side] > 0 and len(left) > 1:
-            g = min(left, key=lambda k: len(groups[k]))
-            left.remove(g)
-            out[side].extend(groups[g])
-    for g in left:
-        out["train"].extend(groups[g])
+        train_groups = [g for g in groups if side_of[g] == "train"]
+        if fr[2 if side == "test" else 1] > 0 and side not in side_of.values() and len(train_groups) > 1:
+            side_of[min(train_groups, key=lambda k: (len(groups[k]), k))] = side
+    for g, members in groups.items():
+        out[side_of[g]].extend(members)
     return {k: sorted(v) for k, v in out.items()}
 
 
