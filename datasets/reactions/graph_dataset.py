@@ -34,7 +34,7 @@ from .reaction import Reaction
 
 __all__ = ["ReactionGraphDataset", "reaction_to_data", "DEFAULT_ELEMENTS"]
 
-DEFAULT_ELEMENTS: tuple[int, ...] = (1, 6, 7, 8)
+DEFAULT_ELEMENTS: tuple[int, ...] = (1, 6, 7, 8, 9, 15, 16, 17)
 
 
 def reaction_to_data(reaction: Reaction, *, elements: Sequence[int] = DEFAULT_ELEMENTS,
@@ -81,7 +81,7 @@ class ReactionGraphDataset(Dataset):
     reactions
         Reactions (from :func:`read_reactions`, a store, or :class:`Transition1xReader`).
     elements
-        Atomic numbers of the one-hot encoding, in order (default H, C, N, O).
+        Atomic numbers of the one-hot encoding, in order (default H, C, N, O, F, P, S, Cl).
     dtype
         Floating dtype of positions and features.
     """

@@ -28,8 +28,8 @@ if TYPE_CHECKING:
 __all__ = ["Config", "DEFAULT_ELEMENTS", "NETWORKS", "SOURCES", "TARGETS", "SUBSETS", "NETWORK_FIELDS",
            "TSModelConfig", "TSTrainSettings"]
 
-DEFAULT_ELEMENTS: tuple[int, ...] = (1, 6, 7, 8)
-"""H, C, N, O: the elements of the shipped reaction data and of Transition1x."""
+DEFAULT_ELEMENTS: tuple[int, ...] = (1, 6, 7, 8, 9, 15, 16, 17)
+"""H, C, N, O, F, P, S, Cl: the elements of the shipped reaction data (Transition1x has H, C, N, O)."""
 
 NETWORKS = ("egnn", "painn", "e3nn")
 SOURCES = ("gaussian", "midpoint")

@@ -61,8 +61,8 @@ def test_overlapping_atoms_named():
 
 
 def test_element_outside_training_set_named():
-    r, p = _molecule(0, "CClOHH"), _molecule(1, "CClOHH")
-    with pytest.raises(TSInputError, match=r"element\(s\) Cl are outside the model's training set"):
+    r, p = _molecule(0, "CSiOHH"), _molecule(1, "CSiOHH")
+    with pytest.raises(TSInputError, match=r"element\(s\) Si are outside the model's training set"):
         check_endpoints(r, p)
 
 
@@ -84,7 +84,7 @@ def test_batch_condition_layout():
     eps = [prepare_endpoints(_molecule(s), _molecule(s + 10)) for s in range(3)]
     batch = collate([endpoints_to_data(ep) for ep in eps])
     cond = condition_of(batch)
-    assert cond.features.shape == (15, 4) and torch.all(cond.features.sum(1) == 1)
+    assert cond.features.shape == (15, 8) and torch.all(cond.features.sum(1) == 1)
     assert cond.reactant.shape == cond.product.shape == (15, 3)
     assert batch.batch.tolist() == [0] * 5 + [1] * 5 + [2] * 5
 
