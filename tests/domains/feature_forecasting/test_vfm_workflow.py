@@ -148,6 +148,7 @@ def test_regression_model_is_deterministic(trained):
 
 _SEEDED_RUN = (
     "import hashlib, torch\n"
+    "torch.set_num_threads(1)  # bit-identity holds per thread count (reductions split by threads)\n"
     "from sciflow.domains.feature_forecasting import Config, forecaster_schedule, train\n"
     "torch.randn(11)  # unrelated draws before training must not matter\n"
     "cfg = Config(context=2, horizon=1, train_clips=6, ae_steps=3, head_steps=2, width=16,\n"

@@ -88,7 +88,7 @@ def test_resume_with_another_network_is_refused_before_loading(tmp_path, tiny, m
 def test_same_seed_same_weights_in_two_processes(make_reaction):
     """seed= fixes everything from the network's initialisation on: a fresh process and this one
     (whose random streams earlier tests have moved) give bit-identical weights."""
-    script = (f"import sys, torch\nsys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+    script = (f"import sys, torch\ntorch.set_num_threads(1)\nsys.path.insert(0, {str(Path(__file__).parent)!r})\n"
               "from conftest import synthetic_reaction\n" + _DIGEST +
               "torch.randn(11)\nprint(weights_digest(synthetic_reaction))\n")
     other = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
