@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sciflow.cli_args import SOLVER_NAMES
+from sciflow.configs import DomainConfig
 from sciflow.errors import InputError
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ def _bits_tuple(name: str, value: Any) -> tuple[int, ...]:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Config:
+class Config(DomainConfig):
     """The study's settings; the defaults are the full study (tens of minutes on 2 CPU cores).
 
     testbeds: a subset of :data:`TESTBEDS`. bits: significand bits swept on Lorenz, heat and the
@@ -96,6 +97,8 @@ class Config:
     ODE solver and steps. stagnation_steps: tiny increments added. train: the flow's training run
     (its ``seed`` is the study's seed; ``out_dir`` must stay None: the flow lives in memory).
     """
+
+    LABEL = "study"
 
     testbeds: tuple[str, ...] = TESTBEDS
     bits: tuple[int, ...] = tuple(range(4, 24))
@@ -158,47 +161,23 @@ class Config:
     def replace(self, **changes: Any) -> Config:
         """A copy with fields changed; ``train=dict(...)`` changes fields of the TrainConfig and
         ``seed=`` is ``train.seed``."""
-        train = changes.pop("train", None)
         if "seed" in changes:
-            train = {**(train or {}), "seed": changes.pop("seed")}
-        if isinstance(train, dict):
-            train = dataclasses.replace(self.train, **train)
-        if train is not None:
-            changes["train"] = train
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able: tuples as lists, the TrainConfig as its own dict."""
-        d: dict[str, Any] = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            d[f.name] = list(value) if isinstance(value, tuple) else value
-        d["train"] = self.train.to_dict()
-        return d
+            train = changes.get("train") or {}
+            seed = changes.pop("seed")
+            changes["train"] = ({**train, "seed": seed} if isinstance(train, dict)
+                                else dataclasses.replace(train, seed=seed))
+        return super().replace(**changes)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Config:
-        """Inverse of :meth:`to_dict`; also reads the flat ``config.json`` of older studies
-        (``seed`` and ``flow_train_steps`` beside the settings, ``flow_steps``)."""
-        from sciflow.train import TrainConfig
-
+    def _upgrade(cls, d: dict[str, Any]) -> dict[str, Any]:
+        """Older studies wrote a flat ``config.json``: ``seed`` and ``flow_train_steps`` beside
+        the settings, ``flow_steps`` for ``flow_sample_steps``."""
         d = {_LEGACY_KEYS.get(k, k): v for k, v in d.items()}
-        train = d.pop("train", None)
         legacy = {"seed": d.pop("seed", None), "steps": d.pop("flow_train_steps", None)}
-        base = default_train()
-        if train is not None:
-            train = dict(train)
-            train["betas"] = tuple(train.get("betas", base.betas))
-            base = TrainConfig(**train)
-        base = dataclasses.replace(base, **{k: v for k, v in legacy.items() if v is not None})
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise InputError(f"unknown study settings {unknown}; known: {sorted(names)}")
-        for key in ("testbeds", "bits", "sw_bits"):
-            if key in d:
-                d[key] = tuple(d[key])
-        return cls(**d, train=base)
+        train = dict(d.get("train") or default_train().to_dict())
+        train.update({k: v for k, v in legacy.items() if v is not None})
+        d["train"] = train
+        return d
 
 
 #: the former name of :class:`Config`

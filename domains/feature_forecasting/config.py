@@ -7,11 +7,11 @@ This module imports no torch (the command line reads its defaults at start-up): 
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from sciflow.configs import DomainConfig
 from sciflow.errors import InputError
 
 from .video import VideoSource
@@ -66,7 +66,7 @@ def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Config:
+class Config(DomainConfig):
     """A VFMF-style feature forecaster (Boduljak et al. 2025) and its training run.
 
     Data
@@ -103,6 +103,8 @@ class Config:
         out_dir, ...), contained, never copied; :func:`forecaster_schedule` builds one for a
         budget. ``train.seed`` also seeds the data, the VAE and the heads.
     """
+
+    LABEL = "feature-forecasting"
 
     data: Literal["sprites", "bikes", "video"] = "sprites"
     frame_size: int = 32
@@ -230,33 +232,12 @@ class Config:
             raise InputError(f"frame_size={self.frame_size}: too small for the sprite videos "
                              f"({err}); use 24 or more") from None
 
-    def replace(self, **changes: Any) -> Config:
-        """A copy with fields changed (validated again); ``train=dict(...)`` changes fields of
-        the TrainConfig."""
-        if isinstance(changes.get("train"), dict):
-            changes["train"] = dataclasses.replace(self.train, **changes["train"])
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict (the TrainConfig as a dict)."""
-        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "train"}
-        d["video"] = None if self.video is None else self.video.to_dict()
-        return {**d, "train": self.train.to_dict()}
-
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Config:
-        """Inverse of :meth:`to_dict`."""
-        from sciflow.train import TrainConfig
-
-        d = dict(d)
-        train = d.pop("train", None)
-        if train is not None:
-            train = dict(train)
-            train["betas"] = tuple(train.get("betas", (0.9, 0.999)))
-            d["train"] = TrainConfig(**train)
+    def _upgrade(cls, d: dict[str, Any]) -> dict[str, Any]:
+        """The ``video`` source comes back from its dict."""
         if isinstance(d.get("video"), dict):
             d["video"] = VideoSource.from_dict(d["video"])
-        return cls(**d)
+        return d
 
     @classmethod
     def from_legacy(cls, d: dict[str, Any]) -> Config:

@@ -11,11 +11,11 @@ the band names come from :mod:`sciflow.datasets.sentinel` and the TrainConfig fr
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from sciflow.configs import DomainConfig
 from sciflow.errors import InputError
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ def _positive_int(name: str, value: Any, low: int = 1) -> None:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Config:
+class Config(DomainConfig):
     """One remote-sensing flow model (UniTS-style) and its training run.
 
     Inputs and outputs
@@ -96,6 +96,8 @@ class Config:
     ``replace(train={"steps": 100})`` changes fields of the TrainConfig; :meth:`to_dict` /
     :meth:`from_dict` round-trip through JSON (checkpoints).
     """
+
+    LABEL = "remote-sensing"
 
     bands: tuple[str, ...] = field(default_factory=_bands)
     classes: tuple[str, ...] = field(default_factory=_classes)
@@ -181,39 +183,6 @@ class Config:
     def network(self) -> dict[str, Any]:
         """The fields that fix the network's shape (:data:`NETWORK_FIELDS`), as a dict."""
         return {name: getattr(self, name) for name in NETWORK_FIELDS}
-
-    def replace(self, **changes: Any) -> Config:
-        """A copy with fields changed; ``train=dict(...)`` changes fields of the TrainConfig."""
-        if isinstance(changes.get("train"), dict):
-            changes["train"] = dataclasses.replace(self.train, **changes["train"])
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict (tuples as lists, the TrainConfig as a dict)."""
-        d: dict[str, Any] = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            d[f.name] = list(value) if isinstance(value, tuple) else value
-        d["train"] = self.train.to_dict()
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Config:
-        """Inverse of :meth:`to_dict`; also reads the ``spec`` dict of files written before the
-        Config existed (network fields only: the TrainConfig is then the default)."""
-        from sciflow.train import TrainConfig
-
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise InputError(f"unknown remote-sensing config field(s) {unknown}; known: "
-                             f"{sorted(known)}")
-        kw = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k != "train"}
-        if d.get("train") is not None:
-            train = dict(d["train"])
-            train["betas"] = tuple(train.get("betas", (0.9, 0.999)))
-            kw["train"] = TrainConfig(**train)
-        return cls(**kw)
 
 
 #: sciflow 0.1's name: the network part of what is now the Config

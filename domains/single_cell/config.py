@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from sciflow.configs import DomainConfig
 from sciflow.errors import InputError
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ def _names(name: str, value: Any) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Config:
+class Config(DomainConfig):
     """One population flow (Meta Flow Matching, Atanackovic et al. ICLR 2025) and its training run.
 
     Model
@@ -89,9 +90,10 @@ class Config:
         contained, never copied. ``train.seed`` fixes everything random, the weights included.
 
     ``replace(train={"steps": 100})`` changes fields of the TrainConfig; :meth:`to_dict` /
-    :meth:`from_dict` round-trip through JSON (checkpoints).
+    :meth:`from_dict` round-trip through JSON (checkpoints; :class:`~sciflow.configs.DomainConfig`).
     """
 
+    LABEL = "single-cell"
     model_type: str = "mfm"
     hidden: int = 128
     layers: int = 4
@@ -184,42 +186,12 @@ class Config:
         """The fields that fix the network's shape (:data:`NETWORK_FIELDS`), as a dict."""
         return {name: getattr(self, name) for name in NETWORK_FIELDS}
 
-    def replace(self, **changes: Any) -> Config:
-        """A copy with fields changed; ``train=dict(...)`` changes fields of the TrainConfig."""
-        if isinstance(changes.get("train"), dict):
-            changes["train"] = dataclasses.replace(self.train, **changes["train"])
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict (tuples as lists, the TrainConfig as a dict)."""
-        d: dict[str, Any] = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            d[f.name] = list(value) if isinstance(value, tuple) else value
-        d["train"] = self.train.to_dict()
-        return d
-
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Config:
-        """Inverse of :meth:`to_dict`; also reads the ``spec`` dict of files written before the
-        Config existed (``method`` is now ``model_type``; the TrainConfig is then the default)."""
-        from sciflow.train import TrainConfig
-
-        d = dict(d)
+    def _upgrade(cls, d: dict[str, Any]) -> dict[str, Any]:
+        """Files written before the Config existed name ``model_type`` ``method``."""
         if "method" in d:
             d["model_type"] = d.pop("method")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise InputError(f"unknown single-cell config field(s) {unknown}; known: "
-                             f"{sorted(known)}")
-        kw = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k != "train"}
-        if d.get("train") is not None:
-            train = dict(d["train"])
-            train["betas"] = tuple(train.get("betas", (0.9, 0.999)))
-            kw["train"] = TrainConfig(**train)
-        return cls(**kw)
-
+        return d
 
 #: each field's default, read without building a Config (so without torch): the CLI's defaults
 DEFAULTS: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(Config)

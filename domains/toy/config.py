@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
 
+from sciflow.configs import DomainConfig
 from sciflow.datasets.toy2d import TOY2D
 from sciflow.errors import InputError
 from sciflow.train import TrainConfig
@@ -20,13 +19,16 @@ def _default_train() -> TrainConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Config:
+class Config(DomainConfig):
     """A 2-D flow from ``source`` to ``target`` (names in :data:`sciflow.datasets.toy2d.TOY2D`).
 
     coupling: ``"independent"`` (I-CFM) or ``"ot"`` (exact minibatch OT, OT-CFM); hidden, layers:
     the MLP; batch_size: pairs per step; train: the :class:`~sciflow.train.TrainConfig` (steps,
-    lr, seed, device, out_dir, ...), contained, never copied.
+    lr, seed, device, out_dir, ...), contained, never copied. ``replace``, ``to_dict`` and
+    ``from_dict`` come from :class:`~sciflow.configs.DomainConfig`.
     """
+
+    LABEL = "toy"
 
     source: str = "8gaussians"
     target: str = "moons"
@@ -46,23 +48,3 @@ class Config:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InputError(f"{name}={value!r}: expected an integer >= 1")
-
-    def replace(self, **changes: Any) -> Config:
-        """A copy with fields changed; ``train=dict(...)`` changes fields of the TrainConfig."""
-        if isinstance(changes.get("train"), dict):
-            changes["train"] = dataclasses.replace(self.train, **changes["train"])
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "train"}
-        return {**d, "train": self.train.to_dict()}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Config:
-        d = dict(d)
-        train = d.pop("train", None)
-        if train is not None:
-            train = dict(train)
-            train["betas"] = tuple(train.get("betas", (0.9, 0.999)))
-            d["train"] = TrainConfig(**train)
-        return cls(**d)
