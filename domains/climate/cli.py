@@ -16,7 +16,6 @@ import argparse
 import dataclasses
 import shlex
 import sys
-import warnings
 from typing import Any
 
 from sciflow.cli_args import (
@@ -96,19 +95,11 @@ def _study(args: argparse.Namespace) -> int:
     config = _config(args)
     set_threads(args)
     from .runner import run_study
-    from .uncertainty import UndecidedWarning
 
     command = "sciflow " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", UndecidedWarning)
-        path, _ = run_study(config, args.out, command=command, reuse=not args.fresh,
-                            overwrite=args.overwrite, reuse_from=args.reuse_from)
-    for w in caught:
-        if issubclass(w.category, UndecidedWarning):
-            print(f"sciflow {getattr(args, 'command', 'climate')}: warning: {w.message}",
-                  file=sys.stderr)
-        else:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    # an UndecidedWarning is a SciflowWarning: the command line prints it
+    path, _ = run_study(config, args.out, command=command, reuse=not args.fresh,
+                        overwrite=args.overwrite, reuse_from=args.reuse_from)
     print(f"wrote {path}")
     return 0
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from sciflow.errors import InputError
+from sciflow.errors import InputError, SciflowWarning
 
 __all__ = [
     "RESAMPLES",
@@ -67,7 +67,7 @@ RULE = (
 )
 
 
-class UndecidedWarning(UserWarning):
+class UndecidedWarning(SciflowWarning):
     """A study verdict that its run was too short or too small to decide (see :data:`RULE`)."""
 
 

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor
 
-from sciflow.errors import InputError
+from sciflow.errors import InputError, WorseThanBaselineWarning
 
 from .metrics import PopulationScores, mean_scores
 from .populations import CellDataError, CellPopulations, PopulationPair
@@ -69,10 +69,6 @@ def baseline_predictions(kind: str, pairs: Sequence[PopulationPair], *,
                 raise CellDataError(f"IDEAL-SHIFT needs the true target cells of {p.key!r}")
             out.append(p.source - p.source.mean(0) + p.target.mean(0))
     return out
-
-
-class WorseThanBaselineWarning(UserWarning):
-    """A model scores worse than BASE (predicting the source cells unchanged)."""
 
 
 def worse_than_base(name: str, scores: Sequence[PopulationScores],

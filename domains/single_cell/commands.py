@@ -8,8 +8,6 @@ imports torch and anndata.
 from __future__ import annotations
 
 import argparse
-import sys
-import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -223,7 +221,6 @@ def evaluate_command(args: argparse.Namespace) -> int:
             out = claim_output(args.output, inputs=inputs, overwrite=args.overwrite,
                                suffixes=(".csv", ".json"))
         set_threads(args)
-        from .baselines import WorseThanBaselineWarning
         from .config import ATOL, RTOL
         from .data import read_h5ad
         from .evaluation import evaluate
@@ -250,18 +247,12 @@ def evaluate_command(args: argparse.Namespace) -> int:
                 raise InputError(f"--predictions {args.predictions!r} lacks population(s) "
                                  f"{missing[:10]}")
             found = {"predicted": [read[p.key] for p in cells.pairs]}
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", WorseThanBaselineWarning)
-            result = evaluate(model, cells, predictions=found,
-                              baselines=_BASELINES if args.baselines else (),
-                              max_cells=args.max_cells, **_sampling(args),
-                              spread_repeats=args.spread_repeats if model is not None else 0,
-                              progress=None)
-        for w in caught:  # printed by the command line, whatever the filters outside
-            if issubclass(w.category, WorseThanBaselineWarning):
-                print(f"sciflow cells evaluate: warning: {w.message}", file=sys.stderr)
-            else:
-                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        # a WorseThanBaselineWarning is a SciflowWarning: the command line prints it
+        result = evaluate(model, cells, predictions=found,
+                          baselines=_BASELINES if args.baselines else (),
+                          max_cells=args.max_cells, **_sampling(args),
+                          spread_repeats=args.spread_repeats if model is not None else 0,
+                          progress=None)
         if model is not None:
             run = run_provenance(model, solver=args.solver, steps=args.sample_steps, atol=ATOL,
                                  rtol=RTOL, seed=args.seed, spread_repeats=args.spread_repeats)

@@ -195,7 +195,7 @@ def test_evaluate_warns_when_worse_than_base_and_writes_strict_json(scanpy_h5ad,
                  "--sample-steps", "2", "--spread-repeats", "2", "--plot", "-o",
                  str(scores)]) == 0
     captured = capsys.readouterr()
-    assert "sciflow cells evaluate: warning: FM scores worse than BASE" in captured.err
+    assert "sciflow cells: warning: FM scores worse than BASE" in captured.err
     assert "**warning**: FM scores worse than BASE" in captured.out
     assert "Spread-skill ratio" in captured.out and scores.with_suffix(".png").exists()
 
