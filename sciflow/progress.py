@@ -42,6 +42,7 @@ class LineProgress:
         self.t0 = self.last = time.monotonic()
         self.closed = False
         self._printed = -1  # the count of the last line written, so close() never repeats it
+        self._first: tuple[float, int] | None = None  # (time, count) at the first update
 
     def __iter__(self) -> Iterator[Any]:
         if self.iterable is None:
@@ -68,11 +69,15 @@ class LineProgress:
 
     def line(self) -> str:
         elapsed = time.monotonic() - self.t0
-        done = self.n - self.initial
         if self.total:
             text = f"{self.n}/{self.total} ({100.0 * self.n / self.total:.0f}%)"
-            rate = done / elapsed if elapsed > 0 else 0.0
-            left = (self.total - self.n) / rate if rate > 0 else None
+            # the rate since the first update: the first item carries the start-up (imports,
+            # warm-up) and would make the estimate absurd for a long run
+            left = None
+            if self._first is not None and self.n > self._first[1]:
+                span = time.monotonic() - self._first[0]
+                if span > 0:
+                    left = (self.total - self.n) * span / (self.n - self._first[1])
             eta = f", ~{left:.0f} s left" if left is not None and self.n < self.total else ""
         else:
             text, eta = f"{self.n} {self.unit}", ""
@@ -82,6 +87,8 @@ class LineProgress:
     def update(self, n: int = 1) -> None:
         self.n += n
         now = time.monotonic()
+        if self._first is None:
+            self._first = (now, self.n)
         if self.enabled and now - self.last >= self.every:
             self.last = now
             self._write()

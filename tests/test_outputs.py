@@ -196,3 +196,22 @@ def test_line_progress_never_repeats_its_last_line() -> None:
     bar.close()
     lines = stream.getvalue().splitlines()
     assert len(lines) == 3 and lines[-1].startswith("[x] 3/3")
+
+
+def test_line_progress_estimates_the_time_left_from_the_steps_after_the_first(monkeypatch) -> None:
+    """A slow first step (imports, warm-up) does not inflate the estimate: 100 s for step 1, then
+    1 s a step, 10 steps in all, leaves ~8 s after step 2 (the whole-run rate would say ~404 s)."""
+    import io
+
+    import sciflow.progress as progress_module
+
+    clock = {"t": 0.0}
+    monkeypatch.setattr(progress_module.time, "monotonic", lambda: clock["t"])
+    stream = io.StringIO()
+    bar = progress_module.LineProgress(total=10, desc="x", every=0.0, stream=stream)
+    clock["t"] = 100.0
+    bar.update()
+    assert "left" not in stream.getvalue().splitlines()[-1]
+    clock["t"] = 101.0
+    bar.update()
+    assert stream.getvalue().splitlines()[-1] == "[x] 2/10 (20%) 101 s elapsed, ~8 s left"
