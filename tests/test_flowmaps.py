@@ -257,3 +257,34 @@ def test_fit_flow_map_refuses_to_run_under_torchrun(monkeypatch):
     with pytest.raises(RuntimeError, match="run fit_flow_map in one process"):
         fit_flow_map(fmap, loss, lambda step, g: FlowBatch(torch.randn(4, 2)),
                      TrainConfig(steps=1, progress=False))
+
+
+def test_data_free_scale_multiplies_each_residual_by_its_time_weight():
+    """scale(t) multiplies the path residual of a jump ending at t (and the diagonal one at s):
+    with the same random draws, scale = 1 - t gives the per-sample squared residuals times
+    (1 - t)^2, and a constant scale c multiplies the whole loss by c^2."""
+    torch.manual_seed(0)
+    fmap = FlowMap(TwoTimeMLP(dim=2, hidden=8, layers=1))
+    teacher = MLPVelocity(2, 8, 1).requires_grad_(False)
+    x0 = FlowBatch(torch.randn(16, 2))
+
+    def run(scale, velocity_weight=1.0):
+        torch.manual_seed(5)
+        return DataFreeLoss(teacher=teacher, scale=scale, velocity_weight=velocity_weight)(fmap, x0)
+
+    plain, _ = run(None)
+    doubled, _ = run(lambda t: torch.full_like(t, 2.0))
+    torch.testing.assert_close(doubled, 4 * plain)
+    torch.manual_seed(5)
+    u = torch.rand(3, 16)
+    s = torch.where(u[0] < 0.5, torch.zeros_like(u[1]), u[1])
+    t = s + (1 - s) * u[2]
+    with torch.no_grad():
+        x_s = fmap(x0.x, torch.zeros_like(s), s)
+        x_t, rate = fmap.jump_and_rate(x_s, s, t)
+        expected = (((rate - teacher(x_t, t)) * (1 - t)[:, None]) ** 2).mean()
+    scaled, extras = run(lambda tt: 1 - tt, velocity_weight=0.0)
+    torch.testing.assert_close(scaled.detach(), expected)
+    assert set(extras) == {"path"}
+    with pytest.raises(TypeError, match="scale"):
+        DataFreeLoss(teacher=teacher, scale=2.0)

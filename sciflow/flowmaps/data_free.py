@@ -56,6 +56,12 @@ class DataFreeLoss:
         jump); the others start at s ~ U[0, 1) from the student's own state there.
     velocity_weight:
         Weight of the diagonal term F(x, s, s) = v_T(x, s) (0 drops it).
+    scale:
+        None, or a function of the time, (B,) -> (B,), that multiplies every residual: the path
+        residual of a jump ending at t by scale(t), the diagonal one by scale(s). For a teacher
+        that predicts the data, ``lambda t: 1 - t`` measures the residuals in data units:
+        v_T = (x1hat - x) / (1 - t) grows as t -> 1, and with t ~ U[s, 1] the unscaled squared
+        residual has unbounded variance (its gradient is then a few samples near t = 1).
 
     Notes
     -----
@@ -65,6 +71,7 @@ class DataFreeLoss:
     teacher: Callable[..., Tensor]
     start_at_source: float = 0.5
     velocity_weight: float = 1.0
+    scale: Callable[[Tensor], Tensor] | None = None
 
     def __post_init__(self) -> None:
         if not callable(self.teacher):
@@ -73,6 +80,15 @@ class DataFreeLoss:
             raise ValueError(f"start_at_source is a fraction in [0, 1], got {self.start_at_source}")
         if self.velocity_weight < 0:
             raise ValueError(f"velocity_weight must be >= 0, got {self.velocity_weight}")
+        if self.scale is not None and not callable(self.scale):
+            raise TypeError(f"scale must be None or a function of the time, got "
+                            f"{type(self.scale).__name__}")
+
+    def _scaled(self, err: Tensor, time: Tensor, batch: Tensor | None) -> Tensor:
+        if self.scale is None:
+            return err
+        w = graphs.expand_per_graph(self.scale(time).to(err.dtype), batch)
+        return err * w.reshape(-1, *([1] * (err.dim() - 1)))
 
     def __call__(self, model: FlowMap, data: FlowBatch) -> tuple[Tensor, dict[str, float]]:
         z, cond, batch = data
@@ -85,12 +101,13 @@ class DataFreeLoss:
         x_t, rate = model.jump_and_rate(x_s, s, t, cond=cond, batch=batch)
         with torch.no_grad():
             v_t = self.teacher(x_t.detach(), t, cond=cond, batch=batch)
-        path = mean_squared(rate - v_t, batch)
+        path = mean_squared(self._scaled(rate - v_t, t, batch), batch)
         loss, extras = path, {"path": float(path.detach())}
         if self.velocity_weight > 0:
             with torch.no_grad():
                 v_s = self.teacher(x_s, s, cond=cond, batch=batch)
-            vel = mean_squared(model.velocity(x_s, s, cond=cond, batch=batch) - v_s, batch)
+            vel = mean_squared(self._scaled(model.velocity(x_s, s, cond=cond, batch=batch) - v_s,
+                                              s, batch), batch)
             loss = loss + self.velocity_weight * vel
             extras["velocity"] = float(vel.detach())
         return loss, extras
