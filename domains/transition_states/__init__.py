@@ -24,7 +24,8 @@ Modules (the domain shape of ``domains/README.md``): :mod:`.config` (Config), :m
 :mod:`.scope` (what a model has seen), :mod:`.calculators` (xTB at a charge and multiplicity),
 :mod:`.provenance` (extxyz info keys), :mod:`.figures` (--plot), :mod:`.cli` (``sciflow
 transition-states`` / ``sciflow ts``), :mod:`.commands` and :mod:`.search_command` (its handlers),
-:mod:`.demo` (the ``sciflow demo`` section). Public names load on first use, so
+:mod:`.demo` (the ``sciflow demo`` section), :mod:`.distillation` (distil: one- and two-step
+generators distilled from a model without data). Public names load on first use, so
 ``sciflow --help`` imports no torch.
 
 Former names, kept as aliases: ``TSModelConfig`` = :class:`Config`; ``TSTrainSettings(**kw)``
@@ -102,6 +103,11 @@ _EXPORTS = {
     "candidate_from_endpoints": ".searching",
     "search": ".searching",
     "search_settings": ".searching",
+    "TSFlowMapNet": ".distillation",
+    "distil": ".distillation",
+    "with_jumps": ".distillation",
+    "save_distilled": ".distillation",
+    "load_distilled": ".distillation",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)
