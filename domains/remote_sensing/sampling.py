@@ -32,8 +32,8 @@ from .steering import Measurement, check_steer, make_measurement, pixel_mask
 from .tasks import TaskBatch, TaskOptions, check_task, decode_state, make_task
 from .tiling import TileGrid, check_overlap, pad_pixels
 
-__all__ = ["Prediction", "sample", "predict_series", "sample_states", "ensemble_bytes",
-           "check_solver"]
+__all__ = ["Prediction", "sample", "predict_series", "sample_states", "flair_states",
+           "ensemble_bytes", "check_solver"]
 
 
 @dataclass(frozen=True)
@@ -121,6 +121,55 @@ def sample_states(model: Model, batch: TaskBatch, *, samples: int, steps: int,
                          path=MATCHER.path, cond=cond).x
         out.append(x.cpu())
     return torch.stack(out)
+
+
+@torch.no_grad()
+def flair_states(model: Model, batch: TaskBatch, measurement: Measurement, *, samples: int,
+                 steps: int, seed: int = 0, config: Any = None) -> Tensor:
+    """``samples`` FLAIR estimates per tile: the measured entries fitted exactly, the rest from
+    the flow prior (:func:`sciflow.flair.flair` with the operator ``Mask(measurement.mask)``).
+
+    The inverse-problem counterpart of :func:`sample_states` with ``steer``: ``steps`` network
+    evaluations per member (``config``, a :class:`sciflow.flair.FLAIRConfig`, sets the rest;
+    its ``steps`` is replaced), the members differ by their noise draws (seeded by ``seed``).
+    Shapes: batch.x1 (B, T, C + K, H, W) -> (S, B, T, C + K, H, W) on the CPU.
+    """
+    import dataclasses
+
+    from sciflow.flair import FLAIRConfig, flair
+    from sciflow.operators import Mask
+
+    _count("samples", samples)
+    _count("steps", steps)
+    if not isinstance(measurement, Measurement):
+        raise InputError(f"measurement must be a Measurement (make_measurement), got "
+                         f"{type(measurement).__name__}")
+    if measurement.y.shape != batch.x1.shape:
+        raise InputError(f"the measurement has shape {tuple(measurement.y.shape)} but the "
+                         f"tiles' state {tuple(batch.x1.shape)}")
+    cfg = config if config is not None else FLAIRConfig()
+    if not isinstance(cfg, FLAIRConfig):
+        raise InputError(f"config must be a sciflow.flair.FLAIRConfig, got {type(cfg).__name__}")
+    cfg = dataclasses.replace(cfg, steps=steps)
+    device = model.device
+    meas = measurement.to(device)
+    op = Mask(meas.mask > 0)
+    like = batch.x1.to(device)
+    cond = batch.to(device).cond
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(samples):
+        res = flair(velocity_field(model), meas.y, op, like=like, config=cfg, cond=cond,
+                    source=MATCHER.source, path=MATCHER.path,
+                    generator=_device_generator(device, g))
+        out.append(res.x.cpu())
+    return torch.stack(out)
+
+
+def _device_generator(device: Any, parent: torch.Generator) -> torch.Generator:
+    """A generator on ``device`` seeded from ``parent`` (FLAIR draws its noise where it runs)."""
+    seed = int(torch.randint(0, 2**62, (1,), generator=parent))
+    return torch.Generator(device=device).manual_seed(seed)
 
 
 def ensemble_bytes(config: Config, *, samples: int, series: int, dates: int, height: int,
