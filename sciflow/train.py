@@ -372,7 +372,8 @@ class Trainer:
         if not self.params:
             raise ValueError("model has no parameters with requires_grad=True; nothing to train")
         self.optimizer = torch.optim.AdamW(self.params, lr=config.lr, betas=config.betas,
-                                           weight_decay=config.weight_decay)
+                                           weight_decay=config.weight_decay,
+                                           foreach=self._foreach())
 
         def lr_lambda(step: int) -> float:  # a plain function: LambdaLR then saves no callable
             return config.lr_factor(step)
@@ -391,6 +392,13 @@ class Trainer:
         self._prepare_generator: torch.Generator | None = None
 
     # ---------------------------------------------------------------- state
+    def _foreach(self) -> bool | None:
+        """AdamW's multi-tensor update on the CPU too (torch picks it only on accelerators): the
+        same operations on every parameter, so bit-identical to the per-tensor loop, in a few
+        calls instead of a few per parameter (halves the update of a small MLP,
+        ``benchmarks/results/profile.md``). None elsewhere: torch's own choice."""
+        return True if self.device.type == "cpu" else None
+
     def _elapsed(self) -> float:
         return self._elapsed0 + time.perf_counter() - self._t0
 
@@ -455,6 +463,8 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.ema_model.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
+        for group in self.optimizer.param_groups:  # a checkpoint keeps the writer's choice
+            group["foreach"] = self._foreach()
         self.scheduler.load_state_dict(state["scheduler"])
         self.step, self._elapsed0 = int(state["step"]), float(state["elapsed"])
         self._window = list(state["log_window"])
@@ -621,7 +631,8 @@ class Trainer:
             while self.step < cfg.steps:
                 step = self.step
                 batch = batches.get(step)
-                self.optimizer.zero_grad(set_to_none=True)
+                for p in self.params:  # zero_grad(set_to_none=True) without its wrappers
+                    p.grad = None
                 loss, extras = self._loss(net, batch, step)
                 loss.backward()
                 loss_value = self._mean_over_ranks(loss)

@@ -159,6 +159,26 @@ def test_resume_with_shuffled_dataloader_is_bit_exact(tmp_path: Path, loader_see
 
 
 # ----------------------------------------------------------------------------------- EMA
+def test_cpu_update_is_the_per_tensor_adamw_bit_for_bit(tmp_path: Path) -> None:
+    """On the CPU the Trainer runs AdamW's multi-tensor update (faster); it must give the weights
+    of torch's per-tensor loop bit for bit, and keep its choice when resuming a checkpoint
+    written with the other one."""
+    cfg = config(tmp_path / "slow", steps=20, checkpoint_every=0)
+    fast = Trainer(make_net(), fm_loss, config(None, steps=20))
+    slow = Trainer(make_net(), fm_loss, cfg)
+    for group in slow.optimizer.param_groups:
+        group["foreach"] = False
+    assert fast.optimizer.param_groups[0]["foreach"] is True
+    fast.fit(batch_fn)
+    slow.fit(batch_fn)
+    assert_same(fast.model.state_dict(), slow.model.state_dict())
+    assert_same(fast.ema_model.state_dict(), slow.ema_model.state_dict())
+    assert_same(fast.optimizer.state_dict()["state"], slow.optimizer.state_dict()["state"])
+    resumed = Trainer(make_net(), fm_loss, cfg)
+    resumed.restore(latest_checkpoint(tmp_path / "slow"))
+    assert all(g["foreach"] is True for g in resumed.optimizer.param_groups)
+
+
 def test_ema_matches_closed_form() -> None:
     torch.manual_seed(0)
     net = nn.Linear(2, 2).double()
