@@ -20,14 +20,14 @@ its package ``__init__`` must be lazy, see :func:`lazy_exports`).
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import entry_points
 from typing import Any
 
 __all__ = ["ENTRY_POINT_GROUP", "Domain", "DomainLoadError", "domains", "find_domain",
-           "lazy_exports"]
+           "lazy_exports", "public_names"]
 
 ENTRY_POINT_GROUP = "sciflow.domains"
 
@@ -106,26 +106,46 @@ def find_domain(name: str) -> Domain:
                    + ", ".join("/".join(d.names()) for d in domains().values()))
 
 
-def lazy_exports(package: str, exports: dict[str, str]) -> tuple[Callable[[str], Any],
-                                                                 Callable[[], list[str]]]:
+def lazy_exports(package: str, exports: Mapping[str, str | Sequence[str]]
+                 ) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
     """``__getattr__`` and ``__dir__`` for a package whose public names load on first use.
 
-    ``exports`` maps each public name to the submodule that defines it (``".train"``). Use in a
-    domain's ``__init__.py``::
+    ``exports`` maps each submodule (``".training"``) to the public names it defines, or each
+    public name to its submodule (``{"train": ".training"}``). Use in a domain's ``__init__.py``::
 
-        __getattr__, __dir__ = lazy_exports(__name__, {"train": ".train", "Config": ".config"})
-        __all__ = [...]
+        _EXPORTS = {".config": ("Config",), ".training": ("train",)}
+        __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+        __all__ = public_names(_EXPORTS)
 
     so ``import sciflow.domains.x.cli`` (what ``sciflow --help`` does) imports no torch.
     """
+    where = _name_to_module(exports)
 
     def __getattr__(name: str) -> Any:
-        if name not in exports:
+        if name not in where:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        module = importlib.import_module(exports[name], package)
+        module = importlib.import_module(where[name], package)
         return getattr(module, name)
 
     def __dir__() -> list[str]:
-        return sorted(exports)
+        return sorted(where)
 
     return __getattr__, __dir__
+
+
+def public_names(exports: Mapping[str, str | Sequence[str]]) -> list[str]:
+    """The sorted public names of a :func:`lazy_exports` table (a package's ``__all__``)."""
+    return sorted(_name_to_module(exports))
+
+
+def _name_to_module(exports: Mapping[str, str | Sequence[str]]) -> dict[str, str]:
+    where: dict[str, str] = {}
+    for key, value in exports.items():
+        if isinstance(value, str):
+            where[key] = value
+        else:
+            for name in value:
+                if name in where:
+                    raise ValueError(f"{name!r} is exported from both {where[name]!r} and {key!r}")
+                where[name] = key
+    return where

@@ -51,3 +51,17 @@ def test_train_config_from_dict_inverts_to_dict_and_applies_to_a_base():
     assert train_config_from_dict(json.loads(json.dumps(base.to_dict()))) == base
     assert train_config_from_dict({"steps": 20}, base=base) == TrainConfig(steps=20, lr=2e-3,
                                                                            betas=(0.5, 0.6))
+
+
+def test_lazy_exports_tables_by_module_or_by_name():
+    from sciflow.plugins import lazy_exports, public_names
+
+    by_module = {".errors": ("InputError", "OutputError"), ".configs": ("DomainConfig",)}
+    getattr_, dir_ = lazy_exports("sciflow", by_module)
+    assert getattr_("OutputError") is __import__("sciflow.errors").errors.OutputError
+    assert dir_() == public_names(by_module) == ["DomainConfig", "InputError", "OutputError"]
+    assert public_names({"InputError": ".errors"}) == ["InputError"]
+    with pytest.raises(AttributeError, match="has no attribute 'nothing'"):
+        getattr_("nothing")
+    with pytest.raises(ValueError, match="'InputError' is exported from both"):
+        public_names({".errors": ("InputError",), ".configs": ("InputError",)})

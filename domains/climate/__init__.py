@@ -44,46 +44,24 @@ Former names, kept: ``StudyConfig`` (= :class:`Config`; its ``seed`` is now ``tr
 ``method``/``steps``).
 """
 
-from sciflow.plugins import lazy_exports
+from sciflow.plugins import lazy_exports, public_names
 
 _EXPORTS = {
-    "Config": ".config",
-    "StudyConfig": ".config",
-    "KIND": ".config",
-    "TESTBEDS": ".config",
-    "QUICK_SETTINGS": ".config",
-    "quick_config": ".config",
-    "parse_bits": ".config",
-    "evaluate": ".evaluation",
-    "validate": ".evaluation",
-    "StudyResult": ".evaluation",
-    "run": ".runner",
-    "run_study": ".runner",
-    "SweepRow": ".results",
-    "TestbedSweep": ".results",
-    "HeatProfiles": ".results",
-    "FlowRow": ".results",
-    "FlowSweep": ".results",
-    "Stagnation": ".results",
-    "sweep_arms": ".sweeps",
-    "lorenz_sweep": ".sweeps",
-    "heat_sweep": ".sweeps",
-    "shallow_water_sweep": ".sweeps",
-    "PAPER_CLAIMS": ".sweeps",
-    "flow_sweep": ".flow",
-    "train_flow": ".flow",
-    "stagnation": ".increments",
-    "Verdict": ".uncertainty",
-    "UndecidedWarning": ".uncertainty",
-    "RULE": ".uncertainty",
-    "block_units": ".uncertainty",
-    "resample_counts": ".uncertainty",
-    "paired_w1": ".uncertainty",
-    "Lorenz63": ".lorenz",
-    "lorenz_ensemble": ".lorenz",
-    "SoilColumn": ".heat",
-    "ShallowWater": ".shallow_water",
-    "SWState": ".shallow_water",
+    ".config": (
+        "Config", "StudyConfig", "KIND", "TESTBEDS", "QUICK_SETTINGS", "quick_config", "parse_bits",
+    ),
+    ".evaluation": ("evaluate", "validate", "StudyResult"),
+    ".runner": ("run", "run_study"),
+    ".results": ("SweepRow", "TestbedSweep", "HeatProfiles", "FlowRow", "FlowSweep", "Stagnation"),
+    ".sweeps": ("sweep_arms", "lorenz_sweep", "heat_sweep", "shallow_water_sweep", "PAPER_CLAIMS"),
+    ".flow": ("flow_sweep", "train_flow"),
+    ".increments": ("stagnation",),
+    ".uncertainty": (
+        "Verdict", "UndecidedWarning", "RULE", "block_units", "resample_counts", "paired_w1",
+    ),
+    ".lorenz": ("Lorenz63", "lorenz_ensemble"),
+    ".heat": ("SoilColumn",),
+    ".shallow_water": ("ShallowWater", "SWState"),
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
-__all__ = sorted(_EXPORTS)
+__all__ = public_names(_EXPORTS)

@@ -37,59 +37,32 @@ Names of sciflow 0.1, kept (:mod:`.legacy`): ``CellFlowSpec(method=...)`` -> a :
 pairs)`` (= :func:`score`); the modules ``pipeline`` and ``plots`` re-export their old contents.
 """
 
-from sciflow.plugins import lazy_exports
+from sciflow.plugins import lazy_exports, public_names
 
 _EXPORTS = {
-    "Config": ".config",
-    "MODEL_TYPES": ".config",
-    "MIN_CELLS": ".config",
-    "SPREAD_REPEATS": ".config",
-    "KIND": ".model",
-    "Model": ".model",
-    "load": ".model",
-    "train": ".training",
-    "sample": ".sampling",
-    "evaluate": ".evaluation",
-    # the domain's extras
-    "Evaluation": ".evaluation",
-    "score": ".evaluation",
-    "scores_table": ".evaluation",
-    "population_embeddings": ".sampling",
-    "CellFlowModel": ".network",
-    "build_network": ".model",
-    "BASELINES": ".baselines",
-    "WorseThanBaselineWarning": ".baselines",
-    "baseline_predictions": ".baselines",
-    "mean_training_shift": ".baselines",
-    "CellDataError": ".populations",
-    "CellPopulations": ".populations",
-    "PopulationPair": ".populations",
-    "check_population_sizes": ".populations",
-    "read_populations": ".data",
-    "read_h5ad": ".data",
-    "filter_obs": ".data",
-    "predictions_to_anndata": ".predictions",
-    "predict_anndata": ".predictions",
-    "run_provenance": ".provenance",
-    "PopulationSpread": ".spread",
-    "population_spread": ".spread",
-    "POOLED": ".columns",
-    "read_predictions": ".predictions",
-    "PopulationScores": ".metrics",
-    "mean_scores": ".metrics",
-    "score_population": ".metrics",
-    "plot_populations": ".figures",
-    "plot_embeddings": ".figures",
-    "plot_overlays": ".figures",
-    # sciflow 0.1's names
-    "CellFlow": ".legacy",
-    "CellFlowSpec": ".legacy",
-    "CellTrainConfig": ".legacy",
-    "build_spec": ".legacy",
-    "train_cell_flow": ".legacy",
-    "save_cell_flow": ".legacy",
-    "load_cell_flow": ".legacy",
-    "predict": ".legacy",
+    ".config": ("Config", "MODEL_TYPES", "MIN_CELLS", "SPREAD_REPEATS"),
+    ".model": ("KIND", "Model", "load", "build_network"),
+    ".training": ("train",),
+    ".sampling": ("sample", "population_embeddings"),
+    ".evaluation": ("evaluate", "Evaluation", "score", "scores_table"),
+    ".network": ("CellFlowModel",),
+    ".baselines": (
+        "BASELINES", "WorseThanBaselineWarning", "baseline_predictions", "mean_training_shift",
+    ),
+    ".populations": (
+        "CellDataError", "CellPopulations", "PopulationPair", "check_population_sizes",
+    ),
+    ".data": ("read_populations", "read_h5ad", "filter_obs"),
+    ".predictions": ("predictions_to_anndata", "predict_anndata", "read_predictions"),
+    ".provenance": ("run_provenance",),
+    ".spread": ("PopulationSpread", "population_spread"),
+    ".columns": ("POOLED",),
+    ".metrics": ("PopulationScores", "mean_scores", "score_population"),
+    ".figures": ("plot_populations", "plot_embeddings", "plot_overlays"),
+    ".legacy": (
+        "CellFlow", "CellFlowSpec", "CellTrainConfig", "build_spec", "train_cell_flow",
+        "save_cell_flow", "load_cell_flow", "predict",
+    ),
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
-__all__ = sorted(_EXPORTS)
+__all__ = public_names(_EXPORTS)

@@ -14,18 +14,14 @@ It has every module of the domain shape (``domains/README.md``): :mod:`.config`,
 Public names load on first use, so ``sciflow --help`` imports no torch.
 """
 
-from sciflow.plugins import lazy_exports
+from sciflow.plugins import lazy_exports, public_names
 
 _EXPORTS = {
-    "Config": ".config",
-    "COUPLINGS": ".config",
-    "KIND": ".model",
-    "Model": ".model",
-    "load": ".model",
-    "train": ".training",
-    "sample": ".sampling",
-    "evaluate": ".evaluation",
-    "plot": ".evaluation",
+    ".config": ("Config", "COUPLINGS"),
+    ".model": ("KIND", "Model", "load"),
+    ".training": ("train",),
+    ".sampling": ("sample",),
+    ".evaluation": ("evaluate", "plot"),
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
-__all__ = sorted(_EXPORTS)
+__all__ = public_names(_EXPORTS)
