@@ -34,11 +34,13 @@ DEFAULT_ELEMENTS: tuple[int, ...] = (1, 6, 7, 8, 9, 15, 16, 17)
 NETWORKS = ("egnn", "painn", "e3nn")
 SOURCES = ("gaussian", "midpoint")
 TARGETS = ("x1", "velocity")
+AGGREGATIONS = ("mean", "sum")
 SUBSETS = ("test", "val", "train", "unseen", "all")
 """What ``ts evaluate --subset`` scores (:func:`.files.held_out`)."""
 
 NETWORK_FIELDS = ("network", "hidden", "layers", "vector_channels", "elements", "source",
-                  "source_scale", "target", "time_dim", "num_rbf", "rbf_max", "pair_distances")
+                  "source_scale", "target", "time_dim", "num_rbf", "rbf_max", "pair_distances",
+                  "aggregation")
 """The fields that define the network and its source: a resumed run must keep them."""
 
 _DATA_FIELDS = ("batch_size", "reverse", "distance_weight")
@@ -72,6 +74,9 @@ class Config:
             "velocity" (it predicts the velocity, as TS-GEN).
         time_dim, num_rbf, rbf_max : time embedding size, radial basis size and range (A).
         pair_distances : give every edge the radial basis of its reactant and product distances.
+        aggregation : "mean" (neighbour messages averaged, bounded at any size) or "sum" (summed
+            and divided by a constant 10, the networks before the option; see
+            ``sciflow.nn.GraphVelocityNet``). A checkpoint's weights record which one it used.
     Training data and loss
         batch_size : reactions per step (drawn without replacement, with it for smaller data).
         reverse : also train on every reaction run backwards (P -> R has the same TS).
@@ -91,13 +96,15 @@ class Config:
     num_rbf: int = 24
     rbf_max: float = 6.0
     pair_distances: bool = True
+    aggregation: str = "mean"
     batch_size: int = 16
     reverse: bool = True
     distance_weight: float = 0.5
     train: TrainConfig = field(default_factory=_default_train)
 
     def __post_init__(self) -> None:
-        for name, choices in (("network", NETWORKS), ("source", SOURCES), ("target", TARGETS)):
+        for name, choices in (("network", NETWORKS), ("source", SOURCES), ("target", TARGETS),
+                              ("aggregation", AGGREGATIONS)):
             if getattr(self, name) not in choices:
                 raise InputError(f"{name}={getattr(self, name)!r}: choose from {list(choices)}")
         for name in ("hidden", "layers", "vector_channels", "time_dim", "num_rbf", "batch_size"):

@@ -21,7 +21,10 @@ __all__ = ["demo", "shipped_test_reactions"]
 
 
 def shipped_test_reactions(model: Model, subset: str = "test") -> list:
-    """The reactions of the checkpoint's recorded random split ``subset``, from the shipped data."""
+    """The reactions of the checkpoint's recorded random split ``subset``, from the shipped data.
+
+    The shipped store only grows, but an installation may hold an older copy than the snapshot
+    the checkpoint was trained on: ids it lacks are left out (none found is a TSInputError)."""
     from .data import TSInputError
     from .files import select_reactions, shipped_data, snapshot_reactions
 
@@ -29,7 +32,13 @@ def shipped_test_reactions(model: Model, subset: str = "test") -> list:
     if not split or subset not in split:
         raise TSInputError("the checkpoint records no random split; it was not trained by "
                            "benchmarks/ts_generation.py")
-    return select_reactions(snapshot_reactions(shipped_data()), split[subset])
+    reactions = snapshot_reactions(shipped_data())
+    have = {r.id for r in reactions}
+    ids = [i for i in split[subset] if i in have]
+    if not ids:
+        raise TSInputError(f"none of the checkpoint's {len(split[subset])} {subset} reactions is "
+                           "in this installation's shipped data (an older copy?)")
+    return select_reactions(reactions, ids)
 
 
 def _calculator():

@@ -198,6 +198,8 @@ def load(path: str | Path | None = None, *, device: str = "cpu") -> Model:
     except RuntimeError as err:
         raise CheckpointError(f"{str(path)!r} does not fit the network its settings describe: "
                               f"{str(err).splitlines()[0]}") from err
+    if net.net.aggregation != config.aggregation:  # older files: the weights say which one
+        config = config.replace(aggregation=net.net.aggregation)
     return Model(net=net.to(dev), config=config, meta=ck.meta,
                  checkpoint={"path": str(path.resolve()), "digest": ck.digest, "step": ck.step})
 

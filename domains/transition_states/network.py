@@ -73,7 +73,7 @@ class TSVelocity(nn.Module):
             node_vector_dim=2, node_scalar_dim=3, time_dim=config.time_dim,
             num_rbf=config.num_rbf, rbf_max=config.rbf_max, cutoff=None,
             avg_num_neighbors=10.0, zero_net_velocity=True,
-            reference_dim=2 if config.pair_distances else 0,
+            reference_dim=2 if config.pair_distances else 0, aggregation=config.aggregation,
         )
         if config.network == "egnn":
             kwargs["vector_channels"] = config.vector_channels

@@ -36,7 +36,7 @@ from .model import KIND, Model, build_matcher
 from .network import build_network, parameter_bytes
 from .scope import scope_of
 
-__all__ = ["TSFlowLoss", "train", "check_resume"]
+__all__ = ["TSFlowLoss", "train", "check_resume", "warm_start"]
 
 
 class TSFlowLoss:
@@ -138,10 +138,40 @@ def _legacy(config: Config | None, settings: Config | None, out_dir: str | Path 
     return config
 
 
+def warm_start(net: torch.nn.Module, init: Model, config: Config) -> list[str]:
+    """Copy ``init``'s weights into ``net`` (a fresh network of ``config``): every tensor of the
+    same shape is copied; the element embedding is copied column by column for the elements both
+    know, and the columns of elements ``init`` never saw stay zero (their atoms start from the
+    embedding's bias). The aggregation stays ``config``'s. Returns what was not copied.
+    InputError when the networks differ otherwise (another width, depth or kind)."""
+    theirs = init.net.state_dict()
+    ours = net.state_dict()
+    skipped = []
+    with torch.no_grad():
+        for key, value in ours.items():
+            if key.endswith("aggregation_mean") or key not in theirs:
+                skipped.append(key)
+                continue
+            src = theirs[key]
+            if src.shape == value.shape:
+                value.copy_(src)
+            elif key.endswith("node_embed.weight") and src.shape[0] == value.shape[0]:
+                value.zero_()
+                for j, z in enumerate(config.elements):
+                    if z in init.elements:
+                        value[:, j] = src[:, init.elements.index(z)]
+            else:
+                raise InputError(f"cannot start from that model: {key} is {tuple(src.shape)} "
+                                 f"there and {tuple(value.shape)} here (use its network sizes: "
+                                 f"{init.config.network} {init.config.hidden} x "
+                                 f"{init.config.layers})")
+    return skipped
+
+
 def train(reactions: Sequence[Any], config: Config | None = None, *, resume: bool = False,
           meta: dict[str, Any] | None = None, return_result: bool = False,
           settings: Config | None = None, out_dir: str | Path | None = None,
-          ) -> Model | tuple[Model, TrainResult]:
+          init: Model | None = None) -> Model | tuple[Model, TrainResult]:
     """Train a TS generator on reactions (``sciflow.datasets.reactions.Reaction`` objects).
 
     The model's meta records what it saw: ``scope`` (elements, kinds, charges, sizes, methods:
@@ -151,7 +181,9 @@ def train(reactions: Sequence[Any], config: Config | None = None, *, resume: boo
     continues the run there; a changed network is an InputError). Under ``torchrun`` the Trainer
     runs DDP. Returns the :class:`~.model.Model` (EMA weights), with the
     :class:`~sciflow.train.TrainResult` if ``return_result``. ``settings`` / ``out_dir`` are the
-    former keywords (a :func:`~.config.TSTrainSettings` and the run folder).
+    former keywords (a :func:`~.config.TSTrainSettings` and the run folder). ``init`` starts
+    from another model's weights (:func:`warm_start`: same network, more elements allowed);
+    its checkpoint digest is recorded in ``meta["train"]["init"]``.
 
     Example
     -------
@@ -178,6 +210,10 @@ def train(reactions: Sequence[Any], config: Config | None = None, *, resume: boo
     net = build_network(config)
     provenance = {"reactions": len(reactions), "max_atoms": largest,
                   "ids": [str(r.id) for r in reactions]}
+    if init is not None:
+        warm_start(net, init, config)
+        provenance["init"] = {"checkpoint": (init.checkpoint or {}).get("path"),
+                              "digest": (init.checkpoint or {}).get("digest")}
     full_meta = {**(meta or {}), "config": config.to_dict(), "train": provenance,
                  "scope": scope_of(reactions).to_dict()}
     trainer = Trainer(net, TSFlowLoss(config), config.train, kind=KIND, meta=full_meta)

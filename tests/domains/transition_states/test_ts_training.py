@@ -118,3 +118,24 @@ def test_weights_digest_differs_between_seeds(tiny, make_reaction):
                               ).hexdigest()
 
     assert digest(0) == digest(0) != digest(1)
+
+
+def test_warm_start_copies_the_weights_and_widens_the_element_embedding(tiny, make_reaction):
+    from sciflow.domains.transition_states.network import build_network
+    from sciflow.domains.transition_states.training import warm_start
+
+    data = [make_reaction(s) for s in range(2)]
+    old = train(data, tiny.replace(elements=(1, 6, 7), train={"steps": 2}))
+    wider = tiny.replace(elements=(1, 6, 7, 8, 16))
+    net = build_network(wider)
+    warm_start(net, old, wider)
+    ours, theirs = net.state_dict(), old.net.state_dict()
+    embed = next(k for k in ours if k.endswith("node_embed.weight"))
+    assert torch.equal(ours[embed][:, :3], theirs[embed])  # H C N copied in their order
+    assert not ours[embed][:, 3:].any()  # O and S: not seen by the old model, zero
+    assert all(torch.equal(ours[k], theirs[k]) for k in ours if k != embed
+               and not k.endswith("aggregation_mean"))
+    model = train(data, wider.replace(train={"steps": 1}), init=old)
+    assert model.meta["train"]["init"] == {"checkpoint": None, "digest": None}
+    with pytest.raises(InputError, match="use its network sizes"):
+        warm_start(build_network(wider.replace(hidden=24)), old, wider.replace(hidden=24))
