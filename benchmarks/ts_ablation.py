@@ -56,6 +56,9 @@ ARMS: dict[str, tuple[str, dict, str]] = {
     "sum": ("base with sum aggregation (/ 10, the old networks') instead of mean",
             {"aggregation": "sum"}, "all"),
     "scale01": ("base with source noise scale 0.1 A instead of 0.2", {"source_scale": 0.1}, "all"),
+    "warm": ("EGNN 128 x 4 started from the previous shipped weights (trained 40k steps on 815 "
+             "of these train reactions; no val or test reaction), F/P/S/Cl embeddings at zero",
+             {"hidden": 128, "_init": "ts_old_shipped.pt"}, "all"),
 }
 
 
@@ -105,6 +108,12 @@ def _run_arm(name: str, minutes: float, reactions, split) -> dict:
     val = select_reactions(reactions, split["val"])
     if data == "chno":
         tr = [r for r in tr if _elements(r) <= CHNO]
+    fields = dict(fields)
+    init = fields.pop("_init", None)
+    if init is not None:
+        from sciflow.domains.transition_states import load
+
+        init = load(Path(OUT) / init)  # a copy of the previous shipped checkpoint
     config = Config(**fields)
     base = dict(lr=1e-3, ema_decay=0.995, progress=False, checkpoint_every=10**9, warmup_steps=100,
                 log_every=10**9)
@@ -113,7 +122,7 @@ def _run_arm(name: str, minutes: float, reactions, split) -> dict:
     per_step = (time.process_time() - c0) / 20
     steps = max(100, int(minutes * 60 / per_step))
     c1, w1 = time.process_time(), time.perf_counter()
-    model = train(tr, config.replace(train={**base, "steps": steps}))
+    model = train(tr, config.replace(train={**base, "steps": steps}), init=init)
     cpu, wall = time.process_time() - c1, time.perf_counter() - w1
     print(f"[{name}] {len(tr)} train reactions, {steps} steps, {cpu / 60:.1f} CPU min "
           f"({wall / 60:.1f} wall)", flush=True)
@@ -204,7 +213,7 @@ def _report_cmd(args: argparse.Namespace) -> int:
 Measured by `OMP_NUM_THREADS=1 python benchmarks/ts_ablation.py train --minutes {r0['budget_cpu_minutes']}`
 then `python benchmarks/ts_ablation.py report` ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC), on
 {platform.processor() or platform.machine()}, 2 shared CPU cores (a GFN2-xTB data build and other
-jobs ran beside it; up to two arms ran at once), torch {torch.__version__}, 1 thread per arm.
+jobs ran beside it, load 8-11; arms and this session's training runs ran side by side), torch {torch.__version__}, 1 thread per arm.
 
 Data: the snapshot of `benchmarks/ts_generation.py` (taken {r0['snapshot_time']},
 {r0['snapshot_reactions']} verified GFN2-xTB reactions of datasets/reactions/data), random split
