@@ -60,7 +60,7 @@ def test_a_warm_started_student_is_one_euler_step_of_its_teacher(setup):
         for t in (0.3, 1.0):
             got = net.two_time(x, s, torch.full((3,), t), cond=cond, batch=ids)
             torch.testing.assert_close(got, teacher.net(x, s, cond=cond, batch=ids))
-        # a trained student's output depends on the target time
+    # once trained, the output depends on the target time
     _, student, _ = setup
     with torch.no_grad():
         a = student.net.two_time(x, s, torch.full((3,), 0.5), cond=cond, batch=ids)
