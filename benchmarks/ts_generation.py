@@ -127,7 +127,7 @@ def _train_cmd(args: argparse.Namespace) -> int:
     best = min(scan, key=lambda k: (round(scan[k], 3), k))
     print(f"trained {result.step} steps in {result.wall_time:.0f} s, loss {result.final_loss:.4f}; "
           f"val median RMSD by Euler steps {scan} -> {best}", flush=True)
-    meta = {"default_steps": best, "default_solver": "euler",
+    meta = {"default_steps": best, "default_solver": "euler", "scope": model.meta["scope"],
             "train": {**model.meta["train"], "wall_seconds": result.wall_time,
                       "cpu_seconds": train_cpu, "final_loss": result.final_loss},
             "val_scan_median_rmsd": {str(k): v for k, v in scan.items()},
@@ -237,8 +237,8 @@ def _pct(x: float) -> str:
 def _stats(rmsd: list[float], de_kcal: list[float]) -> dict:
     r = np.asarray(rmsd, dtype=float)
     d = np.asarray(de_kcal, dtype=float)
-    n_e = len(d)
     ok = d[np.isfinite(d)]
+    n_e = len(d) if ok.size else 0  # none finite: not computed (the fractions say "-")
     return {"n": len(r), "rmsd_mean": float(np.mean(r)), "rmsd_median": float(np.median(r)),
             "rmsd_lt": float(np.mean(r < 0.1)),
             "de_mean": float(np.mean(np.abs(ok))) if ok.size else math.nan,
@@ -293,15 +293,16 @@ def _breakdown(test: list, gen_rows, mid_rows) -> tuple[list[str], dict]:
 
 
 def _evaluate_split(name: str, gen: Model, test: list, cache: dict, calc, refine_limit: int,
-                    retime: int = 0) -> tuple[list[str], dict]:
+                    retime: int = 0, all_energies: bool = False) -> tuple[list[str], dict]:
     """Score the generator and the baselines on one split's test reactions; markdown lines."""
     from ase import Atoms
 
     ev1 = evaluate(gen, test, samples=1, calculator=calc, uncertainty="none")  # timed alone
-    ev8 = evaluate(gen, test, samples=8, calculator=calc, time_single=False)
+    more = calc if all_energies else None  # xTB single points cost CPU: the main row has them
+    ev8 = evaluate(gen, test, samples=8, calculator=more, time_single=False)
     # the fastest setting beside the one picked on val: a single Euler step
     fast = ev1 if ev1.steps == 1 else evaluate(gen, test, samples=1, sample_steps=1,
-                                               calculator=calc, uncertainty="none")
+                                               calculator=more, uncertainty="none")
     rows = {"gen1": ev1.rows, "gen8": ev8.rows, "fast": fast.rows}
     mid_rows = []
     for r in test:
@@ -462,14 +463,15 @@ def _run_cmd(args: argparse.Namespace) -> int:
     todo = [r for t in tests.values() for r in t]
     if args.baseline_limit:
         cached = json.loads((out / "baselines.json").read_text()) if (out / "baselines.json").exists() else {}
-        fresh = [r for r in todo if r.id not in cached][: args.baseline_limit]
-        todo = [r for r in todo if r.id in cached] + fresh
+        have = [r for r in todo if r.id in cached][: args.baseline_limit]
+        todo = have + [r for r in todo if r.id not in cached][: args.baseline_limit - len(have)]
     cache = _fill_baselines(todo, out / "baselines.json", calc)
     for split, test in tests.items():
         gen = load(models[split])
         lines, summaries[split] = _evaluate_split(f"{split} split", gen, test, cache, calc,
                                                   args.refine_limit,
-                                                  args.retime if split == "random" else 0)
+                                                  args.retime if split == "random" else 0,
+                                                  args.all_energies)
         meta = gen.meta
         sections.append("\n".join(lines) + (
             f"\n\nModel: {gen.config.network.upper()} hidden {gen.config.hidden} x "
@@ -491,7 +493,7 @@ def _run_cmd(args: argparse.Namespace) -> int:
             gen = load(models["random"])
             lines, summaries["later"] = _evaluate_split(
                 "random-split model on reactions verified after the snapshot (all unseen)", gen,
-                later, {}, calc, 0)
+                later, {}, calc, 0, 0, args.all_energies)
             sections.append("\n".join(lines) + "\n")
     rnd = summaries.get("random")
     targets = []
@@ -889,9 +891,12 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--retime", type=int, default=10,
                    help="re-time the CI-NEB+Sella path on this many random-split test reactions "
                         "for the speed ratio (same machine load as the generator's timings)")
+    r.add_argument("--all-energies", action="store_true",
+                   help="xTB single points for the 8-sample and 1-step rows too (default: the "
+                        "main 1-sample row and (R+P)/2 only)")
     r.add_argument("--baseline-limit", type=int, default=0,
-                   help="compute the CI-NEB baselines of at most this many test reactions not yet "
-                        "in OUT/baselines.json (0: all); the tables say how many they cover")
+                   help="CI-NEB baselines for at most this many test reactions in all, those in "
+                        "OUT/baselines.json first (0: all); the tables say how many they cover")
     r.add_argument("--refine-limit", type=int, default=1000,
                    help="Sella-refine at most this many test reactions per split")
     r.add_argument("--random-checkpoint", default=str(DEFAULT_CHECKPOINT),

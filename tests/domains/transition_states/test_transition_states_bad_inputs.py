@@ -20,7 +20,7 @@ from ase import Atoms
 
 from sciflow.checkpoint import CheckpointError, save_checkpoint
 from sciflow.cli import main
-from sciflow.errors import InputError, NonFiniteError, ResourceError
+from sciflow.errors import InputError, ResourceError
 
 TINY = ["--hidden", "8", "--layers", "1", "--batch-size", "2", "--steps", "2"]
 
@@ -116,9 +116,6 @@ CLI_ROWS = [
     ("foreign-checkpoint", _gen("--checkpoint", "{toy.pt}", "-o", "{dir}/a.xyz"),
      "holds a toy checkpoint, not a TS generator"),
     ("corrupted-checkpoint", _gen("--checkpoint", "{bad.pt}", "-o", "{dir}/a.xyz"), "bad.pt"),
-    ("diverging-large-molecule", ["ts", "generate", "--reactant", "{big_r.xyz}", "--product",
-                                  "{big_p.xyz}", "-o", "{dir}/big_ts.xyz"],
-     "reaction 0 (23 atoms), sample 0, holds NaN or inf after solver step"),
     ("train-zero-steps", ["ts", "train", "--data", "{data.extxyz}", "--out", "{dir}/t0",
                           "--steps", "0"], "--steps"),
     ("train-existing-run", ["ts", "train", "--data", "{data.extxyz}", "--out", "{run}", *TINY],
@@ -204,9 +201,6 @@ def _api_rows() -> list[tuple[str, Callable[[dict[str, Path]], Any], type, str]]
          "rank='energy'"),
         ("sample-absurd", lambda f: sample(_shipped(), *ends(f), samples=10**9), ResourceError,
          "would need about"),
-        ("sample-diverges", lambda f: sample(_shipped(), read_endpoint(f["big_r.xyz"], "r"),
-                                             read_endpoint(f["big_p.xyz"], "p")),
-         NonFiniteError, "--sample-steps 1 or 2"),
         ("config-hidden", lambda f: Config(hidden=0), InputError, "hidden=0"),
         ("config-network", lambda f: Config(network="gcn"), InputError, "network='gcn'"),
         ("load-foreign", lambda f: load(f["toy.pt"]), CheckpointError, "toy"),
@@ -231,3 +225,15 @@ def test_api_refuses_bad_input(files, call, error, message):
         call(files)
     assert message in str(info.value)
     assert _state(folder) == before
+
+
+def test_shipped_model_stays_finite_far_above_its_training_sizes(files):
+    """The shipped model (mean aggregation since 2026-12-02; the previous sum-aggregated one
+    diverged here) gives a finite TS for 23-atom heptane, with a warning that it is larger than
+    anything it was trained on (3-17 atoms). NonFiniteError itself: test_ts_sampling."""
+    from sciflow.domains.transition_states import OutOfScopeWarning, read_endpoint, sample
+
+    with pytest.warns(OutOfScopeWarning, match="23 atoms"):
+        ts = sample(_shipped(), read_endpoint(files["big_r.xyz"], "r"),
+                    read_endpoint(files["big_p.xyz"], "p")).best
+    assert ts.get_positions().shape == (23, 3) and np.isfinite(ts.get_positions()).all()

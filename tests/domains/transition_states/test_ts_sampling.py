@@ -50,7 +50,7 @@ def test_elements_outside_the_model_are_refused(tiny):
 
 
 def test_shipped_checkpoint_generates_for_its_held_out_reactions(shipped, shipped_test):
-    assert shipped.elements == (1, 6, 7, 8)
+    assert shipped.elements == (1, 6, 7, 8, 9, 15, 16, 17)  # H C N O F P S Cl
     split = shipped.meta["splits"]["random"]
     train_ids, val_ids, test_ids = (set(split[k]) for k in ("train", "val", "test"))
     assert train_ids and test_ids and not (train_ids & test_ids) and not (train_ids & val_ids)
