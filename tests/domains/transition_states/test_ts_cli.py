@@ -66,7 +66,7 @@ def test_bad_input_is_one_clear_line(tmp_path, capsys, case, message):
     other = {"counts": Atoms("HNC", positions=good.positions[:3]),
              "order": Atoms("NHCO", positions=good.positions),
              "overlap": Atoms("HNCO", positions=[[0, 0, 0], [0.2, 0, 0], [2.2, 0, 0], [3.4, 0, 0]]),
-             "element": Atoms("HNCS", positions=good.positions)}.get(case, good)
+             "element": Atoms("HNCSi", positions=good.positions)}.get(case, good)
     ase.io.write(p, other)
     if case == "element":
         ase.io.write(r, other)
