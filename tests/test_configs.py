@@ -9,7 +9,7 @@ from sciflow.configs import DomainConfig, train_config_from_dict
 from sciflow.errors import InputError
 from sciflow.train import TrainConfig
 
-DOMAINS = ("toy", "single_cell", "remote_sensing", "climate", "feature_forecasting")
+DOMAINS = ("toy", "single_cell", "remote_sensing", "climate", "feature_forecasting", "transition_states")
 
 
 def _config_class(domain: str):

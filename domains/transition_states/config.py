@@ -20,6 +20,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from sciflow.configs import DomainConfig, train_config_from_dict
 from sciflow.errors import InputError
 
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ def _positive_int(name: str, value: Any) -> None:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Config:
+class Config(DomainConfig):
     """A TS generator and how to train it.
 
     Network (``NETWORK_FIELDS``)
@@ -129,12 +130,6 @@ class Config:
             raise InputError(f"train={self.train!r}: expected a sciflow.train.TrainConfig "
                              "(use Config().replace(train={...}) to change its fields)")
 
-    def replace(self, **changes: Any) -> Config:
-        """A copy with fields changed; ``train=dict(...)`` changes fields of the TrainConfig."""
-        if isinstance(changes.get("train"), dict):
-            changes["train"] = dataclasses.replace(self.train, **changes["train"])
-        return dataclasses.replace(self, **changes)
-
     def network_dict(self) -> dict[str, Any]:
         """The fields that rebuild the network and its source (JSON-able)."""
         d = {name: getattr(self, name) for name in NETWORK_FIELDS}
@@ -159,7 +154,7 @@ class Config:
         if "elements" in d:
             d["elements"] = tuple(d["elements"])
         if isinstance(d.get("train"), dict):
-            d["train"] = _train_config(d["train"])
+            d["train"] = train_config_from_dict(d["train"])
         return cls(**d)
 
     @classmethod
