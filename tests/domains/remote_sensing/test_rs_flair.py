@@ -11,40 +11,17 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sciflow.datasets.sentinel import SentinelSeriesSpec, generate_cubes
 from sciflow.domains.remote_sensing import (
-    Config,
     make_measurement,
-    series_from_cube,
-    stack_series,
-    train,
 )
 from sciflow.domains.remote_sensing.sampling import flair_states, sample_states
-from sciflow.domains.remote_sensing.tasks import TaskOptions, make_task
 from sciflow.errors import InputError
 from sciflow.flair import FLAIRConfig
 
-TINY = Config(frames=4, tile=8, patch_size=4, dim=16, depth=1, heads=2, pixel_head=4,
-              batch_size=2)
-DATA = SentinelSeriesSpec(size=8, n_dates=4, cloud_cover=0.5)
-
 
 @pytest.fixture(scope="module")
-def problem():
-    model = train(generate_cubes(DATA, 4, seed=0),
-                  TINY.replace(train={"steps": 4, "progress": False, "log_every": 2}))
-    series = stack_series([series_from_cube(c) for c in generate_cubes(DATA, 3, seed=7)])
-    b, t = series.shape[:2]
-    clear = series.clear.float().sum((2, 3))
-    both = torch.minimum(clear, series.clear[0, 0].numel() - clear)
-    hide = torch.zeros(b, t, dtype=torch.bool)
-    hide[torch.arange(b), both.argmax(1)] = True
-    observed = series.clear & hide[:, :, None, None]
-    assert bool(observed.flatten(1).any(1).all()), "every series needs observed pixels"
-    batch = make_task(series, "reconstruction", standardizer=model.standardizer,
-                      n_classes=len(TINY.classes), use_sar_channels=bool(TINY.sar),
-                      options=TaskOptions(drop_dates=0, use_sar=False), hide_dates=hide,
-                      prior=TINY.prior)
+def problem(masked_problem):
+    model, series, batch, observed = masked_problem
     return model, batch, make_measurement(model, series, observed)
 
 
