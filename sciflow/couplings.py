@@ -160,6 +160,10 @@ class DenseCoupling(ABC):
     """
 
     ragged_ok: ClassVar[bool] = False
+    #: the pairing is the identity (row i with row i): x0 is returned as it is, without a copy
+    keeps_order: ClassVar[bool] = False
+    #: scan both sides for NaN/inf first (the solvers need finite costs)
+    needs_finite: ClassVar[bool] = True
 
     @abstractmethod
     def pair_indices(
@@ -176,14 +180,15 @@ class DenseCoupling(ABC):
         batch: Tensor | None = None,
         generator: torch.Generator | None = None,
     ) -> CouplingResult:
-        _check_pair(x0, x1)
+        _check_pair(x0, x1, finite=self.needs_finite)
         if batch is not None and not self.ragged_ok:
             raise ValueError(
                 f"{type(self).__name__} pairs whole samples of a dense batch (B, *) and got a "
                 "ragged graph batch; use KabschCoupling for point clouds"
             )
         index0 = self._pair(x0, x1, cond, generator)
-        return CouplingResult(x0=x0[index0], x1=x1, cond=cond, index0=index0)
+        return CouplingResult(x0=x0 if self.keeps_order else x0[index0], x1=x1, cond=cond,
+                              index0=index0)
 
     def _pair(
         self, x0: Tensor, x1: Tensor, cond: Any, generator: torch.Generator | None
@@ -202,25 +207,13 @@ class IndependentCoupling(DenseCoupling):
     """
 
     ragged_ok: ClassVar[bool] = True
+    keeps_order: ClassVar[bool] = True
+    needs_finite: ClassVar[bool] = False
 
     def pair_indices(
         self, x0: Tensor, x1: Tensor, *, generator: torch.Generator | None = None
     ) -> Tensor:
         return torch.arange(x0.shape[0], device=x0.device)
-
-    def __call__(
-        self,
-        x0: Tensor,
-        x1: Tensor,
-        *,
-        cond: Any = None,
-        batch: Tensor | None = None,
-        generator: torch.Generator | None = None,
-    ) -> CouplingResult:
-        _check_pair(x0, x1, finite=False)
-        _check_cond_rows(cond, x1.shape[0], "samples")
-        index0 = torch.arange(x0.shape[0], device=x0.device)
-        return CouplingResult(x0=x0, x1=x1, cond=cond, index0=index0)
 
 
 EMD_MIN_POINTS: tuple[tuple[int, int], ...] = ((4, 192), (32, 256), (1 << 62, 512))
@@ -510,25 +503,20 @@ class ConditionalOTCoupling(DenseCoupling):
 
 
 @dataclass(frozen=True)
-class PairedCoupling:
+class PairedCoupling(IndependentCoupling):
     """Data that come paired (reactant -> product, frame t -> t+1): inputs returned unchanged.
 
-    It exists so that every matcher takes a coupling; it checks that x0 and x1 match row for row.
-    Works for dense and ragged batches alike.
+    It exists so that every matcher takes a coupling; it checks that x0 and x1 match row for row
+    and are finite. Works for dense and ragged batches alike; ``cond`` is passed on unread (it may
+    hold one row per graph of a ragged batch).
     """
 
-    def __call__(
-        self,
-        x0: Tensor,
-        x1: Tensor,
-        *,
-        cond: Any = None,
-        batch: Tensor | None = None,
-        generator: torch.Generator | None = None,
-    ) -> CouplingResult:
-        _check_pair(x0, x1)
-        index0 = torch.arange(x0.shape[0], device=x0.device)
-        return CouplingResult(x0=x0, x1=x1, cond=cond, index0=index0)
+    needs_finite: ClassVar[bool] = True
+
+    def _pair(
+        self, x0: Tensor, x1: Tensor, cond: Any, generator: torch.Generator | None
+    ) -> Tensor:
+        return self.pair_indices(x0, x1, generator=generator)
 
 
 # --------------------------------------------------------------------------- point clouds

@@ -27,32 +27,11 @@ Graphs: ``FlowMap(GraphFlowMapNet(EGNN(..., graph_scalar_dim=G + 16)))`` with ``
 :class:`~sciflow.nn.GraphContext` and ``batch`` the graph index of every node row.
 """
 
-from sciflow.flowmaps.ctm import CTMLoss, solve_between
-from sciflow.flowmaps.data_free import DataFreeLoss
-from sciflow.flowmaps.map import (
-    FlowMap,
-    FlowMapNet,
-    GraphFlowMapNet,
-    TwoTimeMLP,
-    WarmStart,
-    sample_flow_map,
-    warm_start,
-)
-from sciflow.flowmaps.training import FlowBatch, FlowMapResult, fit_flow_map, mean_squared
+# every submodule's public names, listed once (in its own __all__)
+from sciflow.flowmaps import ctm, data_free, map, training
+from sciflow.flowmaps.ctm import *  # noqa: F403
+from sciflow.flowmaps.data_free import *  # noqa: F403
+from sciflow.flowmaps.map import *  # noqa: F403
+from sciflow.flowmaps.training import *  # noqa: F403
 
-__all__ = [
-    "FlowMapNet",
-    "FlowMap",
-    "TwoTimeMLP",
-    "GraphFlowMapNet",
-    "WarmStart",
-    "warm_start",
-    "sample_flow_map",
-    "solve_between",
-    "CTMLoss",
-    "DataFreeLoss",
-    "FlowBatch",
-    "FlowMapResult",
-    "fit_flow_map",
-    "mean_squared",
-]
+__all__ = [*map.__all__, *ctm.__all__, *data_free.__all__, *training.__all__]

@@ -14,78 +14,15 @@
   rounding decision, and a slow exact rounding in rational arithmetic to check against.
 """
 
-from .boundary import boundary_values, representable_values
-from .emulate import (
-    Emulate,
-    EmulateSweep,
-    StateRounding,
-    emulate,
-    emulate_sweep,
-    round_module_,
-)
-from .formats import (
-    BFLOAT16,
-    FLOAT16,
-    FLOAT32,
-    FLOAT64,
-    FP8_E4M3,
-    FP8_E5M2,
-    PRESETS,
-    TF32,
-    Format,
-    FormatError,
-    format_from_name,
-    sbits,
-)
-from .reference import reference_neighbours, reference_round
-from .rounding import (
-    ROUNDINGS,
-    Precision,
-    Rounding,
-    RoundingError,
-    round_,
-    round_sweep,
-    round_to,
-)
-from .wasserstein import (
-    RoundingErrorResult,
-    rounding_error_test,
-    same_noise_deviation,
-    wasserstein1_1d,
-)
+# every submodule's public names, listed once (in its own __all__)
+from . import boundary, formats, reference, rounding, wasserstein
+from . import emulate as _emulate  # the module; ``emulate`` is its context manager
+from .boundary import *  # noqa: F403
+from .emulate import *  # noqa: F403
+from .formats import *  # noqa: F403
+from .reference import *  # noqa: F403
+from .rounding import *  # noqa: F403
+from .wasserstein import *  # noqa: F403
 
-__all__ = [
-    "Format",
-    "FormatError",
-    "FLOAT16",
-    "BFLOAT16",
-    "FLOAT32",
-    "FLOAT64",
-    "TF32",
-    "FP8_E4M3",
-    "FP8_E5M2",
-    "PRESETS",
-    "sbits",
-    "format_from_name",
-    "Rounding",
-    "ROUNDINGS",
-    "RoundingError",
-    "Precision",
-    "round_to",
-    "round_",
-    "round_sweep",
-    "Emulate",
-    "EmulateSweep",
-    "emulate",
-    "emulate_sweep",
-    "StateRounding",
-    "round_module_",
-    "RoundingErrorResult",
-    "rounding_error_test",
-    "same_noise_deviation",
-    "wasserstein1_1d",
-    "boundary_values",
-    "representable_values",
-    "reference_neighbours",
-    "reference_round",
-]
+__all__ = [*formats.__all__, *rounding.__all__, *_emulate.__all__, *wasserstein.__all__,
+           *boundary.__all__, *reference.__all__]
