@@ -13,7 +13,9 @@ from sciflow.solvers import odeint
 B, T, C, H, W = 2, 4, 3, 8, 8
 
 
-def make(dtype=torch.float32, **kw):
+def make(dtype=torch.float32, *, perturb=True, **kw):
+    """A small network; ``perturb`` moves it off its zero initialisation so every path
+    carries signal."""
     torch.manual_seed(0)
     cfg = dict(
         frame_channels=2,
@@ -29,9 +31,10 @@ def make(dtype=torch.float32, **kw):
     )
     cfg.update(kw)
     net = SpaceTimeTransformer(C, **cfg).to(dtype)
-    with torch.no_grad():  # leave the zero initialisation so every path carries signal
-        for p in net.parameters():
-            p.add_(0.1 * torch.randn_like(p))
+    if perturb:
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(0.1 * torch.randn_like(p))
     return net
 
 
@@ -115,20 +118,7 @@ def test_auxiliary_modality_acts_only_through_acor_or_stm(acor, stm, reaches):
 
 
 def test_fresh_network_is_zero_and_every_parameter_learns():
-    torch.manual_seed(0)
-    net = SpaceTimeTransformer(
-        C,
-        frame_channels=2,
-        aux_channels=2,
-        patch_size=4,
-        dim=16,
-        depth=1,
-        heads=2,
-        groups=4,
-        acor=True,
-        stm=True,
-        pixel_head=4,
-    )
+    net = make(perturb=False, frame_features=0, vector_dim=0, depth=1, acor=True, stm=True)
     x = torch.randn(B, T, C, H, W)
     cond = SpaceTimeCondition(frames=torch.randn(B, T, 2, H, W), aux=torch.randn(B, T, 2, H, W))
     assert net(x, torch.rand(B), cond=cond).abs().max() == 0  # adaLN-Zero / zero heads
