@@ -83,15 +83,22 @@ def w(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
                            one=_h5ad(d / "one.h5ad", one_cell=True))
 
 
-def _train(w: SimpleNamespace, *extra: str, data: Path | None = None, out: str = "new") -> list:
-    return ["cells", "train", "--data", str(data or w.data), "--population-key", "pop",
+# argv builders; ``out`` is a name in the work folder or a path of its own, and flags in
+# ``extra`` come last, so they override the defaults before them (argparse keeps the last)
+def _train(w: SimpleNamespace, *extra: str, data: Path | None = None, out: str | Path = "new",
+           population_key: str = "pop") -> list:
+    return ["cells", "train", "--data", str(data or w.data), "--population-key", population_key,
             "--steps", "1", *SMALL, "--out", str(w.dir / out), *extra]
 
 
-def _predict(w: SimpleNamespace, *extra: str, ckpt: Path | None = None, out: str = "p.h5ad"
-             ) -> list:
+def _predict(w: SimpleNamespace, *extra: str, ckpt: Path | None = None,
+             out: str | Path = "p.h5ad") -> list:
     return ["cells", "predict", "--checkpoint", str(ckpt or w.ckpt), "--data", str(w.data),
-            "-o", str(w.dir / out) if out else "", *extra]
+            "-o", str(w.dir / out), *extra]
+
+
+def _evaluate(w: SimpleNamespace, *extra: str) -> list:
+    return ["cells", "evaluate", "--checkpoint", str(w.ckpt), "--data", str(w.data), *extra]
 
 
 def _nan_model(w: SimpleNamespace) -> object:
@@ -103,12 +110,12 @@ def _nan_model(w: SimpleNamespace) -> object:
 
 # (id, what: argv builder or API call, expected: exit 2 or an exception type, message pattern)
 ROWS = [
-    ("predict-output-is-the-data",
-     lambda w: _predict(w)[:-2] + ["-o", str(w.data)], 2, r"is the input .*cells\.h5ad"),
-    ("predict-output-is-the-checkpoint",
-     lambda w: _predict(w)[:-2] + ["-o", str(w.ckpt)], 2, r"is the input .*model\.pt"),
-    ("predict-output-exists",
-     lambda w: _predict(w)[:-2] + ["-o", str(w.existing)], 2, r"existing\.h5ad.*--overwrite"),
+    ("predict-output-is-the-data", lambda w: _predict(w, out=w.data), 2,
+     r"is the input .*cells\.h5ad"),
+    ("predict-output-is-the-checkpoint", lambda w: _predict(w, out=w.ckpt), 2,
+     r"is the input .*model\.pt"),
+    ("predict-output-exists", lambda w: _predict(w, out=w.existing), 2,
+     r"existing\.h5ad.*--overwrite"),
     ("predict-unknown-format", lambda w: _predict(w, out="p.csv"), 2,
      r"unknown output format \.csv"),
     ("predict-output-under-a-file", lambda w: _predict(w, out="notes.h5ad/p.h5ad"), 2,
@@ -146,7 +153,7 @@ ROWS = [
      r"cells_per_population: a training batch of 2 populations x 100000000000 cells would need"),
     ("train-out-is-the-data", lambda w: _train(w, out="cells.h5ad"), 2,
      r"model\.pt' lies inside the input .*cells\.h5ad"),
-    ("train-unknown-population-key", lambda w: _train(w)[:5] + ["patient"] + _train(w)[6:], 2,
+    ("train-unknown-population-key", lambda w: _train(w, population_key="patient"), 2,
      r"population_key='patient' is not an obs column"),
     ("train-bad-where", lambda w: _train(w, "--where", "split"), 2,
      r"--where: expected KEY=VALUE"),
@@ -160,19 +167,14 @@ ROWS = [
                                                            out="run"), 2,
      r"--out .*run' already holds a training run; pass --resume"),
     ("train-resume-with-another-size",
-     lambda w: [a if a != "8" or i != 9 else "16"
-                for i, a in enumerate(_train(w, "--condition-key", "drug", "--resume",
-                                             out="run"))], 2,
+     lambda w: _train(w, "--condition-key", "drug", "--resume", "--hidden", "16", out="run"), 2,
      r"cannot resume .*hidden: 8 there, 16 now"),
-    ("evaluate-max-cells-one", lambda w: ["cells", "evaluate", "--checkpoint", str(w.ckpt),
-                                          "--data", str(w.data), "--max-cells", "1"], 2,
+    ("evaluate-max-cells-one", lambda w: _evaluate(w, "--max-cells", "1"), 2,
      r"--max-cells: expected an integer >= 2"),
-    ("evaluate-output-is-the-data", lambda w: ["cells", "evaluate", "--checkpoint", str(w.ckpt),
-                                               "--data", str(w.data), "-o", str(w.data)], 2,
+    ("evaluate-output-is-the-data", lambda w: _evaluate(w, "-o", str(w.data)), 2,
      r"is the input .*cells\.h5ad"),
-    ("evaluate-both-sources", lambda w: ["cells", "evaluate", "--checkpoint", str(w.ckpt),
-                                         "--predictions", str(w.data), "--data", str(w.data)],
-     2, r"exactly one of --checkpoint"),
+    ("evaluate-both-sources", lambda w: _evaluate(w, "--predictions", str(w.data)), 2,
+     r"exactly one of --checkpoint"),
     ("train-control-not-a-level", lambda w: _train(w, "--condition-key", "drug", "--control",
                                                    "none"), 2,
      r"control='none' is not a value of obs\['drug'\]; its values are \['ctrl', 'd1'\]"),
@@ -185,8 +187,7 @@ ROWS = [
      r"--spread-repeats 1: the spread needs >= 2 redraws"),
     ("predict-plot-exists", lambda w: _predict(w, "--plot", out="taken.h5ad"), 2,
      r"taken\.png.*--overwrite"),
-    ("evaluate-plot-without-output", lambda w: ["cells", "evaluate", "--checkpoint", str(w.ckpt),
-                                                "--data", str(w.data), "--plot"], 2,
+    ("evaluate-plot-without-output", lambda w: _evaluate(w, "--plot"), 2,
      r"--plot writes its figure next to -o"),
     ("api-evaluate-one-spread-repeat", lambda w: evaluate(w.model, w.cells, spread_repeats=1),
      InputError, r"spread_repeats=1"),
