@@ -52,6 +52,7 @@ __all__ = [
     "digest",
     "load_foreign_weights",
     "load_tensors",
+    "load_weights",
     "save_tensors",
     "upgrade_checkpoint",
     "json_text",
@@ -61,6 +62,7 @@ __all__ = [
     "rng_state",
     "save_checkpoint",
     "set_rng_state",
+    "weights_mismatch",
     "write_state",
 ]
 
@@ -256,6 +258,35 @@ def save_checkpoint(path: str | Path, model: nn.Module, *, ema_model: nn.Module 
     return write_state(path, state)
 
 
+def weights_mismatch(model: nn.Module, weights: Mapping[str, Any]) -> str | None:
+    """What keeps ``weights`` from loading into ``model`` strictly (missing or unexpected names,
+    other shapes), in a few words; None when they fit."""
+    own = model.state_dict()
+    missing = sorted(own.keys() - weights.keys())
+    extra = sorted(weights.keys() - own.keys())
+    shapes = [f"{k} {tuple(weights[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
+              if k in weights and isinstance(weights[k], Tensor) and weights[k].shape != v.shape]
+    parts = [f"{label} {names[:3]}{' ...' if len(names) > 3 else ''}"
+             for label, names in (("missing", missing), ("unexpected", extra),
+                                  ("other shapes:", shapes)) if names]
+    return "; ".join(parts) or None
+
+
+def load_weights(model: nn.Module, weights: Mapping[str, Any], path: str | Path, *,
+                 strict: bool = True) -> None:
+    """``model.load_state_dict(weights)``, checked first: weights that do not fit are a
+    :class:`CheckpointError` naming ``path`` and the mismatch, and the model is left untouched."""
+    problem = weights_mismatch(model, weights) if strict else None
+    try:
+        if problem is None:
+            model.load_state_dict(weights, strict=strict)
+    except RuntimeError as err:
+        problem = str(err).splitlines()[0]
+    if problem is not None:
+        raise CheckpointError(f"{str(path)!r} does not fit this model (was it trained with other "
+                              f"sizes?): {problem}")
+
+
 def load_checkpoint(path: str | Path, model: nn.Module | None = None, *,
                     ema: bool | None = None, map_location: str | torch.device = "cpu",
                     strict: bool = True, kind: str | None = None) -> LoadedCheckpoint:
@@ -279,11 +310,7 @@ def load_checkpoint(path: str | Path, model: nn.Module | None = None, *,
         raise CheckpointError(f"{str(path)!r} has no EMA weights; pass ema=False")
     weights = state["ema" if use_ema else "model"]
     if model is not None:
-        try:
-            model.load_state_dict(weights, strict=strict)
-        except RuntimeError as err:
-            raise CheckpointError(f"{str(path)!r} does not fit this model (was it trained with "
-                                  f"other sizes?): {str(err).splitlines()[0]}") from err
+        load_weights(model, weights, path, strict=strict)
     return LoadedCheckpoint(path=Path(path), step=int(state["step"]),
                             weights="ema" if use_ema else "model", state_dict=weights,
                             config=json.loads(state["config_json"]), meta=meta, kind=found,

@@ -73,6 +73,7 @@ from sciflow.checkpoint import (
     rng_state,
     save_checkpoint,
     set_rng_state,
+    weights_mismatch,
     write_state,
 )
 from sciflow.devices import resolve_device
@@ -460,6 +461,17 @@ class Trainer:
         if missing:
             raise CheckpointError(f"{str(path)!r} lacks {sorted(missing)}: it was not written by "
                                   "Trainer.save_checkpoint, so training cannot resume from it")
+        for name, module in (("model", self.model), ("ema", self.ema_model)):
+            problem = weights_mismatch(module, state[name])
+            if problem is not None:
+                raise CheckpointError(f"{str(path)!r}: its {name} weights do not fit this model "
+                                      f"(was it trained with other sizes?): {problem}")
+        saved = [len(g.get("params", ())) for g in state["optimizer"].get("param_groups", ())]
+        ours = [len(g["params"]) for g in self.optimizer.param_groups]
+        if saved != ours:
+            raise CheckpointError(f"{str(path)!r}: its optimiser holds parameter groups of "
+                                  f"{saved} tensors, this Trainer's of {ours}: another model or "
+                                  "optimiser set-up wrote it")
         self.model.load_state_dict(state["model"])
         self.ema_model.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])

@@ -391,3 +391,25 @@ def test_bad_inputs_give_clear_errors(tmp_path: Path) -> None:
     garbage.write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError):
         load_checkpoint(garbage)
+
+
+def test_restore_refuses_a_checkpoint_of_another_model_and_leaves_the_trainer_as_it_was(
+        tmp_path: Path) -> None:
+    ck = Trainer(make_net(), fm_loss, config(tmp_path / "t", steps=2)).fit(batch_fn).checkpoint
+    wider = nn.Sequential(nn.Linear(DIM + 1, 32), nn.Tanh(), nn.Dropout(0.1), nn.Linear(32, DIM))
+    trainer = Trainer(wider, fm_loss, config(None))
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    with pytest.raises(CheckpointError, match=r"other shapes.*0\.weight \(16, 4\) vs \(32, 4\)"):
+        trainer.restore(ck)
+    assert_same(trainer.model.state_dict(), before)
+    assert trainer.step == 0
+    with pytest.raises(CheckpointError, match="does not fit this model"):
+        load_checkpoint(ck, wider)
+    assert_same(wider.state_dict(), before)
+    # same tensors, another optimiser layout (two parameter groups): refused before anything loads
+    net = make_net()
+    split = Trainer(net, fm_loss, config(None))
+    split.optimizer = torch.optim.AdamW([{"params": list(net[0].parameters())},
+                                         {"params": list(net[3].parameters())}])
+    with pytest.raises(CheckpointError, match="parameter groups"):
+        split.restore(ck)
