@@ -72,12 +72,16 @@ TINY = ["--compressor", "pca", "--latent-dim", "4", "--train-clips", "6", "--ste
         "--horizon", "2", "--samples", "2", "--sample-steps", "2", "--no-progress"]
 
 
-def _fc(f: dict[str, Path], *extra: Any) -> list[Any]:
-    return ["vfm", "forecast", "--checkpoint", f["model"], "-o", f["dir"] / "new.pt", *extra]
+def _fc(f: dict[str, Path], *extra: Any, checkpoint: Path | None = None,
+        out: Path | None = None) -> list[Any]:
+    """argv of `vfm forecast` (the tiny run's model to new.pt unless told otherwise)."""
+    return ["vfm", "forecast", "--checkpoint", checkpoint or f["model"],
+            "-o", out or f["dir"] / "new.pt", *extra]
 
 
-def _tr(f: dict[str, Path], *extra: Any) -> list[Any]:
-    return ["vfm", "train", "--out", f["dir"] / "new_run", *TINY, *extra]
+def _tr(f: dict[str, Path], *extra: Any, out: Path | None = None) -> list[Any]:
+    """argv of a tiny `vfm train` (into new_run unless told otherwise)."""
+    return ["vfm", "train", "--out", out or f["dir"] / "new_run", *TINY, *extra]
 
 
 # (id, argv, fragments the error must contain; "argparse" rows are argparse's own refusals)
@@ -92,37 +96,26 @@ CLI_ROWS: list[tuple[str, Callable[[dict[str, Path]], list[Any]], tuple[str, ...
     ("forecast unknown solver", lambda f: _fc(f, "--solver", "rk45"),
      ("argument --solver", "rk45")),
     ("forecast old --steps", lambda f: _fc(f, "--steps", "3"), ("unrecognized", "--steps")),
-    ("forecast output is the checkpoint",
-     lambda f: ["vfm", "forecast", "--checkpoint", f["model"], "-o", f["model"]],
+    ("forecast output is the checkpoint", lambda f: _fc(f, out=f["model"]),
      ("--output", "the input", "model.pt")),
-    ("forecast output exists",
-     lambda f: ["vfm", "forecast", "--checkpoint", f["model"], "-o", f["existing"]],
-     ("existing.pt", "--overwrite")),
-    ("forecast scores file exists",
-     lambda f: ["vfm", "forecast", "--checkpoint", f["model"], "-o", f["dir"] / "sibling.pt"],
+    ("forecast output exists", lambda f: _fc(f, out=f["existing"]), ("existing.pt", "--overwrite")),
+    ("forecast scores file exists", lambda f: _fc(f, out=f["dir"] / "sibling.pt"),
      ("sibling.json", "--overwrite")),
-    ("forecast unknown format",
-     lambda f: ["vfm", "forecast", "--checkpoint", f["model"], "-o", f["dir"] / "x.csv"],
+    ("forecast unknown format", lambda f: _fc(f, out=f["dir"] / "x.csv"),
      ("unknown output format", ".csv")),
-    ("forecast folder is a file",
-     lambda f: ["vfm", "forecast", "--checkpoint", f["model"], "-o", f["text"] / "x.pt"],
+    ("forecast folder is a file", lambda f: _fc(f, out=f["text"] / "x.pt"),
      ("notes.txt", "not a folder")),
     ("forecast without checkpoint", lambda f: ["vfm", "forecast", "-o", f["dir"] / "new.pt"],
      ("--checkpoint FILE is required",)),
-    ("forecast missing checkpoint",
-     lambda f: ["vfm", "forecast", "--checkpoint", f["dir"] / "none.pt", "-o",
-                f["dir"] / "new.pt"], ("none.pt", "does not exist")),
-    ("forecast another domain's checkpoint",
-     lambda f: ["vfm", "forecast", "--checkpoint", f["toy"], "-o", f["dir"] / "new.pt"],
+    ("forecast missing checkpoint", lambda f: _fc(f, checkpoint=f["dir"] / "none.pt"),
+     ("none.pt", "does not exist")),
+    ("forecast another domain's checkpoint", lambda f: _fc(f, checkpoint=f["toy"]),
      ("toy.pt", "toy", "not a feature-forecasting model")),
-    ("forecast trainer checkpoint",
-     lambda f: ["vfm", "forecast", "--checkpoint", f["trainer"], "-o", f["dir"] / "new.pt"],
+    ("forecast trainer checkpoint", lambda f: _fc(f, checkpoint=f["trainer"]),
      ("step_", "forecaster alone", "model.pt")),
-    ("forecast corrupted checkpoint",
-     lambda f: ["vfm", "forecast", "--checkpoint", f["corrupted"], "-o", f["dir"] / "new.pt"],
+    ("forecast corrupted checkpoint", lambda f: _fc(f, checkpoint=f["corrupted"]),
      ("corrupted.pt", "corrupted")),
-    ("forecast text file as checkpoint",
-     lambda f: ["vfm", "forecast", "--checkpoint", f["text"], "-o", f["dir"] / "new.pt"],
+    ("forecast text file as checkpoint", lambda f: _fc(f, checkpoint=f["text"]),
      ("notes.txt", "refusing to load")),
     ("forecast absent device", lambda f: _fc(f, "--device", "cuda:7"), ("--device", "cuda:7")),
     ("train steps 0", lambda f: _tr(f, "--steps", "0"), ("argument --steps",)),
@@ -147,14 +140,12 @@ CLI_ROWS: list[tuple[str, Callable[[dict[str, Path]], list[Any]], tuple[str, ...
      ("none.pth", "does not exist")),
     ("train unknown compressor", lambda f: _tr(f, "--compressor", "jpeg"),
      ("argument --compressor", "jpeg")),
-    ("train into an existing run",
-     lambda f: ["vfm", "train", "--out", f["existing_run"], *TINY], ("model.pt", "--overwrite")),
-    ("train over another run's checkpoints",
-     lambda f: ["vfm", "train", "--out", f["run"], *TINY, "--overwrite"],
+    ("train into an existing run", lambda f: _tr(f, out=f["existing_run"]),
+     ("model.pt", "--overwrite")),
+    ("train over another run's checkpoints", lambda f: _tr(f, "--overwrite", out=f["run"]),
      ("already holds checkpoints", "--resume")),
     ("train resume with another width",
-     lambda f: ["vfm", "train", "--out", f["run"], *TINY, "--resume", "--width", "32"],
-     ("cannot resume", "width")),
+     lambda f: _tr(f, "--resume", "--width", "32", out=f["run"]), ("cannot resume", "width")),
     ("train out is a file",
      lambda f: ["feature-forecasting", "train", "--out", f["text"], *TINY],
      ("notes.txt", "not a folder")),
@@ -233,7 +224,7 @@ API_ROWS: list[tuple[str, Callable[[Any, dict[str, Path]], Any], type[Exception]
          ForecasterSpec(latent_dim=4, dim=32, heads=2, max_context=2, prediction="x1",
                         residual=True),
          config=forecaster_schedule(3, out_dir=str(f["run"]), progress=False), resume=True),
-     CheckpointError, "does not fit this forecaster"),
+     CheckpointError, "was it trained with other sizes?"),
     ("load another domain's checkpoint", lambda m, f: load(f["toy"]), CheckpointError,
      "not a feature-forecasting model"),
     ("load a corrupted checkpoint", lambda m, f: load(f["corrupted"]), CheckpointError,
@@ -268,8 +259,7 @@ def test_refused_forecast_leaves_an_existing_output_alone(files, cli, tmp_path):
     """--samples 0 onto an existing output (the issue's rs-fill finding, here): untouched."""
     target = tmp_path / "keep.pt"
     shutil.copy(files["existing"], target)
-    code, _, err = cli("vfm", "forecast", "--checkpoint", files["model"], "-o", target,
-                       "--overwrite", "--samples", HUGE)
+    code, _, err = cli(*_fc(files, "--overwrite", "--samples", HUGE, out=target))
     assert code == 2 and "memory" in err
     assert target.read_bytes() == files["existing"].read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.pt"]
