@@ -33,6 +33,18 @@ def _by_family(smiles: str) -> dict:
     return seed, {c.family: c for c in conformer_candidates(seed)}
 
 
+def _turn(seed, c, angle):
+    """The seed's positions, the moving side of the candidate's key bond, and the positions with
+    that side turned by ``angle`` degrees about the bond."""
+    pos = seed.atoms.get_positions()
+    side = moving_side(len(pos), seed.graph, c.key[1], c.key[2])
+    return pos, side, rotate_about_bond(pos, c.key[1], c.key[2], side, angle)
+
+
+def _distances(x):
+    return np.linalg.norm(x[:, None] - x[None], axis=-1)
+
+
 def test_dihedral_values_invariance_and_mirror_sign():
     pos = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 1.5], [np.cos(1.0), np.sin(1.0), 1.5]])
     assert dihedral(pos, 0, 1, 2, 3) == pytest.approx(np.degrees(1.0))
@@ -47,16 +59,13 @@ def test_dihedral_values_invariance_and_mirror_sign():
 def test_rotation_about_a_bond_changes_only_the_key_dihedral():
     seed, cands = _by_family("CC(N)=O")
     c = cands["rot:partial:C-N"]
-    a, i, j, b = c.key
-    pos = seed.atoms.get_positions()
-    side = moving_side(len(pos), seed.graph, i, j)
+    _, i, j, _ = c.key
+    pos, side, new = _turn(seed, c, 180.0)
     assert j in side and i not in side
-    new = rotate_about_bond(pos, i, j, side, 180.0)
-    assert angle_difference(dihedral(new, *c.key), dihedral(pos, *c.key)) == pytest.approx(180.0, abs=1e-6) or \
-        angle_difference(dihedral(new, *c.key), dihedral(pos, *c.key)) == pytest.approx(-180.0, abs=1e-6)
+    turned = angle_difference(dihedral(new, *c.key), dihedral(pos, *c.key))
+    assert abs(turned) == pytest.approx(180.0, abs=1e-6)
     # distances inside each side and across the axis atoms are kept: same bonds, same bond lengths
-    d0 = np.linalg.norm(pos[:, None] - pos[None], axis=-1)
-    d1 = np.linalg.norm(new[:, None] - new[None], axis=-1)
+    d0, d1 = _distances(pos), _distances(new)
     keep = [k for k in range(len(pos)) if k not in side]
     np.testing.assert_allclose(d1[np.ix_(side, side)], d0[np.ix_(side, side)], atol=1e-9)
     np.testing.assert_allclose(d1[np.ix_(keep, keep)], d0[np.ix_(keep, keep)], atol=1e-9)
@@ -80,8 +89,7 @@ def test_inversion_flips_the_sign_of_the_pyramid(op):
     new = invert_centre(pos, c.key[0], c.key[1:]) if op == "centre" else mirror_through_plane(pos, c.key[1:])
     assert pyramidalization(new, c.key[0], c.key[1:]) == pytest.approx(-h)
     if op == "mirror":  # a reflection keeps every distance
-        d = lambda x: np.linalg.norm(x[:, None] - x[None], axis=-1)  # noqa: E731
-        np.testing.assert_allclose(d(new), d(pos), atol=1e-9)
+        np.testing.assert_allclose(_distances(new), _distances(pos), atol=1e-9)
 
 
 @pytest.mark.parametrize("smiles, family", [
@@ -135,36 +143,27 @@ def test_symmetric_bonds_and_centres_are_offered_once():
 def test_rotation_path_interpolates_the_dihedral_without_collapse():
     seed, cands = _by_family("C=CC=O")
     c = cands["rot:conjugated:C-C"]
-    _, i, j, _ = c.key
-    pos = seed.atoms.get_positions()
-    side = moving_side(len(pos), seed.graph, i, j)
-    p = rotate_about_bond(pos, i, j, side, 180.0)
+    pos, side, p = _turn(seed, c, 180.0)
     rng = np.random.default_rng(1)
     p = p @ _rotation(rng).T + 2.0  # P in another frame: the path aligns it first
     images = rotation_path(pos, p, c.key, side, 7)
     r0 = dihedral(pos, *c.key)
     steps = [abs(angle_difference(dihedral(x, *c.key), r0)) for x in images]
     assert np.all(np.diff(steps) > 0) and steps[0] == pytest.approx(180 / 8, abs=1.0)
-    d0 = np.linalg.norm(pos[:, None] - pos[None], axis=-1)
+    d0 = _distances(pos)
     for x in images:  # bonded atoms stay bonded, nobody comes closer than 0.9 A
-        d = np.linalg.norm(x[:, None] - x[None], axis=-1)
+        d = _distances(x)
         for a, b in seed.graph:
             assert d[a, b] == pytest.approx(d0[a, b], abs=0.05)
         assert d[np.triu_indices(len(x), 1)].min() > 0.9
-
-
-def _ends(seed, c, angle):
-    pos = seed.atoms.get_positions()
-    side = moving_side(len(pos), seed.graph, c.key[1], c.key[2])
-    return pos, rotate_about_bond(pos, c.key[1], c.key[2], side, angle)
 
 
 def test_conformer_end_checks():
     s = PipelineSettings()
     seed, cands = _by_family("CC(=O)OC")
     c = cands["rot:partial:C-O"]
-    r, p = _ends(seed, c, 180.0)
-    _, ts = _ends(seed, c, 90.0)
+    r, _, p = _turn(seed, c, 180.0)
+    *_, ts = _turn(seed, c, 90.0)
     rv, pv = dihedral(r, *c.key), dihedral(p, *c.key)
     g = [seed.graph, seed.graph]
     assert conformer_ends(c, g, [r, p], ts, rv, pv, s) == ("intended", False)
@@ -176,7 +175,7 @@ def test_conformer_end_checks():
     with pytest.raises(Rejected, match="wrong_connectivity"):
         conformer_ends(c, [seed.graph, seed.graph - {sorted(seed.graph)[0]}], [r, p], ts, rv, pv, s)
     # two conformers other than the relaxed R and P: discovered, or refused with --intended-only
-    _, q = _ends(seed, c, 60.0)
+    *_, q = _turn(seed, c, 60.0)
     other = conformer_ends(c, g, [q, p], ts, rv + 120.0, pv + 120.0, s)
     assert other[0] == "discovered"
     with pytest.raises(Rejected, match="wrong_connectivity"):
@@ -213,5 +212,4 @@ def test_kabsch_fit_on_a_subset_moves_everything_rigidly():
     x[5:] += rng.normal(size=(3, 3))  # the atoms left out of the fit moved on their own
     out = kabsch_align(x, y, fit=[0, 1, 2, 3, 4])
     np.testing.assert_allclose(out[:5], y[:5], atol=1e-9)
-    d = lambda a: np.linalg.norm(a[:, None] - a[None], axis=-1)  # noqa: E731
-    np.testing.assert_allclose(d(out), d(x), atol=1e-9)  # one rigid motion for all atoms
+    np.testing.assert_allclose(_distances(out), _distances(x), atol=1e-9)  # one rigid motion for all atoms
