@@ -24,6 +24,9 @@ from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from reporting import splice_section  # noqa: E402
+
 from sciflow.precision import BFLOAT16, FLOAT16, FP8_E4M3, FP8_E5M2, Format, round_to
 
 CASES: dict[str, tuple[Format, torch.dtype, torch.dtype | None]] = {
@@ -104,15 +107,7 @@ def write_section(table: str, command: str) -> None:
     text = RESULTS.read_text() if RESULTS.exists() else "# Precision\n"
     body = (f"{SECTION}\n\nCommand: `{command}`; every float32 bit pattern (both signs, "
             f"subnormals, inf, NaN).\n\n{table}\n")
-    if SECTION in text:
-        head, _, rest = text.partition(SECTION)
-        tail = rest.split("\n## ", 1)
-        text = head + body + ("\n## " + tail[1] if len(tail) > 1 else "")
-    else:
-        marker = "\n## Exhaustive check"
-        head, _, rest = text.partition(marker)
-        tail = rest.split("\n## ", 1) if rest else [""]
-        text = head.rstrip("\n") + "\n\n" + body + ("\n## " + tail[1] if len(tail) > 1 else "")
+    text = splice_section(text, SECTION, body)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(text)
 

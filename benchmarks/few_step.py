@@ -389,65 +389,30 @@ def rs_section(args: argparse.Namespace) -> list[str]:
     the model's condition and its clear pixels become the measurement y = M x (M: the cloud mask
     of that date, its band channels); the date's cloudy pixels are scored.
     """
-    from sciflow.datasets.sentinel import SentinelSeriesSpec, generate_cubes, load_template
+    from cloud_removal import cloud_removal, cloudiest_date
+
+    from sciflow.datasets.sentinel import load_template
     from sciflow.domains.remote_sensing import (
-        Config,
-        TaskOptions,
-        decode_state,
         make_measurement,
-        make_task,
         series_from_cube,
         stack_series,
-        train,
         velocity_field,
     )
-    from sciflow.domains.remote_sensing.baselines import linear_interpolation
-    from sciflow.domains.remote_sensing.metrics import image_scores, psnr, rmse
     from sciflow.domains.remote_sensing.sampling import flair_states, sample_states
     from sciflow.flair import FLAIRConfig, calibrate
 
-    size, dates, members = 24, 8, args.rs_members
+    members = args.rs_members
     started = time.perf_counter()
-    cpu0 = time.process_time()
-    train_cubes = generate_cubes(SentinelSeriesSpec(size=size, n_dates=dates), 96, seed=0)
-    test = stack_series([series_from_cube(c) for c in generate_cubes(
-        SentinelSeriesSpec(size=size, n_dates=dates, cloud_cover=0.7, region="test"),
-        args.rs_series, seed=1)])
-    spec = Config(frames=dates, tile=size, dim=32, depth=2, heads=4, pixel_head=8, batch_size=8)
-    with torch.enable_grad():  # train seeds everything (seed 0) before building the network
-        model, result = train(train_cubes, spec.replace(train={
-            "steps": args.rs_train_steps, "lr": 2e-3, "progress": False,
-            "log_every": max(args.rs_train_steps // 4, 1)}), return_result=True)
-    train_cpu = time.process_time() - cpu0
-    std, n_bands = model.standardizer, len(spec.bands)
-    options = TaskOptions(drop_dates=0, use_sar=False)
-
-    def cloudiest_date(series) -> torch.Tensor:
-        """Per series the cloudiest date that still shows 15-85% of its ground, as a (B, T) mask."""
-        cloud = (~series.clear).float().mean((2, 3))
-        score = torch.where((cloud >= 0.15) & (cloud <= 0.85), cloud, torch.full_like(cloud, -1.0))
-        hide = torch.zeros(series.shape[:2], dtype=torch.bool)
-        hide[torch.arange(series.shape[0]), score.argmax(1)] = True
-        return hide
-
-    def task(series, hidden):
-        return make_task(series, "reconstruction", standardizer=std, n_classes=len(spec.classes),
-                         use_sar_channels=bool(spec.sar), options=options, hide_dates=hidden,
-                         prior=spec.prior)
-
-    b = test.shape[0]
-    hide = cloudiest_date(test)
-    observed = test.clear & hide[:, :, None, None]   # the measurement's pixels
-    cloudy = ~test.clear & hide[:, :, None, None]    # the pixels scored
-    blind, informed = task(test, hide), task(test, torch.zeros_like(hide))
-    measurement = make_measurement(model, test, observed)
+    problem = cloud_removal(args.rs_series, args.rs_train_steps)
+    model, result, test, b = problem.model, problem.result, problem.test, problem.n
+    size, dates = test.shape[-1], test.shape[1]
+    blind, informed = problem.task(test, problem.hide), problem.task(test, torch.zeros_like(problem.hide))
+    measurement = make_measurement(model, test, problem.observed)
 
     # FLAIR's regularisation weight, calibrated off line on training series (same hidden date)
-    calib = stack_series([series_from_cube(c) for c in train_cubes[:32]])
-    calib_batch = task(calib, cloudiest_date(calib))
-
-    def decoded(states):
-        return decode_state(states, std, n_bands)[0]
+    calib = stack_series([series_from_cube(c) for c in problem.train_cubes[:32]])
+    calib_batch = problem.task(calib, cloudiest_date(calib))
+    decoded = problem.decoded
 
     runs: dict[str, dict[int, torch.Tensor]] = {}
     weights = {}
@@ -468,36 +433,18 @@ def rs_section(args: argparse.Namespace) -> list[str]:
                          config=FLAIRConfig(weight=weights[nfe])))
         runs.setdefault("unguided, the date's clear pixels in the condition", {})[nfe] = decoded(
             sample_states(model, informed, samples=members, steps=nfe))
-    given_others = test.clear & ~hide[:, :, None, None]
-    interp = linear_interpolation(test.reflectance, given_others, test.days)[None]
-    keep = observed[:, :, None]
-
-    def per_series_psnr(pred: torch.Tensor) -> torch.Tensor:
-        return torch.tensor([psnr(pred[i:i + 1], test.truth[i:i + 1], cloudy[i:i + 1])
-                             for i in range(b)])
-
-    def scored(ens: torch.Tensor):
-        mean = ens.mean(0)
-        pasted = torch.where(keep, test.reflectance, mean)
-        sc = image_scores(pasted, test.truth, cloudy,
-                          samples=(torch.where(keep[None], test.reflectance[None], ens)
-                                   if ens.shape[0] > 1 else None))
-        return rmse(mean, test.reflectance, observed), sc, per_series_psnr(pasted)
 
     table: dict[tuple[str, int], tuple] = {}
     for name, by_nfe in runs.items():
         for nfe, ens in by_nfe.items():
-            table[name, nfe] = scored(ens)
-    lin = scored(interp)
+            table[name, nfe] = problem.score(ens)
+    lin = problem.score(problem.linear_interpolation())
     rows = []
     for nfe in RS_NFES:
         base = table["unguided, date hidden", nfe][2]
         for name in runs:
             meas, sc, per = table[name, nfe]
-            gain = per - base
-            paired = "-" if name == "unguided, date hidden" else (
-                f"{float(gain.mean()):+.2f} ± {float(gain.std() / math.sqrt(b)):.2f} "
-                f"({int((gain > 0).sum())}/{b})")
+            paired = "-" if name == "unguided, date hidden" else problem.paired_gain(per, base)
             crps = f"{sc.crps:.4f}" if sc.crps is not None else "-"
             rows.append(f"| {name} | {nfe} | {meas:.4f} | {sc.psnr:.2f} | {sc.ssim:.4f} | "
                         f"{sc.rmse:.4f} | {crps} | {paired} |")
@@ -534,10 +481,10 @@ def rs_section(args: argparse.Namespace) -> list[str]:
         f"{args.rs_train_steps} --rs-series {args.rs_series} --rs-members {members} --threads "
         f"{args.threads}`. Machine: {platform.machine()} CPU, 2 cores shared with other work "
         f"(load average {_load()}), {args.threads} thread(s); section {total / 60:.1f} min wall "
-        f"({train_cpu / 60:.1f} CPU min up to the trained model).",
+        f"({problem.train_cpu / 60:.1f} CPU min up to the trained model).",
         "",
         f"Prior: the remote-sensing domain's spatio-temporal flow (x1 prediction, linear path, "
-        f"dim 32, depth 2, ACor + STM, {sum(p.numel() for p in model.net.parameters()) / 1e3:.0f} k "
+        f"dim 32, depth 2, ACor + STM, {problem.parameters_k:.0f} k "
         f"parameters) trained here for {result.step} steps on 96 synthetic Sentinel-2-like series "
         f"({size} x {size} px, {dates} dates) over the template *{load_template().source}* — the "
         f"model of benchmarks/inference.py section 5. Held out: {b} series from a disjoint part "

@@ -593,53 +593,19 @@ def rs_steering_section(*, quick: bool) -> list[str]:
     its clear pixels are the measurement y = M x (M: the date's band channels at its clear pixels).
     FlowChef steers the x1 estimate towards y; the cloudy pixels of that date are what is scored.
     """
-    from sciflow.datasets.sentinel import SentinelSeriesSpec, generate_cubes, load_template
-    from sciflow.domains.remote_sensing import (
-        Config,
-        TaskOptions,
-        decode_state,
-        make_measurement,
-        make_task,
-        series_from_cube,
-        stack_series,
-        train,
-        velocity_field,
-    )
-    from sciflow.domains.remote_sensing.baselines import linear_interpolation
-    from sciflow.domains.remote_sensing.metrics import image_scores, psnr, rmse
+    from cloud_removal import cloud_removal
 
-    size, dates, members, steps = 24, 8, 4, 8
+    from sciflow.datasets.sentinel import load_template
+    from sciflow.domains.remote_sensing import make_measurement, velocity_field
+
+    members, steps = 4, 8
     train_steps, n_test = (100, 8) if quick else (300, 16)
     t_start = time.perf_counter()
-    train_cubes = generate_cubes(SentinelSeriesSpec(size=size, n_dates=dates), 96, seed=0)
-    test = stack_series([series_from_cube(c) for c in generate_cubes(
-        SentinelSeriesSpec(size=size, n_dates=dates, cloud_cover=0.7, region="test"), n_test, seed=1)])
-    spec = Config(frames=dates, tile=size, dim=32, depth=2, heads=4, pixel_head=8, batch_size=8)
-    with torch.enable_grad():  # train seeds everything (seed 0) before building the network
-        model, result = train(train_cubes, spec.replace(train={
-            "steps": train_steps, "lr": 2e-3, "progress": False,
-            "log_every": max(train_steps // 4, 1)}), return_result=True)
-    train_wall = time.perf_counter() - t_start
-    std, n_bands = model.standardizer, len(spec.bands)
-    b, t = test.shape[:2]
-
-    # per series the cloudiest date that still shows 15-85% of its ground
-    cloud = (~test.clear).float().mean((2, 3))
-    score = torch.where((cloud >= 0.15) & (cloud <= 0.85), cloud, torch.full_like(cloud, -1.0))
-    day = score.argmax(1)
-    hide = torch.zeros(b, t, dtype=torch.bool)
-    hide[torch.arange(b), day] = True
-    observed = test.clear & hide[:, :, None, None]  # the measurement's pixels
-    cloudy = ~test.clear & hide[:, :, None, None]  # the pixels scored
-    options = TaskOptions(drop_dates=0, use_sar=False)
-
-    def task(hidden: Tensor):
-        return make_task(test, "reconstruction", standardizer=std, n_classes=len(spec.classes),
-                         use_sar_channels=bool(spec.sar), options=options, hide_dates=hidden,
-                         prior=spec.prior)
-
-    blind, informed = task(hide), task(torch.zeros_like(hide))
-    loss = make_measurement(model, test, observed).loss()
+    problem = cloud_removal(n_test, train_steps)
+    model, result, test, b = problem.model, problem.result, problem.test, problem.n
+    size, dates = test.shape[-1], test.shape[1]
+    blind, informed = problem.task(test, problem.hide), problem.task(test, torch.zeros_like(problem.hide))
+    loss = make_measurement(model, test, problem.observed).loss()
     field = velocity_field(model)
 
     def ensemble(batch, eta: float | None) -> Tensor:
@@ -648,41 +614,30 @@ def rs_steering_section(*, quick: bool) -> list[str]:
             x0 = torch.randn(batch.x1.shape, generator=torch.Generator().manual_seed(k))
             x = (odeint(field, x0, steps=steps, cond=batch.cond).x if eta is None else
                  flowchef(field, x0, loss=loss, steps=steps, step_size=eta, cond=batch.cond).x)
-            out.append(decode_state(x, std, n_bands)[0])
+            out.append(problem.decoded(x))
         return torch.stack(out)  # (S, B, T, C, H, W) reflectance
 
-    given_others = test.clear & ~hide[:, :, None, None]
     runs = {"unguided, date hidden": ensemble(blind, None)}
     for eta in (0.1, 0.25, 0.5):
         runs[f"FlowChef eta {eta}, date hidden"] = ensemble(blind, eta)
     runs["unguided, the date's clear pixels in the condition"] = ensemble(informed, None)
-    runs["linear interpolation of the other dates"] = linear_interpolation(
-        test.reflectance, given_others, test.days)[None]
-    keep = observed[:, :, None]
+    runs["linear interpolation of the other dates"] = problem.linear_interpolation()
 
-    def per_series_psnr(pred: Tensor) -> Tensor:
-        return torch.tensor([psnr(pred[i:i + 1], test.truth[i:i + 1], cloudy[i:i + 1]) for i in range(b)])
-
-    base = per_series_psnr(torch.where(keep, test.reflectance, runs["unguided, date hidden"].mean(0)))
+    base = problem.score(runs["unguided, date hidden"])[2]
     rows = []
     for name, ens in runs.items():
-        mean = ens.mean(0)
-        meas = rmse(mean, test.reflectance, observed)
-        pasted = torch.where(keep, test.reflectance, mean)
-        sc = image_scores(pasted, test.truth, cloudy,
-                          samples=torch.where(keep[None], test.reflectance[None], ens) if ens.shape[0] > 1 else None)
-        gain = per_series_psnr(pasted) - base
+        meas, sc, per = problem.score(ens)
         crps = f"{sc.crps:.4f}" if sc.crps is not None else "-"
-        paired = "-" if name.startswith("unguided, date hidden") else (
-            f"{float(gain.mean()):+.2f} +/- {float(gain.std() / math.sqrt(b)):.2f} "
-            f"({int((gain > 0).sum())}/{b})")
+        paired = ("-" if name.startswith("unguided, date hidden") else
+                  problem.paired_gain(per, base, sep="+/-"))
         rows.append(f"| {name} | {meas:.4f} | {sc.psnr:.2f} | {sc.ssim:.3f} | {sc.rmse:.4f} | {crps} | "
                     f"{paired} |")
-    frac = float(cloud[torch.arange(b), day].mean())
+    frac = problem.cloud_fraction
+    train_wall = problem.train_wall
     return [
         "## 5. Remote sensing: cloud removal as an inverse problem (FlowChef steering)", "",
         f"Generator: the remote-sensing domain's spatio-temporal flow (x1-prediction, linear path) in "
-        f"the size of its demo (dim 32, depth 2, ACor + STM, {sum(p.numel() for p in model.net.parameters()) / 1e3:.0f} k "
+        f"the size of its demo (dim 32, depth 2, ACor + STM, {problem.parameters_k:.0f} k "
         f"parameters), trained {result.step} steps ({train_wall:.0f} s with data) on 96 synthetic "
         f"Sentinel-2-like series ({size} x {size} px, {dates} dates) over the template "
         f"*{load_template().source}*. Held out: {b} series from a disjoint part of the scene "

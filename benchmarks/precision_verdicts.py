@@ -30,6 +30,9 @@ from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from reporting import splice_section  # noqa: E402
+
 from sciflow.domains.climate import lorenz_sweep
 from sciflow.domains.climate.config import QUICK_SETTINGS
 from sciflow.domains.climate.uncertainty import MAX_WIDTH, RESAMPLES
@@ -143,15 +146,7 @@ def write_section(text: str) -> None:
     """Put ``text`` (starting with :data:`SECTION`) into the results file, replacing an earlier
     one and keeping every other section."""
     old = RESULTS.read_text() if RESULTS.exists() else "# Precision\n"
-    if SECTION in old:
-        head, _, rest = old.partition(SECTION)
-        tail = rest.split("\n## ", 1)
-        new = head + text + ("\n## " + tail[1] if len(tail) > 1 else "")
-    else:
-        marker = "\nTotal benchmark time:"
-        head, _, rest = old.partition(marker)
-        new = head.rstrip("\n") + "\n\n" + text + (marker + rest if rest else "")
-    RESULTS.write_text(new)
+    RESULTS.write_text(splice_section(old, SECTION, text, before="\nTotal benchmark time:"))
 
 
 def main() -> None:

@@ -47,7 +47,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from reporting import mean_std
+from reporting import mean_std, splice_section
 
 from sciflow.checkpoint import load_tensors, save_tensors
 from sciflow.datasets.cells import PBMCTaskConfig, pbmc_populations
@@ -352,15 +352,6 @@ def calibration(quick: bool, seeds: int) -> str:
     return "\n".join(lines)
 
 
-def splice(text: str, section: str) -> str:
-    """``text`` with its calibration section replaced by ``section`` (appended if absent)."""
-    if CALIBRATION not in text:
-        return text.rstrip("\n") + "\n\n" + section
-    head, _, rest = text.partition(CALIBRATION)
-    after = rest.find("\n## ")
-    return head + section + ("" if after < 0 else rest[after:])
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny smoke run, writes nothing")
@@ -378,7 +369,7 @@ def main() -> int:
         if args.quick:
             print(section)
         else:
-            Path(args.out).write_text(splice(Path(args.out).read_text(), section))
+            Path(args.out).write_text(splice_section(Path(args.out).read_text(), CALIBRATION, section))
             print(f"wrote the calibration section of {args.out}")
         return 0
     builders = {"letters": letters_task, "pbmc": pbmc_task}

@@ -55,7 +55,6 @@ from sciflow.domains.transition_states import (
     snapshot_reactions,
     train,
 )
-
 from sciflow.domains.transition_states.evaluation import _in_scope  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
