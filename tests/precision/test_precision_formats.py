@@ -33,6 +33,7 @@ from sciflow.precision import (
     ],
 )
 def test_presets_match_torch_finfo(fmt: Format, dtype: torch.dtype) -> None:
+    assert fmt.native_dtype() == dtype
     info = torch.finfo(dtype)
     assert fmt.max_finite() == info.max
     assert fmt.min_normal() == info.smallest_normal

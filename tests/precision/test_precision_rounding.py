@@ -47,18 +47,11 @@ def assert_same_bits(got: torch.Tensor, ref: torch.Tensor, x: torch.Tensor) -> N
 
 
 # ------------------------------------------------------------------ bit-exact against casts
-@pytest.mark.parametrize(
-    ("fmt", "dtype"),
-    [
-        (FLOAT16, torch.float16),
-        (BFLOAT16, torch.bfloat16),
-        (FP8_E5M2, torch.float8_e5m2),
-        (FP8_E4M3, torch.float8_e4m3fn),
-    ],
-)
-def test_nearest_float32_is_bit_exact_with_torch_casts(fmt: Format, dtype: torch.dtype) -> None:
+# each format's torch dtype is checked against torch.finfo in test_precision_formats.py
+@pytest.mark.parametrize("fmt", [FLOAT16, BFLOAT16, FP8_E5M2, FP8_E4M3], ids=str)
+def test_nearest_float32_is_bit_exact_with_torch_casts(fmt: Format) -> None:
     x = boundary_values(fmt, torch.float32)
-    assert_same_bits(round_to(x, fmt), x.to(dtype).to(torch.float32), x)
+    assert_same_bits(round_to(x, fmt), x.to(fmt.native_dtype()).to(torch.float32), x)
 
 
 def test_boundary_set_covers_every_float16_midpoint_and_edge() -> None:
@@ -110,6 +103,17 @@ def _formats() -> st.SearchStrategy[Format]:
     return build()
 
 
+def _cases() -> st.SearchStrategy[tuple[Format, torch.dtype, int]]:
+    """A random format, a container dtype that holds it, and a seed for :func:`_values`."""
+    @st.composite
+    def build(draw: st.DrawFn) -> tuple[Format, torch.dtype, int]:
+        fmt = draw(_formats())
+        dtype = draw(st.sampled_from([torch.float32, torch.float64]).filter(fmt.fits))
+        return fmt, dtype, draw(st.integers(0, 2**31))
+
+    return build()
+
+
 def _values(fmt: Format, dtype: torch.dtype, seed: int, n: int = 64) -> torch.Tensor:
     """Random bit patterns plus values scattered over the format's range and just beyond."""
     g = torch.Generator().manual_seed(seed)
@@ -125,22 +129,18 @@ def _values(fmt: Format, dtype: torch.dtype, seed: int, n: int = 64) -> torch.Te
 
 
 @settings(max_examples=40, deadline=None)
-@given(fmt=_formats(), seed=st.integers(0, 2**31), wide=st.booleans())
-def test_nearest_matches_exact_reference(fmt: Format, seed: int, wide: bool) -> None:
-    dtype = torch.float64 if wide else torch.float32
-    if not fmt.fits(dtype):
-        return
+@given(case=_cases())
+def test_nearest_matches_exact_reference(case: tuple[Format, torch.dtype, int]) -> None:
+    fmt, dtype, seed = case
     x = _values(fmt, dtype, seed)
     ref = torch.tensor([reference_round(v, fmt, dtype) for v in x.tolist()], dtype=torch.float64)
     assert_same_bits(round_to(x, fmt), ref.to(dtype), x)
 
 
 @settings(max_examples=30, deadline=None)
-@given(fmt=_formats(), seed=st.integers(0, 2**31), wide=st.booleans())
-def test_stochastic_lands_on_a_neighbour(fmt: Format, seed: int, wide: bool) -> None:
-    dtype = torch.float64 if wide else torch.float32
-    if not fmt.fits(dtype):
-        return
+@given(case=_cases())
+def test_stochastic_lands_on_a_neighbour(case: tuple[Format, torch.dtype, int]) -> None:
+    fmt, dtype, seed = case
     x = _values(fmt, dtype, seed)
     g = torch.Generator().manual_seed(seed)
     got = round_to(x, fmt, rounding="stochastic", generator=g)
