@@ -12,17 +12,20 @@ from sciflow.testing import default_dtype
 def test_edge_tensor_product_matches_e3nn(lmax):
     with default_dtype(torch.float64):
         irreps, irreps_sh = hidden_irreps(5, 3, lmax), o3.Irreps.spherical_harmonics(lmax)
-        ours = EdgeTensorProduct(irreps, irreps_sh, {ir for _, ir in irreps})
-        reference = o3.TensorProduct(
-            irreps,
-            irreps_sh,
-            ours.irreps_out,
-            ours.instructions,
-            shared_weights=False,
-            internal_weights=False,
-        )
+        targets = {ir for _, ir in irreps}
+        ours = EdgeTensorProduct(irreps, irreps_sh, targets)
+        # the paths written out from the rule (every l_in x l_sh -> l_out among the targets, in
+        # that order, one "uvu" slot each), not read back from ours
+        paths = [(i, j, mul, ir_out) for i, (mul, ir_in) in enumerate(irreps)
+                 for j, (_, ir_sh) in enumerate(irreps_sh)
+                 for ir_out in ir_in * ir_sh if ir_out in targets]
+        irreps_out = o3.Irreps([(mul, ir_out) for _, _, mul, ir_out in paths])
+        instructions = [(i, j, k, "uvu", True) for k, (i, j, _, _) in enumerate(paths)]
+        reference = o3.TensorProduct(irreps, irreps_sh, irreps_out, instructions,
+                                     shared_weights=False, internal_weights=False)
+    assert ours.instructions == instructions and ours.irreps_out == irreps_out
     assert ours.weight_numel == reference.weight_numel
-    assert {ir for _, ir in ours.irreps_out} <= {ir for _, ir in irreps}
+    assert {ir for _, ir in ours.irreps_out} <= targets
     g = torch.Generator().manual_seed(0)
     e = 11
     x = torch.randn(e, irreps.dim, generator=g, dtype=torch.float64, requires_grad=True)
