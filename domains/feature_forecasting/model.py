@@ -33,7 +33,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from sciflow.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from sciflow.checkpoint import CheckpointError, load_checkpoint, load_weights, save_checkpoint
 from sciflow.devices import resolve_device
 from sciflow.errors import InputError
 from sciflow.matcher import FlowMatcher
@@ -264,11 +264,7 @@ def load(path: str | Path, *, device: str = "cpu") -> Model:
                          outputs=hm["outputs"])
     model = Model(config, comp, LatentForecaster(forecaster_spec(config, comp.latent_dim)), heads,
                   trained_on=meta.get("trained_on"))
-    try:
-        model.load_state_dict(ck.state_dict)
-    except RuntimeError as err:
-        raise CheckpointError(f"{str(path)!r} does not fit the model its configuration "
-                              f"describes: {str(err).splitlines()[0]}") from err
+    load_weights(model, ck.state_dict, path)
     model.checkpoint = {"path": str(Path(path).resolve()), "digest": ck.digest}
     return model.to(resolve_device(device)).requires_grad_(False).eval()
 

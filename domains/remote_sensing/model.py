@@ -21,7 +21,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from sciflow.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from sciflow.checkpoint import CheckpointError, load_checkpoint, load_weights, save_checkpoint
 from sciflow.devices import resolve_device
 from sciflow.errors import InputError
 from sciflow.matcher import FlowMatcher, VelocityModel
@@ -161,11 +161,7 @@ def load(path: str | Path, *, device: str = "cpu") -> Model:
                               f"{KIND} one; pass a model written by `sciflow rs train`")
     config, standardizer = read_meta(ck.meta, path)
     net = build_network(config)
-    try:
-        net.load_state_dict(ck.state_dict)
-    except RuntimeError as err:
-        raise CheckpointError(f"{str(path)!r}: its weights do not fit the config stored with "
-                              f"them: {str(err).splitlines()[0]}") from err
+    load_weights(net, ck.state_dict, path)
     calibration = None
     if ck.meta.get("calibration") is not None:
         try:

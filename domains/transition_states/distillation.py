@@ -38,7 +38,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from sciflow.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from sciflow.checkpoint import CheckpointError, load_checkpoint, load_weights, save_checkpoint
 from sciflow.devices import resolve_device
 from sciflow.errors import InputError
 from sciflow.flowmaps import DataFreeLoss, FlowBatch, FlowMap, fit_flow_map, warm_start
@@ -299,10 +299,6 @@ def load_distilled(path: str | Path, *, device: str = "cpu") -> Model:
     config = Config.from_dict(ck.meta["config"])
     fm = ck.meta["flow_map"]
     net = TSFlowMapNet(config, jumps=int(fm["jumps"]), target_dim=int(fm["target_dim"]))
-    try:
-        net.load_state_dict(ck.state_dict)
-    except RuntimeError as err:
-        raise CheckpointError(f"{str(path)!r} does not fit the network its settings describe: "
-                              f"{str(err).splitlines()[0]}") from err
+    load_weights(net, ck.state_dict, path)
     return Model(net=net.to(resolve_device(device)), config=config, meta=ck.meta,
                  checkpoint={"path": str(path.resolve()), "digest": ck.digest, "step": ck.step})

@@ -23,7 +23,7 @@ from typing import Any
 from ase import Atoms
 from torch import nn
 
-from sciflow.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from sciflow.checkpoint import CheckpointError, load_checkpoint, load_weights, save_checkpoint
 from sciflow.devices import resolve_device
 from sciflow.matcher import FlowMatcher
 from sciflow.sources import GaussianSource
@@ -193,11 +193,7 @@ def load(path: str | Path | None = None, *, device: str = "cpu") -> Model:
                               "`sciflow ts train` or Model.save")
     config = _config_of(ck.meta, path)
     net = build_network(config)
-    try:
-        net.load_state_dict(ck.state_dict)
-    except RuntimeError as err:
-        raise CheckpointError(f"{str(path)!r} does not fit the network its settings describe: "
-                              f"{str(err).splitlines()[0]}") from err
+    load_weights(net, ck.state_dict, path)
     if net.net.aggregation != config.aggregation:  # older files: the weights say which one
         config = config.replace(aggregation=net.net.aggregation)
     return Model(net=net.to(dev), config=config, meta=ck.meta,
