@@ -167,6 +167,32 @@ def _units_text(units: Tensor, what: str) -> str:
     return f"{int(units.max()) + 1} resampling units ({what})"
 
 
+def _scored(
+    testbed: str,
+    variables: tuple[str, ...],
+    arms: Sequence[Precision],
+    nulls: int,
+    samples: Callable[[int], dict[str, Tensor]],
+    *,
+    units: Tensor,
+    resampling: str,
+    settings: str,
+    started: float,
+    resamples: int,
+    seed: int,
+    progress: Progress,
+) -> TestbedSweep:
+    """A testbed's result: arms[1 + nulls:] scored against the reference (arm 0) and the null
+    runs (arms 1..nulls) by :func:`_rows_for`, bootstrapped over ``units`` (``resampling`` says
+    what they are); ``started`` is the ``time.perf_counter()`` of the testbed's start."""
+    rows, boot_ratio, boot_limit = _rows_for(testbed, arms, 1 + nulls, samples,
+                                             range(1, 1 + nulls), units=units,
+                                             resamples=resamples, seed=seed, progress=progress)
+    return TestbedSweep(testbed, variables, tuple(rows), settings, time.perf_counter() - started,
+                        nulls, boot_ratio, boot_limit, int(units.max()) + 1,
+                        _units_text(units, resampling))
+
+
 def _say(progress: Progress, text: str) -> None:
     if progress is not None:
         progress(text)
@@ -219,21 +245,18 @@ def lorenz_sweep(
 
     block = max(1, round(LORENZ_BLOCK_TIME / (every * model.dt)))
     units = block_units(traj.shape[0], block, members)
-    rows, boot_ratio, boot_limit = _rows_for("lorenz", arms, 1 + nulls, samples,
-                                             range(1, 1 + nulls), units=units,
-                                             resamples=resamples, seed=seed, progress=progress)
     blocks = (int(units.max()) + 1) // members
     span = traj.shape[0] // blocks * every * model.dt
-    resampling = _units_text(units, f"{members} members x {blocks} block{'s' * (blocks > 1)} "
-                                    f"of {span:g} time units")
     settings = (
         f"sigma 10, rho 28, beta 8/3, RK4 dt 0.01; {members} members from the attractor, "
         f"{steps} steps recorded every {every} after {spinup} float64 spin-up steps; "
         f"{nulls} null runs with N(0, {perturbation:g}^2) initial perturbations"
     )
-    return TestbedSweep("lorenz", ("x", "y", "z"), tuple(rows), settings,
-                        time.perf_counter() - t0, nulls, boot_ratio, boot_limit,
-                        int(units.max()) + 1, resampling)
+    return _scored("lorenz", ("x", "y", "z"), arms, nulls, samples, units=units,
+                   resampling=f"{members} members x {blocks} block{'s' * (blocks > 1)} of "
+                              f"{span:g} time units",
+                   settings=settings, started=t0, resamples=resamples, seed=seed,
+                   progress=progress)
 
 
 PROFILE_FORMATS: tuple[Format, ...] = (FLOAT32, FLOAT16, BFLOAT16)
@@ -279,10 +302,6 @@ def heat_sweep(
     def samples(k: int) -> dict[str, Tensor]:
         return {"T": last_year[:, k, :]}
 
-    units = block_units(last_year.shape[0], HEAT_BLOCK_DAYS)
-    rows, boot_ratio, boot_limit = _rows_for("heat", sweep, 1 + nulls, samples,
-                                             range(1, 1 + nulls), units=units,
-                                             resamples=resamples, seed=seed, progress=progress)
     final = last_year[-1]
     profiles = {"float64": final[0].clone()}  # clones: not views keeping the whole year alive
     for j, arm in enumerate(profile_arms):
@@ -293,9 +312,11 @@ def heat_sweep(
         f"Euler, {years:g} years; W1 per level over the daily values of the last year; "
         f"{nulls} null runs with N(0, {perturbation:g}^2) K initial noise"
     )
-    result = TestbedSweep("heat", ("T",), tuple(rows), settings, time.perf_counter() - t0, nulls,
-                          boot_ratio, boot_limit, int(units.max()) + 1,
-                          _units_text(units, f"{HEAT_BLOCK_DAYS}-day blocks of the last year"))
+    result = _scored("heat", ("T",), sweep, nulls, samples,
+                     units=block_units(last_year.shape[0], HEAT_BLOCK_DAYS),
+                     resampling=f"{HEAT_BLOCK_DAYS}-day blocks of the last year",
+                     settings=settings, started=t0, resamples=resamples, seed=seed,
+                     progress=progress)
     return result, HeatProfiles(column.depths(), profiles, years, column.initial)
 
 
@@ -359,10 +380,6 @@ def shallow_water_sweep(
         return {"eta": record.eta[:, j], "u": record.u[:, j], "v": record.v[:, j, 1:-1, :]}
 
     block = max(1, round(SW_BLOCK_DAYS * 24 / every_hours))
-    units = block_units(record.eta.shape[0], block)
-    rows, boot_ratio, boot_limit = _rows_for("shallow_water", arms, 1 + nulls, samples,
-                                             range(1, 1 + nulls), units=units,
-                                             resamples=resamples, seed=seed, progress=progress)
     means = {
         ("float64" if j == 0 else arms[j].name): {
             "eta": record.eta[:, j].mean(0),
@@ -379,8 +396,9 @@ def shallow_water_sweep(
         f"sampled every {every_hours:g} h; W1 per grid point; {nulls} null runs with "
         f"N(0, {perturbation:g}^2) m eta perturbations"
     )
-    resampling = _units_text(units, f"blocks of {block * every_hours:g} h of the record")
-    sweep = TestbedSweep("shallow_water", ("eta", "u", "v"), tuple(rows), settings,
-                         time.perf_counter() - t0, nulls, boot_ratio, boot_limit,
-                         int(units.max()) + 1, resampling)
+    sweep = _scored("shallow_water", ("eta", "u", "v"), arms, nulls, samples,
+                    units=block_units(record.eta.shape[0], block),
+                    resampling=f"blocks of {block * every_hours:g} h of the record",
+                    settings=settings, started=t0, resamples=resamples, seed=seed,
+                    progress=progress)
     return sweep, means
