@@ -13,7 +13,6 @@ argument has been checked.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import shlex
 import sys
 from typing import Any
@@ -22,6 +21,7 @@ from sciflow.cli_args import (
     add_device_argument,
     add_solver_arguments,
     add_threads_argument,
+    field_defaults,
     nonnegative_int,
     positive_float,
     positive_int,
@@ -44,7 +44,7 @@ DOMAIN = Domain(
     demo="sciflow.domains.climate.demo:demo",
 )
 
-_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Config)}
+_DEFAULTS = field_defaults(Config)
 
 #: flag -> Config field for the settings given as plain numbers
 _SIZES = ("lorenz_members", "lorenz_steps", "heat_years", "sw_nx", "sw_days", "sw_spinup_days",
