@@ -40,7 +40,7 @@ from sciflow.matcher import FlowMatcher
 from sciflow.nn.spacetime import SpaceTimeCondition, SpaceTimeTransformer
 
 from .autoencoder import Compressor, make_compressor
-from .config import Config
+from .config import Config, _check_int
 from .heads import DecoderHeads
 
 __all__ = [
@@ -79,9 +79,7 @@ class ForecasterSpec:
 
     def __post_init__(self) -> None:
         for name in ("latent_dim", "patch_size", "dim", "depth", "heads", "max_context"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise InputError(f"ForecasterSpec.{name}={value!r}; expected an integer >= 1")
+            _check_int(f"ForecasterSpec.{name}", getattr(self, name))
         if self.prediction not in ("velocity", "x1"):
             raise InputError(f"ForecasterSpec.prediction={self.prediction!r}; expected "
                              "'velocity' or 'x1'")
