@@ -11,19 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from sciflow.datasets.sentinel import SentinelSeriesSpec, generate_cube, generate_cubes
+from sciflow.datasets.sentinel import generate_cube
 from sciflow.domains.remote_sensing import (
-    Config,
-    Model,
-    Standardizer,
     apply_to_cube,
     build_network,
     evaluate,
     hide_dates,
     load,
     predict_series,
-    series_from_cube,
-    stack_series,
 )
 from sciflow.domains.remote_sensing.calibration import (
     Calibration,
@@ -37,20 +32,14 @@ from sciflow.domains.remote_sensing.holdout import make_holdout
 from sciflow.domains.remote_sensing.uncertainty import crps_gaussian, uncertainty_scores
 from sciflow.errors import InputError
 
-TINY = Config(frames=4, tile=8, patch_size=4, dim=16, depth=1, heads=2, pixel_head=4,
-              batch_size=2)
-SPEC = SentinelSeriesSpec(size=8, n_dates=4, cloud_cover=0.5)
-
-
-def _series(n: int = 3, seed: int = 0, truth: bool = True):
-    s = stack_series([series_from_cube(c) for c in generate_cubes(SPEC, n, seed=seed)])
-    return s if truth else dataclasses.replace(s, truth=None)
-
 
 @pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return Model(build_network(TINY).eval(), TINY, Standardizer.fit(_series()))
+def model(tiny_series, untrained_model):
+    return untrained_model(tiny_series(3))
+
+
+def _without_truth(series):
+    return dataclasses.replace(series, truth=None)
 
 
 def test_gap_days_is_the_time_to_the_nearest_given_date():
@@ -96,7 +85,7 @@ def test_the_fit_recovers_a_known_error_model():
 
 
 def test_calibration_round_trips_through_a_checkpoint_and_checks_itself(model, tmp_path):
-    cal = Calibration(bands=TINY.bands, params={"reconstruction": ((2.0, 0.01, 0.002),) * 4},
+    cal = Calibration(bands=model.config.bands, params={"reconstruction": ((2.0, 0.01, 0.002),) * 4},
                       fitted_on="test", skill={"reconstruction": (0.3, 1.0)})
     assert Calibration.from_dict(cal.to_dict()) == cal
     spread = torch.full((1, 2, 4, 1, 1), 0.01)
@@ -108,23 +97,26 @@ def test_calibration_round_trips_through_a_checkpoint_and_checks_itself(model, t
     back = load(path)
     assert back.calibration == cal and back.checkpoint == str(path) and back.digest
     with pytest.raises(InputError, match="one \\(a, b0, b1\\)"):
-        Calibration(bands=TINY.bands, params={"reconstruction": ((1.0, -1.0, 0.0),) * 4},
+        Calibration(bands=model.config.bands,
+                    params={"reconstruction": ((1.0, -1.0, 0.0),) * 4},
                     fitted_on="", skill={})
     with pytest.raises(InputError, match="covers"):
         cal.apply("forecasting", spread, gap)
 
 
 @pytest.mark.parametrize("truth", [True, False])
-def test_fit_calibration_widens_an_underdispersed_spread(model, truth):
+def test_fit_calibration_widens_an_underdispersed_spread(model, tiny_series, truth):
     """An untrained model's members are identical (spread 0): the fit puts the error into the
     gap term and the calibrated spread matches the error on held-out series."""
-    cal = fit_calibration(model, _series(3, seed=1, truth=truth), tasks=("reconstruction",),
+    fit_on = tiny_series(3, seed=1)
+    cal = fit_calibration(model, fit_on if truth else _without_truth(fit_on),
+                          tasks=("reconstruction",),
                           samples=2, steps=1, drop_dates=1)
     before, after = cal.skill["reconstruction"]
     assert before < 0.05 and 0.5 < after < 2
     assert ("clear_reflectance" if truth else "own clear pixels") in cal.fitted_on
     calibrated = dataclasses.replace(model, calibration=cal)
-    test = _series(3, seed=2)
+    test = tiny_series(3, seed=2)
     hold = make_holdout(test, "reconstruction", drop_dates=1,
                         generator=torch.Generator().manual_seed(0))
     pred = predict_series(calibrated, hold.series, "reconstruction", samples=2, steps=1)
@@ -134,8 +126,8 @@ def test_fit_calibration_widens_an_underdispersed_spread(model, truth):
     assert bool((pred.reflectance_std[pred.given[:, :, None].expand_as(pred.spread)] == 0).all())
 
 
-def test_self_supervised_holdout_hides_clear_pixels_under_the_next_dates_clouds():
-    s = _series(2, truth=False)
+def test_self_supervised_holdout_hides_clear_pixels_under_the_next_dates_clouds(tiny_series):
+    s = _without_truth(tiny_series(2))
     hold = make_holdout(s, "cloud_removal")
     hidden = s.clear & ~hold.series.clear
     expect = s.clear & torch.roll(s.available & ~s.clear, -1, dims=1)
@@ -143,11 +135,12 @@ def test_self_supervised_holdout_hides_clear_pixels_under_the_next_dates_clouds(
     assert torch.equal(hold.known, s.clear) and hold.source == "observations"
 
 
-def test_uncalibrated_cube_outputs_warn_and_calibrated_ones_do_not(model):
-    cube = generate_cube(SPEC, seed=5)
+def test_uncalibrated_cube_outputs_warn_and_calibrated_ones_do_not(model, tiny_data):
+    cube = generate_cube(tiny_data, seed=5)
     with pytest.warns(UncalibratedSpreadWarning, match="sciflow rs calibrate"):
         apply_to_cube(model, cube, "reconstruction", samples=2, steps=1)
-    cal = Calibration(bands=TINY.bands, params={"reconstruction": ((1.0, 0.01, 0.0),) * 4},
+    cal = Calibration(bands=model.config.bands,
+                      params={"reconstruction": ((1.0, 0.01, 0.0),) * 4},
                       fitted_on="a test", skill={"reconstruction": (0.1, 1.0)})
     with warnings.catch_warnings():
         warnings.simplefilter("error", UncalibratedSpreadWarning)
@@ -158,15 +151,15 @@ def test_uncalibrated_cube_outputs_warn_and_calibrated_ones_do_not(model):
     np.testing.assert_allclose(out.reflectance_std.values[filled], 0.01, rtol=1e-5)
 
 
-def test_a_model_worse_than_linear_interpolation_is_flagged(model):
+def test_a_model_worse_than_linear_interpolation_is_flagged(model, tiny_series):
     """The untrained model is linear interpolation (no warning); scrambling its correction head
     makes it worse (a warning, and a line in the evaluation)."""
-    series, _ = hide_dates(_series(2, seed=3), 1, generator=torch.Generator().manual_seed(0))
+    series, _ = hide_dates(tiny_series(2, seed=3), 1, generator=torch.Generator().manual_seed(0))
     with warnings.catch_warnings():
         warnings.simplefilter("error", WorseThanBaselineWarning)
         level = evaluate(model, series, "reconstruction", samples=1, steps=1)
     assert level.warnings == ()
-    bad = dataclasses.replace(model, net=build_network(TINY).eval())
+    bad = dataclasses.replace(model, net=build_network(model.config).eval())
     torch.manual_seed(1)
     with torch.no_grad():
         for p in bad.net.net.pixel_net[-1].parameters():

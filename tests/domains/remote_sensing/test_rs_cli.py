@@ -127,35 +127,25 @@ def test_flag_defaults_come_from_the_config_and_the_spec():
     assert train.steps is None and train.lr is None  # TrainConfig's, through train_config
 
 
-def _tiny_model_file(path, cubes_dir):
-    """An untrained tiny model (linear interpolation) saved as a checkpoint."""
-    import torch
+def _tiny_model_file(untrained_model, path, cubes_dir):
+    """An untrained tiny model (linear interpolation), standardised on the cubes in
+    ``cubes_dir``, saved as a checkpoint."""
+    from sciflow.domains.remote_sensing import series_from_cube, stack_series
 
-    from sciflow.domains.remote_sensing import (
-        Config,
-        Model,
-        Standardizer,
-        build_network,
-        series_from_cube,
-        stack_series,
-    )
-
-    cfg = Config(frames=4, tile=8, dim=16, depth=1, heads=2, pixel_head=4, batch_size=2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         series = stack_series([series_from_cube(load_cube(p)) for p in sorted(cubes_dir.iterdir())])
-    torch.manual_seed(0)
-    return Model(build_network(cfg).eval(), cfg, Standardizer.fit(series)).save(path)
+    return untrained_model(series).save(path)
 
 
-def test_rs_calibrate_evaluate_and_plot(tmp_path, capsys):
+def test_rs_calibrate_evaluate_and_plot(tmp_path, capsys, untrained_model):
     import json
 
     cubes, held = tmp_path / "cubes", tmp_path / "held"
     assert run("rs", "generate", "-o", str(cubes), "-n", "2", "--size", "8", "--dates", "4") == 0
     assert run("rs", "generate", "-o", str(held), "-n", "2", "--size", "8", "--dates", "4",
                "--region", "test", "--seed", "1") == 0
-    model = _tiny_model_file(tmp_path / "model.pt", cubes)
+    model = _tiny_model_file(untrained_model, tmp_path / "model.pt", cubes)
     calibrated = tmp_path / "calibrated.pt"
     fast = ["--samples", "2", "--sample-steps", "1"]
     assert run("rs", "calibrate", "--checkpoint", str(model), "--data", str(held), "-o",

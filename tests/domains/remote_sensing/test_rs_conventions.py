@@ -14,40 +14,23 @@ from sciflow.datasets.sentinel import (
     SentinelSeriesSpec,
     cube_crs,
     generate_cube,
-    generate_cubes,
     grid_mappings,
     load_cube,
     save_cube,
 )
-from sciflow.domains.remote_sensing import (
-    Config,
-    Model,
-    Standardizer,
-    apply_to_cube,
-    build_network,
-    series_from_cube,
-    stack_series,
-    write_cube,
-)
+from sciflow.domains.remote_sensing import apply_to_cube, series_from_cube, write_cube
 from sciflow.domains.remote_sensing.cubes import CUBE_SUFFIXES
 from sciflow.outputs import claim_output
 
-TINY = Config(frames=4, tile=8, patch_size=4, dim=16, depth=1, heads=2, pixel_head=4,
-              batch_size=2)
 SPEC = SentinelSeriesSpec(size=8, n_dates=4, cloud_cover=0.5, change_rate=2.0)
 RUN = {"samples": 2, "steps": 1}
 
 
 @pytest.fixture(scope="module")
-def model():
+def model(tiny_series, untrained_model):
     """An untrained model (it reproduces linear interpolation): fast, and enough to test what
     is written around the values."""
-    import torch
-
-    torch.manual_seed(0)
-    series = stack_series([series_from_cube(c) for c in generate_cubes(SPEC, 2, seed=0)])
-    return Model(build_network(TINY).eval(), TINY, Standardizer.fit(series),
-                 checkpoint="model.pt", digest="abc123")
+    return untrained_model(tiny_series(2, spec=SPEC), checkpoint="model.pt", digest="abc123")
 
 
 def _user_cube(grid: str) -> xr.Dataset:

@@ -24,7 +24,6 @@ from sciflow.datasets.sentinel import (
 )
 from sciflow.domains.remote_sensing import (
     Config,
-    Model,
     apply_to_cube,
     evaluate,
     evaluate_task,
@@ -39,20 +38,18 @@ from sciflow.domains.remote_sensing import (
 )
 from sciflow.errors import InputError
 
-TINY = Config(frames=4, tile=8, patch_size=4, dim=16, depth=1, heads=2, pixel_head=4,
-              batch_size=2)
 DATA = SentinelSeriesSpec(size=8, n_dates=4, cloud_cover=0.5, change_rate=1.0)
 
 
-def quick(config: Config = TINY, **train) -> Config:
+def quick(config: Config, **train) -> Config:
     return config.replace(train={"steps": 4, "progress": False, "log_every": 2, **train})
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, tiny):
     out = tmp_path_factory.mktemp("rs_run")
     cubes = generate_cubes(DATA, 6, seed=0)
-    model, result = train(cubes, quick(out_dir=out), return_result=True)
+    model, result = train(cubes, quick(tiny, out_dir=out), return_result=True)
     return model, result, cubes
 
 
@@ -151,11 +148,11 @@ def test_band_mismatch_and_missing_sar_are_handled(trained):
         apply_to_cube(model, cube, "denoise")
 
 
-def test_evaluation_reports_model_and_baselines(trained):
+def test_evaluation_reports_model_and_baselines(trained, tiny_series):
     model, _, cubes = trained
     train = stack_series([series_from_cube(c) for c in cubes])
-    ref = fit_reference(train, len(TINY.classes))
-    test = stack_series([series_from_cube(c) for c in generate_cubes(DATA, 2, seed=11)])
+    ref = fit_reference(train, len(model.config.classes))
+    test = tiny_series(2, seed=11, spec=DATA)
     rec, _ = hide_dates(test, 1, generator=torch.Generator().manual_seed(0))
     r = evaluate_task(model, rec, "reconstruction", reference=ref, samples=2, steps=2)
     assert set(r) == {"model", "last observation", "closest observation", "linear interpolation"}
@@ -171,25 +168,23 @@ def test_evaluation_reports_model_and_baselines(trained):
                                                                                       "ssim"}
 
 
-def test_training_rejects_data_that_do_not_fit_the_config():
+def test_training_rejects_data_that_do_not_fit_the_config(tiny):
     cubes = generate_cubes(DATA, 2, seed=0)
     with pytest.raises(CubeError, match="sar"):
-        train([c.drop_vars("sar") for c in cubes], quick())
+        train([c.drop_vars("sar") for c in cubes], quick(tiny))
     with pytest.raises(CubeError, match="dates"):
-        train(cubes, quick(TINY.replace(frames=6)))
+        train(cubes, quick(tiny.replace(frames=6)))
     with pytest.raises(InputError, match="task_weights"):
-        TINY.replace(task_weights=(1.0, 0.0))
+        tiny.replace(task_weights=(1.0, 0.0))
 
 
-def test_untrained_model_reproduces_linear_interpolation():
+def test_untrained_model_reproduces_linear_interpolation(tiny_series, untrained_model):
     """The network predicts a correction to the interpolation prior and starts at zero, so before
     training its reconstruction is exactly linear interpolation of the given pixels."""
     from sciflow.domains.remote_sensing.baselines import linear_interpolation
-    from sciflow.domains.remote_sensing.data import Standardizer
-    from sciflow.domains.remote_sensing.model import build_network
 
-    s = stack_series([series_from_cube(c) for c in generate_cubes(DATA, 2, seed=3)])
-    model = Model(build_network(TINY).eval(), TINY, Standardizer.fit(s))
+    s = tiny_series(2, seed=3, spec=DATA)
+    model = untrained_model(s)
     pred = predict_series(model, s, "reconstruction", samples=2, steps=3)
     li = linear_interpolation(s.reflectance, pred.given, s.days)
     torch.testing.assert_close(pred.reflectance, li, atol=1e-5, rtol=1e-5)
@@ -229,12 +224,12 @@ def test_same_seed_same_weights_in_two_processes():
     assert runs[0] == runs[1] and len(runs[0]) == 64
 
 
-def test_resume_continues_bit_exactly(tmp_path):
+def test_resume_continues_bit_exactly(tmp_path, tiny):
     """A run stopped after 2 of 4 updates and resumed ends where a straight run does (a constant
     schedule, so that the 2-update run's learning rates are the 4-update run's)."""
     cubes = generate_cubes(DATA, 2, seed=0)
-    straight = train(cubes, quick(out_dir=tmp_path / "a", schedule="constant"))
-    half = quick(out_dir=tmp_path / "b", schedule="constant")
+    straight = train(cubes, quick(tiny, out_dir=tmp_path / "a", schedule="constant"))
+    half = quick(tiny, out_dir=tmp_path / "b", schedule="constant")
     train(cubes, half.replace(train={"steps": 2}))
     resumed = train(cubes, half, resume=True)
     for k, v in straight.net.state_dict().items():

@@ -13,9 +13,8 @@ import math
 import pytest
 import torch
 
-from sciflow.datasets.sentinel import SentinelSeriesSpec, generate_cubes
+from sciflow.datasets.sentinel import generate_cubes
 from sciflow.domains.remote_sensing import (
-    Config,
     apply_to_cube,
     check_steer,
     make_measurement,
@@ -25,10 +24,6 @@ from sciflow.domains.remote_sensing import (
 from sciflow.domains.remote_sensing.tasks import decode_state
 from sciflow.matcher import FlowMatcher
 from sciflow.solvers import odeint
-
-TINY = Config(frames=4, tile=8, patch_size=4, dim=16, depth=1, heads=2, pixel_head=4,
-              batch_size=2)
-DATA = SentinelSeriesSpec(size=8, n_dates=4, cloud_cover=0.5)
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +38,7 @@ def _rms(x, y, mask):
 def test_measurement_is_the_observed_reflectance_in_the_state_layout(problem):
     model, series, batch, observed = problem
     meas = make_measurement(model, series, observed)
-    c = len(TINY.bands)
+    c = len(model.config.bands)
     assert meas.y.shape == meas.mask.shape == batch.x1.shape
     assert meas.mask[:, :, c:].abs().sum() == 0 and meas.y[:, :, c:].abs().sum() == 0
     assert torch.equal(meas.mask[:, :, :c].bool(), observed[:, :, None].expand(-1, -1, c, -1, -1))
@@ -116,13 +111,13 @@ def test_predict_series_steers_pixels_withheld_from_the_condition(problem):
 
 
 @pytest.mark.parametrize("eta", [-0.1, float("nan"), float("inf"), 0.0, 1.0, 1.5])
-def test_bad_step_size_is_a_clear_error(problem, eta):
+def test_bad_step_size_is_a_clear_error(problem, tiny_data, eta):
     model, series, _, _ = problem
     with pytest.raises(ValueError, match=r"steer .*\(0, 1\)"):
         check_steer(eta)
     with pytest.raises(ValueError, match="steer"):
         predict_series(model, series, "cloud_removal", samples=1, steps=1, steer=eta)
-    cube = generate_cubes(DATA, 1, seed=3)[0].chunk({"y": 4, "x": 4})  # lazy: fails up front
+    cube = generate_cubes(tiny_data, 1, seed=3)[0].chunk({"y": 4, "x": 4})  # lazy: fails up front
     with pytest.raises(ValueError, match="steer"):
         apply_to_cube(model, cube, "cloud_removal", samples=1, steps=1, steer=eta)
 
